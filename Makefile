@@ -1,0 +1,28 @@
+# The two commands: `make run` serves on :5000 with ./data; `make test` runs everything.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint unit e2e bench venv test-deps
+
+venv:
+	@scripts/bootstrap-venv.sh
+
+run: venv
+	$(BIN)/dockyard serve $(CONFIG)
+
+test-deps:
+	@scripts/install-test-deps.sh
+
+lint: venv
+	$(BIN)/ruff check dockyard tests
+	$(BIN)/ruff format --check dockyard tests
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q -m "not e2e"
+
+e2e: venv test-deps
+	$(BIN)/pytest -q -m e2e
+
+test: venv test-deps lint
+	$(BIN)/pytest -q

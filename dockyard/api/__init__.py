@@ -1,0 +1,1 @@
+"""The aiohttp application: routes, handlers, streaming and error rendering."""

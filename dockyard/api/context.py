@@ -1,0 +1,69 @@
+"""What every handler receives besides the request: the service, the URL builder, the match."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from dockyard.oci import errors
+from dockyard.registry.service import Registry
+from dockyard.registry.uploads import IncompleteBodyError
+
+BODY_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UrlBuilder:
+    """Builds the URLs of ``Location`` headers from ``http.host``, ``prefix`` and
+    ``relativeurls``, as registry:2 does."""
+
+    prefix: str = ""
+    host: str | None = None
+    relative: bool = False
+
+    def build(self, request: web.Request, path: str) -> str:
+        full = f"{self.prefix}{path}"
+        if self.relative:
+            return full
+        base = self.host.rstrip("/") if self.host else f"{request.scheme}://{request.host}"
+        return f"{base}{full}"
+
+
+@dataclass(frozen=True)
+class Call:
+    registry: Registry
+    urls: UrlBuilder
+    params: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.params["name"]
+
+
+async def body_stream(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body in chunks; a body cut short raises IncompleteBodyError."""
+    try:
+        async for chunk in request.content.iter_chunked(BODY_CHUNK):
+            yield chunk
+    except (aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError) as exc:
+        raise IncompleteBodyError(str(exc)) from exc
+
+
+async def read_limited(request: web.Request, limit: int, error: errors.ErrorCode) -> bytes:
+    """Read a whole (small) body, refusing more than ``limit`` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise errors.RegistryError(
+            error, f"body of {declared} bytes exceeds the limit of {limit} bytes"
+        )
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in body_stream(request):
+        total += len(chunk)
+        if total > limit:
+            raise errors.RegistryError(error, f"body exceeds the limit of {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)

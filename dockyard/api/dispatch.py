@@ -1,0 +1,68 @@
+"""The one aiohttp handler under ``<prefix>/v2/``: match, validate the name, call, render errors."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from dockyard.api.context import Call, UrlBuilder
+from dockyard.api.routes import Route, match
+from dockyard.oci import errors
+from dockyard.oci.names import validate_name
+from dockyard.registry.service import Registry
+from dockyard.registry.uploads import IncompleteBodyError
+from dockyard.storage.driver import InvalidPathError
+
+log = logging.getLogger("dockyard.api")
+API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+def error_response(error: errors.RegistryError) -> web.Response:
+    headers = {**API_VERSION_HEADER, **error.headers, "Content-Type": "application/json"}
+    # aiohttp sends no body to HEAD requests but keeps the Content-Length of this one.
+    return web.Response(status=error.status, body=error.json_bytes(), headers=headers)
+
+
+class Dispatcher:
+    def __init__(self, registry: Registry, urls: UrlBuilder, routes: list[Route]) -> None:
+        self._registry = registry
+        self._urls = urls
+        self._routes = routes
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            response = await self._dispatch(request)
+        except errors.RegistryError as exc:
+            return error_response(exc)
+        except IncompleteBodyError as exc:
+            return error_response(
+                errors.RegistryError(errors.SIZE_INVALID, f"request body ended early: {exc}")
+            )
+        except InvalidPathError:
+            return error_response(errors.RegistryError(errors.NAME_INVALID))
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return error_response(errors.RegistryError(errors.UNKNOWN))
+        response.headers.update(API_VERSION_HEADER)
+        return response
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path[len(self._urls.prefix) :]
+        found = match(self._routes, path)
+        if found is None:
+            raise errors.RegistryError(
+                errors.NAME_UNKNOWN, "no such API endpoint", detail={"path": path[:300]}
+            )
+        handler = found.route.handlers.get(request.method)
+        if handler is None:
+            raise errors.RegistryError(
+                errors.UNSUPPORTED,
+                f"{request.method} is not allowed on this endpoint",
+                headers={"Allow": ", ".join(sorted(found.route.handlers))},
+            )
+        if "name" in found.params:
+            validate_name(found.params["name"])
+        return await handler(request, Call(self._registry, self._urls, found.params))

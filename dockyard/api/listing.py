@@ -1,0 +1,66 @@
+"""``/v2/``, tag lists, the catalog and referrers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from dockyard.api.context import Call
+from dockyard.oci import mediatypes
+from dockyard.oci.digest import Digest
+from dockyard.oci.pagination import link_header, parse_page
+from dockyard.registry.listing import Listing
+
+
+def json_response(
+    body: Any, headers: dict[str, str] | None = None, content_type: str = "application/json"
+) -> web.Response:
+    return web.Response(
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": content_type, **(headers or {})},
+    )
+
+
+async def api_base(request: web.Request, call: Call) -> web.StreamResponse:
+    return json_response({})
+
+
+def _link(
+    request: web.Request, call: Call, path: str, listing: Listing, limit: int | None
+) -> dict[str, str]:
+    if listing.next_last is None or limit is None:
+        return {}
+    return {"Link": link_header(call.urls.prefix + path, limit, listing.next_last)}
+
+
+async def list_tags(request: web.Request, call: Call) -> web.StreamResponse:
+    page = parse_page(request.query.get("n"), request.query.get("last"))
+    listing = await call.registry.listing.tags(call.name, page)
+    path = f"/v2/{call.name}/tags/list"
+    return json_response(
+        {"name": call.name, "tags": listing.entries},
+        _link(request, call, path, listing, page.limit),
+    )
+
+
+async def catalog(request: web.Request, call: Call) -> web.StreamResponse:
+    page = parse_page(
+        request.query.get("n"),
+        request.query.get("last"),
+        call.registry.settings.catalog_max_entries,
+    )
+    listing = await call.registry.listing.catalog(page)
+    return json_response(
+        {"repositories": listing.entries},
+        _link(request, call, "/v2/_catalog", listing, page.limit),
+    )
+
+
+async def referrers(request: web.Request, call: Call) -> web.StreamResponse:
+    subject = Digest.parse(call.params["digest"])
+    artifact_type = request.query.get("artifactType") or None
+    index = await call.registry.listing.referrers(call.name, subject, artifact_type)
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+    return json_response(index, headers, content_type=mediatypes.OCI_INDEX)

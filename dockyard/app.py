@@ -1,0 +1,188 @@
+"""Wiring: configuration → storage driver, metadata store, registry service, web server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from dockyard.api.access_log import AccessLogger, JsonAccessLogger
+from dockyard.api.app import build_app
+from dockyard.api.context import UrlBuilder
+from dockyard.config import Config
+from dockyard.metadata.engine import create_engine, migrate
+from dockyard.metadata.store import MetadataStore
+from dockyard.oci.manifest import UrlPolicy
+from dockyard.registry.service import Registry
+from dockyard.registry.settings import RegistrySettings
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.inmemory import InMemoryDriver
+
+log = logging.getLogger("dockyard")
+
+
+def make_storage(config: Config) -> StorageDriver:
+    if config.storage.driver == "inmemory":
+        return InMemoryDriver()
+    return FilesystemDriver(Path(config.storage.filesystem.rootdirectory))
+
+
+def make_settings(config: Config) -> RegistrySettings:
+    urls = config.validation.manifests.urls
+    return RegistrySettings(
+        delete_enabled=config.storage.delete.enabled,
+        read_only=config.storage.maintenance.readonly.enabled,
+        manifest_max_bytes=config.limits.manifestmaxbytes,
+        url_policy=UrlPolicy(
+            allow=tuple(re.compile(p) for p in urls.allow),
+            deny=tuple(re.compile(p) for p in urls.deny),
+        ),
+        catalog_max_entries=config.catalog.maxentries,
+    )
+
+
+async def prepare_database(config: Config) -> None:
+    """Create or upgrade the schema once, before any worker serves."""
+    engine = create_engine(config.database_url())
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+async def open_registry(config: Config, migrate_first: bool = False) -> Registry:
+    engine = create_engine(config.database_url())
+    if migrate_first:
+        await migrate(engine)
+    return Registry(MetadataStore(engine), make_storage(config), make_settings(config))
+
+
+def make_web_app(config: Config, registry: Registry, maintenance: bool = True) -> web.Application:
+    """The application; ``maintenance`` adds the background upload purger (one worker)."""
+    urls = UrlBuilder(
+        prefix=config.http.prefix, host=config.http.host, relative=config.http.relativeurls
+    )
+    app = build_app(registry, urls, config.http.headers)
+    purging = config.storage.maintenance.uploadpurging
+    if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
+        app.cleanup_ctx.append(
+            _upload_purger(registry, purging.age, purging.interval, purging.dryrun)
+        )
+    return app
+
+
+def _upload_purger(
+    registry: Registry, age: timedelta, interval: timedelta, dry_run: bool
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def purge_forever() -> None:
+        while True:
+            try:
+                purged = await registry.uploads.purge(age, dry_run)
+                if purged:
+                    verb = "found (dry run)" if dry_run else "deleted"
+                    log.info("upload purge: %d stale uploads %s", len(purged), verb)
+            except Exception:
+                log.exception("upload purge failed")
+            await asyncio.sleep(max(interval.total_seconds(), 1.0))
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(purge_forever())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
+
+
+def _bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve(config: Config, sock: socket.socket, maintenance: bool) -> None:
+    registry = await open_registry(config)
+    app = make_web_app(config, registry, maintenance)
+    json_logs = config.log.formatter in ("json", "logstash")
+    runner = web.AppRunner(
+        app,
+        access_log_class=JsonAccessLogger if json_logs else AccessLogger,
+        access_log=None if config.log.accesslog.disabled else logging.getLogger("dockyard.access"),
+        handle_signals=False,
+    )
+    await runner.setup()
+    site = web.SockSite(runner, sock)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def _run_worker(config: Config, sock: socket.socket, maintenance: bool) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        pass
+    asyncio.run(_serve(config, sock, maintenance))
+
+
+def serve(config: Config, workers: int) -> None:
+    """Migrate, bind, and serve with ``workers`` processes sharing one listening socket."""
+    asyncio.run(prepare_database(config))
+    host, port = config.http.bind()
+    sock = _bind_socket(host, port)
+    log.info(
+        "dockyard listening on %s:%d (%d worker%s, storage %s, database %s)",
+        host,
+        port,
+        workers,
+        "" if workers == 1 else "s",
+        config.storage.driver,
+        _redact(config.database_url()),
+    )
+    if workers <= 1:
+        _run_worker(config, sock, maintenance=True)
+        return
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_run_worker, args=(config, sock, i == 0), daemon=True)
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

@@ -1,0 +1,117 @@
+"""The metadata tables. The database is the source of truth for what a repository holds.
+
+Changing a table means adding an Alembic revision under ``migrations/versions``; a test
+checks that the migrations produce exactly these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Blobs present in the store (bytes verified and committed), shared by all repositories.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A blob linked into a repository (pushed or mounted there): what GET /blobs may serve.
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("digest", String(200), ForeignKey("blobs.digest"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("digest", String(200), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("artifact_type", String(255), nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("subject_digest", String(200), nullable=True),
+    Column("annotations", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repository_id", "digest"),
+    Index(None, "repository_id", "subject_digest"),
+)
+
+# What a manifest references: its config and layers (kind "blob") or children ("manifest").
+manifest_references = Table(
+    "manifest_references",
+    metadata,
+    Column(
+        "manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("digest", String(200), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Index(None, "digest"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(128), primary_key=True),
+    Column("manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index(None, "manifest_id"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("repository", String(255), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Index(None, "started_at"),
+)

@@ -1,0 +1,394 @@
+"""Queries and transactions over the metadata tables.
+
+Each public coroutine is one transaction. Writes that must be atomic (a manifest with its
+references and tag) happen inside one ``_write()`` block.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.engine import WRITE
+from dockyard.metadata.records import (
+    ManifestRecord,
+    ManifestToStore,
+    MissingReferencesError,
+    ReferrerRecord,
+    UploadRecord,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MetadataStore:
+    """Repositories, blobs, manifests, tags, referrers and upload sessions."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as connection:
+            connection = await connection.execution_options(**WRITE)
+            async with connection.begin():
+                yield connection
+
+    def _insert(self, table: Any) -> Any:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    async def _repository_id(self, connection: AsyncConnection, name: str) -> int | None:
+        result = await connection.execute(
+            select(t.repositories.c.id).where(t.repositories.c.name == name)
+        )
+        return result.scalar_one_or_none()
+
+    async def _ensure_repository(self, connection: AsyncConnection, name: str) -> int:
+        await connection.execute(
+            self._insert(t.repositories)
+            .values(name=name, created_at=_now())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        repository_id = await self._repository_id(connection, name)
+        assert repository_id is not None
+        return repository_id
+
+    # -- repositories ---------------------------------------------------------------------
+
+    async def repository_exists(self, name: str) -> bool:
+        async with self._read() as connection:
+            return await self._repository_id(connection, name) is not None
+
+    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+        query = select(t.repositories.c.name).order_by(t.repositories.c.name)
+        if last is not None:
+            query = query.where(t.repositories.c.name > last)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._read() as connection:
+            return list((await connection.execute(query)).scalars())
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    async def blob_size(self, digest: str) -> int | None:
+        """The size of a committed blob anywhere in the store."""
+        async with self._read() as connection:
+            result = await connection.execute(
+                select(t.blobs.c.size).where(t.blobs.c.digest == digest)
+            )
+            return result.scalar_one_or_none()
+
+    async def repository_blob_size(self, name: str, digest: str) -> int | None:
+        """The size of a blob if it is linked into repository ``name``."""
+        query = (
+            select(t.blobs.c.size)
+            .select_from(
+                t.repositories.join(
+                    t.repository_blobs, t.repository_blobs.c.repository_id == t.repositories.c.id
+                ).join(t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest)
+            )
+            .where(t.repositories.c.name == name, t.repository_blobs.c.digest == digest)
+        )
+        async with self._read() as connection:
+            return (await connection.execute(query)).scalar_one_or_none()
+
+    async def commit_blob(self, name: str, digest: str, size: int) -> None:
+        """Record a verified blob and link it into repository ``name``."""
+        async with self._write() as connection:
+            await connection.execute(
+                self._insert(t.blobs)
+                .values(digest=digest, size=size, created_at=_now())
+                .on_conflict_do_nothing(index_elements=["digest"])
+            )
+            repository_id = await self._ensure_repository(connection, name)
+            await self._link(connection, repository_id, digest)
+
+    async def _link(self, connection: AsyncConnection, repository_id: int, digest: str) -> None:
+        await connection.execute(
+            self._insert(t.repository_blobs)
+            .values(repository_id=repository_id, digest=digest, created_at=_now())
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+
+    async def mount_blob(self, name: str, digest: str, source: str | None) -> int | None:
+        """Link a stored blob into ``name``: from repository ``source``, or from anywhere
+        when ``source`` is None. Returns the size, or None when there is nothing to mount."""
+        async with self._write() as connection:
+            if source is not None:
+                query: Select[Any] = (
+                    select(t.blobs.c.size)
+                    .select_from(
+                        t.repositories.join(
+                            t.repository_blobs,
+                            t.repository_blobs.c.repository_id == t.repositories.c.id,
+                        ).join(t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest)
+                    )
+                    .where(t.repositories.c.name == source, t.blobs.c.digest == digest)
+                )
+            else:
+                query = select(t.blobs.c.size).where(t.blobs.c.digest == digest)
+            size = (await connection.execute(query)).scalar_one_or_none()
+            if size is None:
+                return None
+            repository_id = await self._ensure_repository(connection, name)
+            await self._link(connection, repository_id, digest)
+            return int(size)
+
+    async def unlink_blob(self, name: str, digest: str) -> bool:
+        async with self._write() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return False
+            result = await connection.execute(
+                delete(t.repository_blobs).where(
+                    t.repository_blobs.c.repository_id == repository_id,
+                    t.repository_blobs.c.digest == digest,
+                )
+            )
+            return bool(result.rowcount)
+
+    # -- manifests ------------------------------------------------------------------------
+
+    async def get_manifest(
+        self, name: str, reference: str, by_digest: bool
+    ) -> ManifestRecord | None:
+        m = t.manifests
+        query = select(m.c.digest, m.c.media_type, m.c.size, m.c.payload).select_from(
+            t.repositories.join(m, m.c.repository_id == t.repositories.c.id)
+        )
+        if by_digest:
+            query = query.where(t.repositories.c.name == name, m.c.digest == reference)
+        else:
+            query = query.join(t.tags, t.tags.c.manifest_id == m.c.id).where(
+                t.repositories.c.name == name, t.tags.c.name == reference
+            )
+        async with self._read() as connection:
+            row = (await connection.execute(query)).one_or_none()
+        if row is None:
+            return None
+        return ManifestRecord(row.digest, row.media_type, row.size, bytes(row.payload))
+
+    async def put_manifest(self, name: str, manifest: ManifestToStore, tag: str | None) -> None:
+        """Store a manifest, its references and its tag in one transaction.
+
+        Raises MissingReferencesError (and changes nothing) when a referenced blob or child
+        manifest is not in the repository.
+        """
+        async with self._write() as connection:
+            repository_id = await self._ensure_repository(connection, name)
+            await self._check_references(connection, repository_id, manifest)
+            m = t.manifests
+            existing = await connection.execute(
+                select(m.c.id).where(
+                    m.c.repository_id == repository_id, m.c.digest == manifest.digest
+                )
+            )
+            manifest_id = existing.scalar_one_or_none()
+            if manifest_id is None:
+                result = await connection.execute(
+                    m.insert()
+                    .values(
+                        repository_id=repository_id,
+                        digest=manifest.digest,
+                        media_type=manifest.media_type,
+                        artifact_type=manifest.artifact_type,
+                        size=len(manifest.payload),
+                        payload=manifest.payload,
+                        subject_digest=manifest.subject_digest,
+                        annotations=json.dumps(manifest.annotations)
+                        if manifest.annotations
+                        else None,
+                        created_at=_now(),
+                    )
+                    .returning(m.c.id)
+                )
+                manifest_id = result.scalar_one()
+                references = [
+                    {"manifest_id": manifest_id, "digest": d, "kind": "blob"}
+                    for d in dict.fromkeys(manifest.blob_digests)
+                ] + [
+                    {"manifest_id": manifest_id, "digest": d, "kind": "manifest"}
+                    for d in dict.fromkeys(manifest.child_digests)
+                ]
+                if references:
+                    await connection.execute(t.manifest_references.insert(), references)
+            if tag is not None:
+                await connection.execute(
+                    self._insert(t.tags)
+                    .values(
+                        repository_id=repository_id,
+                        name=tag,
+                        manifest_id=manifest_id,
+                        updated_at=_now(),
+                    )
+                    .on_conflict_do_update(
+                        index_elements=["repository_id", "name"],
+                        set_={"manifest_id": manifest_id, "updated_at": _now()},
+                    )
+                )
+
+    async def _check_references(
+        self, connection: AsyncConnection, repository_id: int, manifest: ManifestToStore
+    ) -> None:
+        missing_blobs: list[str] = []
+        missing_manifests: list[str] = []
+        if manifest.blob_digests:
+            wanted = set(manifest.blob_digests)
+            found = await connection.execute(
+                select(t.repository_blobs.c.digest).where(
+                    t.repository_blobs.c.repository_id == repository_id,
+                    t.repository_blobs.c.digest.in_(wanted),
+                )
+            )
+            missing_blobs = sorted(wanted - set(found.scalars()))
+        if manifest.child_digests:
+            wanted = set(manifest.child_digests)
+            found = await connection.execute(
+                select(t.manifests.c.digest).where(
+                    t.manifests.c.repository_id == repository_id,
+                    t.manifests.c.digest.in_(wanted),
+                )
+            )
+            missing_manifests = sorted(wanted - set(found.scalars()))
+        if missing_blobs or missing_manifests:
+            raise MissingReferencesError(missing_blobs, missing_manifests)
+
+    async def delete_manifest(self, name: str, digest: str) -> bool:
+        """Delete a manifest and every tag that points at it."""
+        async with self._write() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return False
+            m = t.manifests
+            manifest_id = (
+                await connection.execute(
+                    select(m.c.id).where(m.c.repository_id == repository_id, m.c.digest == digest)
+                )
+            ).scalar_one_or_none()
+            if manifest_id is None:
+                return False
+            await connection.execute(delete(t.tags).where(t.tags.c.manifest_id == manifest_id))
+            await connection.execute(
+                delete(t.manifest_references).where(
+                    t.manifest_references.c.manifest_id == manifest_id
+                )
+            )
+            await connection.execute(delete(m).where(m.c.id == manifest_id))
+            return True
+
+    # -- tags -----------------------------------------------------------------------------
+
+    async def list_tags(self, name: str, limit: int | None, last: str | None) -> list[str] | None:
+        """Tags of ``name`` in lexical order, or None when the repository is unknown."""
+        async with self._read() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return None
+            query = (
+                select(t.tags.c.name)
+                .where(t.tags.c.repository_id == repository_id)
+                .order_by(t.tags.c.name)
+            )
+            if last is not None:
+                query = query.where(t.tags.c.name > last)
+            if limit is not None:
+                query = query.limit(limit)
+            return list((await connection.execute(query)).scalars())
+
+    async def delete_tag(self, name: str, tag: str) -> bool:
+        async with self._write() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return False
+            result = await connection.execute(
+                delete(t.tags).where(t.tags.c.repository_id == repository_id, t.tags.c.name == tag)
+            )
+            return bool(result.rowcount)
+
+    # -- referrers ------------------------------------------------------------------------
+
+    async def referrers(
+        self, name: str, subject: str, artifact_type: str | None
+    ) -> list[ReferrerRecord]:
+        m = t.manifests
+        conditions = [t.repositories.c.name == name, m.c.subject_digest == subject]
+        query = (
+            select(m.c.digest, m.c.media_type, m.c.size, m.c.artifact_type, m.c.annotations)
+            .select_from(t.repositories.join(m, m.c.repository_id == t.repositories.c.id))
+            .where(and_(*conditions))
+            .order_by(m.c.created_at, m.c.id)
+        )
+        if artifact_type is not None:
+            query = query.where(m.c.artifact_type == artifact_type)
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            ReferrerRecord(
+                r.digest,
+                r.media_type,
+                r.size,
+                r.artifact_type,
+                json.loads(r.annotations) if r.annotations else {},
+            )
+            for r in rows
+        ]
+
+    # -- uploads --------------------------------------------------------------------------
+
+    async def create_upload(self, upload_id: str, name: str) -> None:
+        async with self._write() as connection:
+            await connection.execute(
+                t.uploads.insert().values(id=upload_id, repository=name, started_at=_now())
+            )
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        async with self._read() as connection:
+            row = (
+                await connection.execute(select(t.uploads).where(t.uploads.c.id == upload_id))
+            ).one_or_none()
+        if row is None:
+            return None
+        return UploadRecord(row.id, row.repository, row.started_at)
+
+    async def delete_upload(self, upload_id: str) -> bool:
+        async with self._write() as connection:
+            result = await connection.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
+            return bool(result.rowcount)
+
+    async def uploads_started_before(self, moment: datetime) -> Sequence[UploadRecord]:
+        async with self._read() as connection:
+            rows = (
+                await connection.execute(select(t.uploads).where(t.uploads.c.started_at < moment))
+            ).all()
+        return [UploadRecord(r.id, r.repository, r.started_at) for r in rows]
+
+    async def count(self, table: str) -> int:
+        """Row count of a table (for tests and reports)."""
+        async with self._read() as connection:
+            target = t.metadata.tables[table]
+            return int(
+                (await connection.execute(select(func.count()).select_from(target))).scalar_one()
+            )

@@ -1,0 +1,1 @@
+"""Pure protocol logic of the OCI Distribution Spec: no I/O, no dockyard imports."""

@@ -1,0 +1,62 @@
+"""Tag lists, the catalog and referrers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.metadata.store import MetadataStore
+from dockyard.oci import errors, mediatypes
+from dockyard.oci.digest import Digest
+from dockyard.oci.pagination import Page
+
+
+@dataclass(frozen=True)
+class Listing:
+    entries: list[str]
+    # The last entry when the page is full and more may follow: the Link header's ``last``.
+    next_last: str | None
+
+
+def _listing(entries: list[str], page: Page) -> Listing:
+    full = page.limit is not None and len(entries) == page.limit and page.limit > 0
+    return Listing(entries, entries[-1] if full else None)
+
+
+class ListingService:
+    def __init__(self, metadata: MetadataStore) -> None:
+        self._metadata = metadata
+
+    async def tags(self, name: str, page: Page) -> Listing:
+        if page.limit == 0:
+            if not await self._metadata.repository_exists(name):
+                raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
+            return Listing([], None)
+        found = await self._metadata.list_tags(name, page.limit, page.last)
+        if found is None:
+            raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
+        return _listing(found, page)
+
+    async def catalog(self, page: Page) -> Listing:
+        if page.limit == 0:
+            return Listing([], None)
+        return _listing(await self._metadata.list_repositories(page.limit, page.last), page)
+
+    async def referrers(
+        self, name: str, subject: Digest, artifact_type: str | None
+    ) -> dict[str, Any]:
+        """The OCI image index that lists the manifests whose subject is ``subject``."""
+        records = await self._metadata.referrers(name, str(subject), artifact_type)
+        manifests: list[dict[str, Any]] = []
+        for record in records:
+            descriptor: dict[str, Any] = {
+                "mediaType": record.media_type,
+                "digest": record.digest,
+                "size": record.size,
+            }
+            if record.artifact_type:
+                descriptor["artifactType"] = record.artifact_type
+            if record.annotations:
+                descriptor["annotations"] = record.annotations
+            manifests.append(descriptor)
+        return {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": manifests}

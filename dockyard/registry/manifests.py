@@ -1,0 +1,137 @@
+"""Pushing, pulling and deleting manifests, with content negotiation by ``Accept``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from dockyard.metadata.records import ManifestRecord, ManifestToStore, MissingReferencesError
+from dockyard.metadata.store import MetadataStore
+from dockyard.oci import errors, mediatypes
+from dockyard.oci.digest import Digest, is_digest
+from dockyard.oci.manifest import ParsedManifest, parse_manifest
+from dockyard.oci.names import validate_tag
+from dockyard.registry.settings import RegistrySettings
+from dockyard.storage import paths
+from dockyard.storage.driver import StorageDriver
+
+
+@dataclass(frozen=True)
+class PushedManifest:
+    digest: Digest
+    subject: Digest | None
+
+
+def _manifest_unknown(name: str, reference: str) -> errors.RegistryError:
+    return errors.RegistryError(
+        errors.MANIFEST_UNKNOWN, detail={"name": name, "reference": reference}
+    )
+
+
+def parse_reference(reference: str) -> tuple[str, bool]:
+    """A manifest reference as (canonical text, is a digest); validates either form."""
+    if is_digest(reference):
+        return str(Digest.parse(reference)), True
+    return validate_tag(reference), False
+
+
+class ManifestService:
+    def __init__(
+        self, metadata: MetadataStore, storage: StorageDriver, settings: RegistrySettings
+    ) -> None:
+        self._metadata = metadata
+        self._storage = storage
+        self._settings = settings
+
+    async def push(
+        self, name: str, reference: str, payload: bytes, content_type: str | None
+    ) -> PushedManifest:
+        reference, by_digest = parse_reference(reference)
+        parsed = parse_manifest(
+            payload,
+            content_type,
+            self._settings.manifest_max_bytes,
+            self._settings.url_policy.allows,
+        )
+        if by_digest:
+            claimed = Digest.parse(reference)
+            digest = Digest.of(payload, claimed.algorithm)
+            if digest != claimed:
+                raise errors.RegistryError(
+                    errors.DIGEST_INVALID,
+                    f"manifest digest is {digest}, not {claimed}",
+                    detail={"digest": reference},
+                )
+        else:
+            digest = Digest.of(payload)
+        record = _to_store(digest, parsed, payload)
+        # Bytes first, as for blobs: the database row is what makes the manifest visible.
+        if await self._storage.stat(paths.blob_data(digest)) != len(payload):
+            await self._storage.put_content(paths.blob_data(digest), payload)
+        try:
+            await self._metadata.put_manifest(name, record, None if by_digest else reference)
+        except MissingReferencesError as exc:
+            raise errors.RegistryError(
+                errors.MANIFEST_BLOB_UNKNOWN,
+                "manifest references "
+                + ", ".join(
+                    [f"blob {d}" for d in exc.blobs] + [f"manifest {d}" for d in exc.manifests]
+                )
+                + " unknown to this repository",
+                detail={"blobs": exc.blobs, "manifests": exc.manifests},
+            ) from None
+        return PushedManifest(digest, parsed.subject.digest if parsed.subject else None)
+
+    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
+        """The manifest at ``reference``, negotiated against the client's ``Accept``."""
+        canonical, by_digest = parse_reference(reference)
+        record = await self._metadata.get_manifest(name, canonical, by_digest)
+        if record is None:
+            raise _manifest_unknown(name, reference)
+        if accept is None or record.media_type in accept or by_digest:
+            return record
+        if record.media_type in mediatypes.INDEXES:
+            # As registry:2 does for clients that do not understand lists: the
+            # linux/amd64 image, when the client accepts its type.
+            fallback = await self._default_platform(name, record, accept)
+            if fallback is not None:
+                return fallback
+        raise errors.RegistryError(
+            errors.MANIFEST_UNKNOWN,
+            f"manifest is {record.media_type}, which the request's Accept header excludes",
+            detail={"name": name, "reference": reference, "mediaType": record.media_type},
+        )
+
+    async def _default_platform(
+        self, name: str, index: ManifestRecord, accept: set[str]
+    ) -> ManifestRecord | None:
+        for child in json.loads(index.payload).get("manifests", []):
+            platform = child.get("platform") or {}
+            if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
+                found = await self._metadata.get_manifest(name, child["digest"], True)
+                if found is not None and found.media_type in accept:
+                    return found
+        return None
+
+    async def delete(self, name: str, reference: str) -> None:
+        """Delete by digest (the manifest and its tags) or by tag (only the tag)."""
+        canonical, by_digest = parse_reference(reference)
+        if by_digest:
+            deleted = await self._metadata.delete_manifest(name, canonical)
+        else:
+            deleted = await self._metadata.delete_tag(name, canonical)
+        if not deleted:
+            raise _manifest_unknown(name, reference)
+
+
+def _to_store(digest: Digest, parsed: ParsedManifest, payload: bytes) -> ManifestToStore:
+    return ManifestToStore(
+        digest=str(digest),
+        media_type=parsed.media_type,
+        artifact_type=parsed.referrer_artifact_type(),
+        payload=payload,
+        subject_digest=str(parsed.subject.digest) if parsed.subject else None,
+        annotations=dict(parsed.annotations),
+        blob_digests=tuple(str(d.digest) for d in parsed.blob_references()),
+        child_digests=tuple(str(d.digest) for d in parsed.manifests),
+    )

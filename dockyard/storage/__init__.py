@@ -1,0 +1,5 @@
+"""Blob bytes behind one small driver interface (see :mod:`dockyard.storage.driver`)."""
+
+from dockyard.storage.driver import FileWriter, InvalidPathError, PathNotFoundError, StorageDriver
+
+__all__ = ["FileWriter", "InvalidPathError", "PathNotFoundError", "StorageDriver"]

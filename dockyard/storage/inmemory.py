@@ -1,0 +1,96 @@
+"""The in-memory driver: a dict of paths to bytes, for tests and throwaway registries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver, check_path
+
+
+class _MemoryWriter(FileWriter):
+    def __init__(self, driver: InMemoryDriver, path: str, data: bytearray) -> None:
+        self._driver = driver
+        self._path = path
+        self._data = data
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    async def write(self, data: bytes) -> None:
+        if self._closed:
+            raise ValueError("writer is closed")
+        self._data.extend(data)
+
+    async def truncate(self, size: int) -> None:
+        del self._data[size:]
+
+    async def close(self) -> None:
+        self._closed = True
+
+    async def commit(self) -> None:
+        await self.close()
+
+    async def cancel(self) -> None:
+        self._closed = True
+        self._driver.files.pop(self._path, None)
+
+
+class InMemoryDriver(StorageDriver):
+    name = "inmemory"
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytearray] = {}
+
+    def _get(self, path: str) -> bytearray:
+        try:
+            return self.files[check_path(path)]
+        except KeyError:
+            raise PathNotFoundError(path) from None
+
+    async def get_content(self, path: str) -> bytes:
+        return bytes(self._get(path))
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        self.files[check_path(path)] = bytearray(data)
+
+    async def reader(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        data = self._get(path)
+        end = len(data) if length is None else min(len(data), offset + length)
+        step = 1024 * 1024
+        for start in range(offset, end, step):
+            yield bytes(data[start : min(start + step, end)])
+
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        check_path(path)
+        if not append or path not in self.files:
+            self.files[path] = bytearray()
+        return _MemoryWriter(self, path, self.files[path])
+
+    async def stat(self, path: str) -> int | None:
+        data = self.files.get(check_path(path))
+        return None if data is None else len(data)
+
+    async def list(self, path: str) -> list[str]:
+        prefix = check_path(path).rstrip("/") + "/"
+        children = {
+            prefix + p[len(prefix) :].split("/", 1)[0] for p in self.files if p.startswith(prefix)
+        }
+        return sorted(children)
+
+    async def move(self, source: str, destination: str) -> None:
+        data = self._get(source)
+        self.files[check_path(destination)] = data
+        del self.files[source]
+
+    async def delete(self, path: str) -> None:
+        check_path(path)
+        prefix = path.rstrip("/") + "/"
+        doomed = [p for p in self.files if p == path or p.startswith(prefix)]
+        if not doomed:
+            raise PathNotFoundError(path)
+        for p in doomed:
+            del self.files[p]

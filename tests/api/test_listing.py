@@ -1,0 +1,85 @@
+"""/v2/, tag lists, the catalog and their pagination; names and unknown routes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tests.api.helpers import Client, error_code, push_blob, push_image, raw_request
+
+
+async def test_base(client: Client) -> None:
+    for path in ("/v2/", "/v2"):
+        response = await client.get(path)
+        assert response.status == 200
+        assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+async def test_tags_pagination(client: Client) -> None:
+    name = "paged/repo"
+    for tag in ("b", "a", "d", "c", "e"):
+        await push_image(client, name, tag, layers=1)
+    response = await client.get(f"/v2/{name}/tags/list")
+    assert (await response.json())["tags"] == ["a", "b", "c", "d", "e"]
+    response = await client.get(f"/v2/{name}/tags/list?n=2")
+    assert (await response.json())["tags"] == ["a", "b"]
+    assert response.headers["Link"] == f'</v2/{name}/tags/list?n=2&last=b>; rel="next"'
+    response = await client.get(f"/v2/{name}/tags/list?n=2&last=b")
+    assert (await response.json())["tags"] == ["c", "d"]
+    response = await client.get(f"/v2/{name}/tags/list?n=10&last=d")
+    assert (await response.json())["tags"] == ["e"]
+    assert "Link" not in response.headers
+    response = await client.get(f"/v2/{name}/tags/list?n=0")
+    assert (await response.json())["tags"] == []
+    response = await client.get(f"/v2/{name}/tags/list?n=-1")
+    assert response.status == 400
+    assert await error_code(response) == "PAGINATION_NUMBER_INVALID"
+
+
+async def test_tags_of_unknown_repository(client: Client) -> None:
+    response = await client.get("/v2/no/such/tags/list")
+    assert response.status == 404
+    assert await error_code(response) == "NAME_UNKNOWN"
+
+
+async def test_catalog(client: Client) -> None:
+    for name in ("zeta", "alpha/one", "alpha/two", "mid"):
+        await push_blob(client, name, os.urandom(10))
+    response = await client.get("/v2/_catalog")
+    assert (await response.json())["repositories"] == ["alpha/one", "alpha/two", "mid", "zeta"]
+    response = await client.get("/v2/_catalog?n=3")
+    assert (await response.json())["repositories"] == ["alpha/one", "alpha/two", "mid"]
+    assert response.headers["Link"] == '</v2/_catalog?n=3&last=mid>; rel="next"'
+    response = await client.get("/v2/_catalog?n=3&last=mid")
+    assert (await response.json())["repositories"] == ["zeta"]
+
+
+async def test_invalid_names(client: Client) -> None:
+    for name in (
+        "UPPER/case",
+        "a/../b",
+        "..",
+        "a//b",
+        "-lead",
+        "trail-",
+        "a" * 256,
+        "x/%2e%2e/y",
+    ):
+        for method, suffix in (("GET", "tags/list"), ("POST", "blobs/uploads/")):
+            status, body = await raw_request(client, method, f"/v2/{name}/{suffix}")
+            assert status == 400, (name, suffix)
+            assert json.loads(body)["errors"][0]["code"] == "NAME_INVALID", name
+    response = await client.get("/v2/_catalog")
+    assert (await response.json())["repositories"] == []
+
+
+async def test_unknown_route_is_json_404(client: Client) -> None:
+    response = await client.get("/v2/repo/unknown/thing/x")
+    assert response.status == 404
+    assert await error_code(response) == "NAME_UNKNOWN"
+
+
+async def test_method_not_allowed(client: Client) -> None:
+    response = await client.post("/v2/_catalog")
+    assert response.status == 405
+    assert await error_code(response) == "UNSUPPORTED"
