@@ -39,16 +39,24 @@ def make_storage(config: Config) -> StorageDriver:
 
 
 def make_settings(config: Config) -> RegistrySettings:
-    urls = config.validation.manifests.urls
     return RegistrySettings(
         delete_enabled=config.storage.delete.enabled,
         read_only=config.storage.maintenance.readonly.enabled,
         manifest_max_bytes=config.limits.manifestmaxbytes,
-        url_policy=UrlPolicy(
-            allow=tuple(re.compile(p) for p in urls.allow),
-            deny=tuple(re.compile(p) for p in urls.deny),
-        ),
+        url_policy=_url_policy(config),
         catalog_max_entries=config.catalog.maxentries,
+    )
+
+
+def _url_policy(config: Config) -> UrlPolicy:
+    """Foreign-layer URLs, as registry:2 judges them: with validation on, only URLs that
+    ``allow`` matches and ``deny`` does not (an empty ``allow`` admits none)."""
+    if config.validation.disabled:
+        return UrlPolicy()
+    urls = config.validation.manifests.urls
+    return UrlPolicy(
+        allow=tuple(re.compile(p) for p in urls.allow),
+        deny=tuple(re.compile(p) for p in urls.deny),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -59,8 +58,9 @@ def serve(config_path: Path | None, workers: int | None) -> None:
     from dockyard.app import serve as run
 
     config = _load(config_path).config
-    count = workers or config.serve.workers or os.cpu_count() or 1
-    run(config, count)
+    if workers is not None and workers > 1 and config.storage.driver == "inmemory":
+        raise click.ClickException("inmemory storage lives in one process: use --workers 1")
+    run(config, workers or config.worker_count())
 
 
 @main.command(name="import")

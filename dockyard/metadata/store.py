@@ -82,6 +82,14 @@ class MetadataStore:
         async with self._read() as connection:
             return await self._repository_id(connection, name) is not None
 
+    async def ensure_repository(self, name: str) -> bool:
+        """Create repository ``name`` if it is missing; True when this call created it."""
+        async with self._write() as connection:
+            if await self._repository_id(connection, name) is not None:
+                return False
+            await self._ensure_repository(connection, name)
+            return True
+
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
         query = select(t.repositories.c.name).order_by(t.repositories.c.name)
         if last is not None:

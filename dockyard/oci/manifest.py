@@ -80,14 +80,15 @@ class ParsedManifest:
 class UrlPolicy:
     """Which foreign-layer URLs a manifest may carry (``validation.manifests.urls``)."""
 
-    allow: tuple[re.Pattern[str], ...] = ()
+    # None: any http(s) URL; a tuple: only URLs that one of its patterns matches.
+    allow: tuple[re.Pattern[str], ...] | None = None
     deny: tuple[re.Pattern[str], ...] = ()
 
     def allows(self, url: str) -> bool:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or parts.fragment or not parts.netloc:
             return False
-        if self.allow and not any(p.search(url) for p in self.allow):
+        if self.allow is not None and not any(p.search(url) for p in self.allow):
             return False
         return not any(p.search(url) for p in self.deny)
 

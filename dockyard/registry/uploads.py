@@ -196,7 +196,7 @@ class UploadService:
             data_path = paths.upload_data(name, upload_id)
             writer = await self._storage.writer(data_path, append=True)
             try:
-                if body is not None and (content_length or content_range is not None):
+                if body is not None:
                     await self._write_chunk(upload_id, writer, body, content_range, content_length)
                 size = writer.size
                 await writer.commit()

@@ -1,0 +1,561 @@
+"""``dockyard import``: take over a registry:2 (CNCF Distribution 2.8) store in place.
+
+Distribution records what each repository holds in small *link files* beside the blobs (the
+tree is drawn in :mod:`dockyard.storage.paths`). The importer reads them through the storage
+driver, so it works on any driver, and writes the same facts into Dockyard's database:
+
+* ``_layers/<alg>/<hex>/link`` whose blob data exists: a blob linked into the repository;
+* ``_manifests/revisions/<alg>/<hex>/link``: a manifest, once its bytes have been read from
+  the blob store, checked against their digest and parsed; children before their indexes;
+* ``_manifests/tags/<tag>/current/link``: a tag.
+
+The store itself is only read: no blob or link file is copied, moved or changed, and the
+bytes stay where registry:2 wrote them. The import only adds to the database, so running it
+again is a no-op, and ``dry_run`` reports what it would do without writing anything (not even
+creating the database). What cannot be taken over (Docker schema1 manifests, links to data
+that is gone, names Dockyard refuses) is skipped and explained in ``ImportReport.problems``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.engine import make_url
+
+from dockyard.app import make_storage, open_registry
+from dockyard.config import Config
+from dockyard.metadata.engine import create_engine, current_revision
+from dockyard.metadata.records import ManifestToStore, MissingReferencesError
+from dockyard.metadata.store import MetadataStore
+from dockyard.oci import errors
+from dockyard.oci.digest import Digest
+from dockyard.oci.manifest import parse_manifest
+from dockyard.oci.names import MAX_NAME_LENGTH, is_valid_name, is_valid_tag
+from dockyard.registry.manifests import _to_store
+from dockyard.storage import paths
+from dockyard.storage.driver import PathNotFoundError, StorageDriver, StorageError
+
+log = logging.getLogger("dockyard.import")
+
+#: registry:2 put no limit on manifest size; this bound only keeps a link that points at a
+#: layer by mistake from being read into memory.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+#: How many link files or blob stats are in flight at once (object stores are slow per call).
+READ_CONCURRENCY = 32
+#: A link file holds one digest; anything much longer is not a link.
+_MAX_LINK_BYTES = 1024
+
+_T = TypeVar("_T")
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+@dataclass
+class ImportCounts:
+    repositories: int = 0
+    tags: int = 0
+    manifests: int = 0
+    blob_links: int = 0
+
+    def describe(self) -> str:
+        return ", ".join(
+            [
+                _plural(self.repositories, "repository", "repositories"),
+                _plural(self.tags, "tag", "tags"),
+                _plural(self.manifests, "manifest", "manifests"),
+                _plural(self.blob_links, "blob link", "blob links"),
+            ]
+        )
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, in a dry run, would do)."""
+
+    dry_run: bool = False
+    #: added to the database by this run (a dry run: would be added)
+    imported: ImportCounts = field(default_factory=ImportCounts)
+    #: found in the store and already in the database, left as they were
+    present: ImportCounts = field(default_factory=ImportCounts)
+    #: one line per thing skipped or adjusted, for the operator
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = []
+        if self.dry_run:
+            lines.append("Dry run: nothing was changed.")
+            lines.append(f"Would import {self.imported.describe()}.")
+        else:
+            lines.append(f"Imported {self.imported.describe()}.")
+        lines.append(f"Already in the database: {self.present.describe()}.")
+        if self.problems:
+            lines.append(f"{_plural(len(self.problems), 'problem', 'problems')} reported.")
+        return "\n".join(lines)
+
+
+async def run_import(config: Config, *, dry_run: bool = False) -> ImportReport:
+    """Import the registry:2 store that ``config`` points at into its database."""
+    if config.storage.driver == "inmemory":
+        report = ImportReport(dry_run=dry_run)
+        report.problems.append(
+            "storage driver inmemory holds no registry:2 store: nothing to import"
+        )
+        return report
+    if not dry_run:
+        registry = await open_registry(config, migrate_first=True)
+        try:
+            return await import_store(registry.metadata, registry.storage, dry_run=False)
+        finally:
+            await registry.close()
+    storage = make_storage(config)
+    metadata = await _existing_database(config.database_url())
+    try:
+        return await import_store(metadata, storage, dry_run=True)
+    finally:
+        if metadata is not None:
+            await metadata.close()
+        await storage.close()
+
+
+async def _existing_database(url: str) -> MetadataStore | None:
+    """The database at ``url`` if it exists and has a schema; None otherwise.
+
+    A dry run reads what is already imported, but must not create a database to do so.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not await asyncio.to_thread(Path(database).is_file):
+            return None
+    engine = create_engine(url)
+    if await current_revision(engine) is None:
+        await engine.dispose()
+        return None
+    return MetadataStore(engine)
+
+
+async def import_store(
+    metadata: MetadataStore | None, storage: StorageDriver, *, dry_run: bool = False
+) -> ImportReport:
+    """Import the registry:2 layout found in ``storage`` into ``metadata``.
+
+    ``metadata`` may be None only in a dry run, when there is no database yet.
+    """
+    if metadata is None and not dry_run:
+        raise ValueError("a real import needs a metadata store")
+    return await _Importer(metadata, storage, dry_run).run()
+
+
+@dataclass
+class _Repository:
+    name: str
+    has_manifests_dir: bool
+    #: blobs linked into the repository: by registry:2, already in the database, or now
+    linked: set[str] = field(default_factory=set)
+    #: manifests read and parsed from the store, by digest
+    records: dict[str, ManifestToStore] = field(default_factory=dict)
+    #: manifests the repository holds after this run (in a dry run: would hold)
+    available: set[str] = field(default_factory=set)
+    #: manifests found in the store but skipped (a problem line says why)
+    skipped: set[str] = field(default_factory=set)
+    #: whether this run writes (or in a dry run would write) anything for the repository
+    touched: bool = False
+
+
+async def _bounded(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
+    """Await all of ``awaitables`` with at most READ_CONCURRENCY in flight, in order."""
+    limit = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def one(awaitable: Awaitable[_T]) -> _T:
+        async with limit:
+            return await awaitable
+
+    return list(await asyncio.gather(*(one(a) for a in awaitables)))
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+class _Importer:
+    def __init__(
+        self, metadata: MetadataStore | None, storage: StorageDriver, dry_run: bool
+    ) -> None:
+        self._metadata = metadata
+        self._storage = storage
+        self._dry_run = dry_run
+        self._report = ImportReport(dry_run=dry_run)
+        self._unfinished_uploads = 0
+
+    def _problem(self, message: str) -> None:
+        # The caller prints the report's problems; the log keeps them in sequence.
+        log.debug("import: %s", message)
+        self._report.problems.append(message)
+
+    # -- the database, read (absent in a dry run before the first import) ---------------------
+
+    async def _repository_exists(self, name: str) -> bool:
+        return self._metadata is not None and await self._metadata.repository_exists(name)
+
+    async def _blob_linked(self, name: str, digest: str) -> bool:
+        if self._metadata is None:
+            return False
+        return await self._metadata.repository_blob_size(name, digest) is not None
+
+    async def _manifest_stored(self, name: str, digest: str) -> bool:
+        if self._metadata is None:
+            return False
+        return await self._metadata.get_manifest(name, digest, by_digest=True) is not None
+
+    async def _tag_target(self, name: str, tag: str) -> str | None:
+        if self._metadata is None:
+            return None
+        found = await self._metadata.get_manifest(name, tag, by_digest=False)
+        return found.digest if found is not None else None
+
+    def _writer(self) -> MetadataStore:
+        assert self._metadata is not None and not self._dry_run
+        return self._metadata
+
+    # -- the store, read -------------------------------------------------------------------
+
+    async def _list(self, directory: str) -> list[str]:
+        try:
+            return await self._storage.list(directory)
+        except StorageError as exc:
+            self._problem(f"cannot list {directory}: {exc}; skipped")
+            return []
+
+    async def _read_link(self, path: str) -> str | None:
+        """The text of a link file; None when it is absent (deleted content)."""
+        try:
+            size = await self._storage.stat(path)
+            if size is None:
+                return None
+            if size > _MAX_LINK_BYTES:
+                return ""
+            data = await self._storage.get_content(path)
+        except PathNotFoundError:
+            return None
+        return data.decode("ascii", errors="replace").strip()
+
+    async def _read_digest_links(self, name: str, directory: str, what: str) -> list[Digest]:
+        """Digests of ``directory/<alg>/<hex>/link`` files (``_layers``, ``revisions``).
+
+        A ``<hex>`` directory without its link is content registry:2 deleted: skipped
+        silently. A link whose content is not the digest its path names is reported.
+        """
+        entries = [
+            entry
+            for algorithm_dir in await self._list(directory)
+            for entry in await self._list(algorithm_dir)
+        ]
+        contents = await _bounded(self._safe_read_link(f"{entry}/link") for entry in entries)
+        found: list[Digest] = []
+        for entry, content in zip(entries, contents, strict=True):
+            if content is None:
+                continue
+            algorithm, encoded = entry.rsplit("/", 2)[-2:]
+            try:
+                digest = Digest.parse(content)
+            except errors.RegistryError:
+                self._problem(
+                    f"{name}: {what} link {entry}/link does not hold a digest "
+                    f"({content[:80]!r}); skipped"
+                )
+                continue
+            if str(digest) != f"{algorithm}:{encoded}":
+                self._problem(
+                    f"{name}: {what} link {entry}/link holds {digest}, not the digest its "
+                    "path names; skipped"
+                )
+                continue
+            found.append(digest)
+        return found
+
+    async def _safe_read_link(self, path: str) -> str | None:
+        try:
+            return await self._read_link(path)
+        except StorageError as exc:
+            self._problem(f"cannot read {path}: {exc}; skipped")
+            return None
+
+    async def _blob_size(self, digest: Digest) -> int | None:
+        try:
+            return await self._storage.stat(paths.blob_data(digest))
+        except StorageError:
+            return None
+
+    # -- the walk --------------------------------------------------------------------------
+
+    async def run(self) -> ImportReport:
+        repositories = await self._find_repositories()
+        if not repositories:
+            self._problem(
+                f"no registry:2 repositories found under {paths.repositories_root()} in the "
+                "configured storage: check storage.filesystem.rootdirectory"
+            )
+        for name, has_manifests_dir in repositories:
+            if not is_valid_name(name):
+                self._problem(f"repository {name!r}: not a valid repository name; skipped")
+                continue
+            log.info("import: repository %s", name)
+            await self._import_repository(_Repository(name, has_manifests_dir))
+        if self._unfinished_uploads:
+            self._problem(
+                f"{_plural(self._unfinished_uploads, 'unfinished upload', 'unfinished uploads')}"
+                " of registry:2 left in _uploads directories: Dockyard does not resume them "
+                "(clients start those uploads again) and does not purge them; delete them "
+                "to reclaim their space"
+            )
+        return self._report
+
+    async def _find_repositories(self) -> list[tuple[str, bool]]:
+        """(name, has ``_manifests``) for every directory holding ``_manifests`` or
+        ``_layers``; names may nest (``team/app`` and ``team/app/api``)."""
+        found: list[tuple[str, bool]] = []
+        pending: list[tuple[str, str]] = [(paths.repositories_root(), "")]
+        while pending:
+            directory, name = pending.pop()
+            children = {_basename(child): child for child in await self._list(directory)}
+            if name and ("_manifests" in children or "_layers" in children):
+                found.append((name, "_manifests" in children))
+            for base, child in children.items():
+                if base.startswith("_"):
+                    continue
+                child_name = f"{name}/{base}" if name else base
+                if len(child_name) > MAX_NAME_LENGTH:
+                    self._problem(f"{child}: deeper than any repository name can be; skipped")
+                    continue
+                pending.append((child, child_name))
+        return sorted(found)
+
+    async def _import_repository(self, repo: _Repository) -> None:
+        name = repo.name
+        existed = await self._repository_exists(name)
+        await self._import_blob_links(repo)
+        revisions = await self._read_digest_links(
+            name, f"{paths.repository(name)}/_manifests/revisions", "manifest revision"
+        )
+        tags = await self._read_tags(repo)
+        # Distribution 2.1.0 linked manifests under _layers, and registry:2 still serves a
+        # tag whose manifest is linked there only; take those manifests too.
+        candidates = {str(d): d for d in revisions}
+        for target in tags.values():
+            if str(target) not in candidates and str(target) in repo.linked:
+                candidates[str(target)] = target
+        loaded = await _bounded(self._load_manifest(name, d) for d in candidates.values())
+        for key, record in zip(candidates, loaded, strict=True):
+            if record is None:
+                repo.skipped.add(key)
+            else:
+                repo.records[key] = record
+        await self._import_manifests(repo)
+        await self._import_tags(repo, tags)
+        uploads = await self._list(f"{paths.repository(name)}/_uploads")
+        self._unfinished_uploads += len(uploads)
+
+        if existed:
+            self._report.present.repositories += 1
+        elif repo.touched or repo.has_manifests_dir:
+            # registry:2 lists a repository with a _manifests directory even when every
+            # manifest in it was deleted; keep it in the catalog too.
+            if not self._dry_run and not repo.touched:
+                await self._writer().ensure_repository(name)
+            self._report.imported.repositories += 1
+
+    # -- blob links ------------------------------------------------------------------------
+
+    async def _import_blob_links(self, repo: _Repository) -> None:
+        name = repo.name
+        digests = await self._read_digest_links(name, f"{paths.repository(name)}/_layers", "blob")
+        sizes = await _bounded(self._blob_size(d) for d in digests)
+        for digest, size in zip(digests, sizes, strict=True):
+            if size is None:
+                self._problem(
+                    f"{name}: blob {digest} is linked but its data is missing from the store "
+                    "(garbage-collected?); link skipped"
+                )
+                continue
+            await self._link_blob(repo, str(digest), size)
+
+    async def _link_blob(self, repo: _Repository, digest: str, size: int) -> None:
+        repo.linked.add(digest)
+        if await self._blob_linked(repo.name, digest):
+            self._report.present.blob_links += 1
+            return
+        if not self._dry_run:
+            await self._writer().commit_blob(repo.name, digest, size)
+        repo.touched = True
+        self._report.imported.blob_links += 1
+
+    # -- manifests -------------------------------------------------------------------------
+
+    async def _load_manifest(self, name: str, digest: Digest) -> ManifestToStore | None:
+        """Read, verify and parse a manifest from the blob store; None (reported) if unusable."""
+        where = f"{name}: manifest {digest}"
+        data_path = paths.blob_data(digest)
+        try:
+            size = await self._storage.stat(data_path)
+            if size is None:
+                self._problem(f"{where}: its bytes are missing from the blob store; skipped")
+                return None
+            if size > MAX_MANIFEST_BYTES:
+                self._problem(f"{where}: {size} bytes is too large for a manifest; skipped")
+                return None
+            payload = await self._storage.get_content(data_path)
+        except StorageError as exc:
+            self._problem(f"{where}: cannot read its bytes ({exc}); skipped")
+            return None
+        if Digest.of(payload, digest.algorithm) != digest:
+            self._problem(f"{where}: the stored bytes do not match the digest (corrupt); skipped")
+            return None
+        if _schema_version(payload) == 1:
+            self._problem(
+                f"{where}: Docker schema1 manifest, which Dockyard does not serve; skipped "
+                "(push the image again with a current client to convert it)"
+            )
+            return None
+        try:
+            # What registry:2 accepted stays acceptable: no URL policy on foreign layers.
+            parsed = parse_manifest(payload, None, MAX_MANIFEST_BYTES, lambda _url: True)
+        except errors.RegistryError as exc:
+            self._problem(f"{where}: not a manifest Dockyard can store ({exc.message}); skipped")
+            return None
+        return _to_store(digest, parsed, payload)
+
+    async def _import_manifests(self, repo: _Repository) -> None:
+        """Store manifests children first: an index waits until its children are stored."""
+        pending = dict(sorted(repo.records.items()))
+        while pending:
+            ready = [
+                digest
+                for digest, record in pending.items()
+                if not any(child in pending for child in record.child_digests)
+            ]
+            if not ready:  # a reference cycle: impossible for honest content addressing
+                for digest in pending:
+                    repo.skipped.add(digest)
+                    self._problem(
+                        f"{repo.name}: manifest {digest} is in a reference cycle; skipped"
+                    )
+                return
+            for digest in ready:
+                await self._import_manifest(repo, pending.pop(digest))
+
+    async def _import_manifest(self, repo: _Repository, record: ManifestToStore) -> None:
+        name, digest = repo.name, record.digest
+        missing_children = [d for d in record.child_digests if d not in repo.available]
+        if missing_children:
+            repo.skipped.add(digest)
+            self._problem(
+                f"{name}: index {digest} lists manifests the repository does not hold "
+                f"({', '.join(missing_children)}); skipped"
+            )
+            return
+        unlinked: list[tuple[str, int]] = []
+        missing_blobs: list[str] = []
+        for blob in dict.fromkeys(record.blob_digests):
+            if blob in repo.linked:
+                continue
+            if await self._blob_linked(name, blob):
+                repo.linked.add(blob)
+                self._report.present.blob_links += 1
+                continue
+            size = await self._blob_size(Digest.parse(blob))
+            if size is None:
+                missing_blobs.append(blob)
+            else:
+                unlinked.append((blob, size))
+        if missing_blobs:
+            repo.skipped.add(digest)
+            self._problem(
+                f"{name}: manifest {digest} uses blobs whose data is missing from the store "
+                f"({', '.join(missing_blobs)}); skipped"
+            )
+            return
+        for blob, size in unlinked:
+            # registry:2 serves such a manifest (the link was removed with DELETE on the
+            # blob, or never written); Dockyard requires its blobs to be in the repository.
+            await self._link_blob(repo, blob, size)
+            self._problem(
+                f"{name}: blob {blob} is used by manifest {digest} but was not linked into "
+                "the repository; linked it so that the manifest stays pullable"
+            )
+        if await self._manifest_stored(name, digest):
+            self._report.present.manifests += 1
+        else:
+            if not self._dry_run:
+                try:
+                    await self._writer().put_manifest(name, record, tag=None)
+                except MissingReferencesError as exc:
+                    repo.skipped.add(digest)
+                    self._problem(f"{name}: manifest {digest} not stored: {exc}")
+                    return
+            repo.touched = True
+            self._report.imported.manifests += 1
+        repo.available.add(digest)
+
+    # -- tags ------------------------------------------------------------------------------
+
+    async def _read_tags(self, repo: _Repository) -> dict[str, Digest]:
+        name = repo.name
+        tags: list[str] = []
+        for tag_dir in await self._list(paths.tags_dir(name)):
+            tag = _basename(tag_dir)
+            if is_valid_tag(tag):
+                tags.append(tag)
+            else:
+                self._problem(f"{name}: tag {tag!r} is not a valid tag name; skipped")
+        contents = await _bounded(
+            self._safe_read_link(paths.tag_current_link(name, tag)) for tag in tags
+        )
+        found: dict[str, Digest] = {}
+        for tag, content in zip(tags, contents, strict=True):
+            if content is None:
+                self._problem(f"{name}: tag {tag} has no current/link; skipped")
+                continue
+            try:
+                found[tag] = Digest.parse(content)
+            except errors.RegistryError:
+                self._problem(
+                    f"{name}: tag {tag}: current/link does not hold a digest "
+                    f"({content[:80]!r}); skipped"
+                )
+        return found
+
+    async def _import_tags(self, repo: _Repository, tags: dict[str, Digest]) -> None:
+        name = repo.name
+        for tag, target in sorted(tags.items()):
+            digest = str(target)
+            if digest not in repo.available:
+                why = (
+                    "which was skipped (see above)"
+                    if digest in repo.skipped
+                    else "which is not a manifest of the repository (deleted?)"
+                )
+                self._problem(f"{name}: tag {tag} points at {digest}, {why}; tag skipped")
+                continue
+            if await self._tag_target(name, tag) == digest:
+                self._report.present.tags += 1
+                continue
+            if not self._dry_run:
+                await self._writer().put_manifest(name, repo.records[digest], tag=tag)
+            repo.touched = True
+            self._report.imported.tags += 1
+
+
+def _schema_version(payload: bytes) -> object:
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return body.get("schemaVersion") if isinstance(body, dict) else None

@@ -1,0 +1,270 @@
+"""The registry under test, run as a real subprocess on 127.0.0.1.
+
+``DOCKYARD_E2E_SERVER`` picks the implementation:
+
+* ``dockyard`` (default): ``python -m dockyard serve CONFIG``
+* ``registry2``: ``docker-registry serve CONFIG`` (Debian's CNCF Distribution 2.8.2, the code of
+  the ``registry:2`` image), the reference the suite is validated against.
+
+Both read the same Distribution-format config file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVER_KINDS = ("dockyard", "registry2")
+SERVER_KIND = os.environ.get("DOCKYARD_E2E_SERVER", "dockyard").strip() or "dockyard"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = float(os.environ.get("DOCKYARD_E2E_START_TIMEOUT", "30"))
+STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, *, store: Path, port: int, extra: str = "") -> Path:
+    """A Distribution-format config.yml (the same file works for both servers)."""
+    path.write_text(
+        "version: 0.1\n"
+        "log:\n"
+        "  level: info\n"
+        "storage:\n"
+        "  filesystem:\n"
+        f"    rootdirectory: {store}\n"
+        "  delete:\n"
+        "    enabled: true\n"
+        "http:\n"
+        f"  addr: 127.0.0.1:{port}\n" + extra
+    )
+    return path
+
+
+def server_command(kind: str, config: Path) -> list[str]:
+    if kind == "dockyard":
+        return [sys.executable, "-m", "dockyard", "serve", str(config)]
+    if kind == "registry2":
+        binary = shutil.which("docker-registry", path="/usr/bin:/usr/sbin:" + os.environ["PATH"])
+        if binary is None:
+            raise ServerError(
+                "docker-registry is not installed (Debian package docker-registry): "
+                "run scripts/install-test-deps.sh"
+            )
+        return [binary, "serve", str(config)]
+    raise ServerError(f"DOCKYARD_E2E_SERVER={kind!r}: expected one of {SERVER_KINDS}")
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+@dataclass
+class RegistryServer:
+    """One registry process. ``restart()`` keeps the port, the config and the store."""
+
+    kind: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    #: extra environment for the server process (e.g. ``REGISTRY_*`` config overrides)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def store(self) -> Path:
+        return self.workdir / "store"
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "config.yml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, the registry part of image references."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def ref(self, repo: str, tag_or_digest: str = "latest") -> str:
+        """``127.0.0.1:PORT/repo:tag`` or ``127.0.0.1:PORT/repo@sha256:...``."""
+        sep = "@" if ":" in tag_or_digest else ":"
+        return f"{self.host}/{repo}{sep}{tag_or_digest}"
+
+    def docker_ref(self, repo: str, tag_or_digest: str = "latest") -> str:
+        """The containers-image transport reference ``docker://127.0.0.1:PORT/...``."""
+        return "docker://" + self.ref(repo, tag_or_digest)
+
+    def docker_repo(self, repo: str) -> str:
+        """``docker://127.0.0.1:PORT/repo`` (no tag: for ``skopeo list-tags``)."""
+        return f"docker://{self.host}/{repo}"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.proc is not None:
+            raise ServerError("already running")
+        self.store.mkdir(parents=True, exist_ok=True)
+        if not self.config.exists():
+            write_config(self.config, store=self.store, port=self.port)
+        cmd = server_command(self.kind, self.config)
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                cmd,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: ours without ``REGISTRY_*`` (both servers read those as
+        config overrides, e.g. a client's ``REGISTRY_AUTH_FILE`` would become ``auth:``),
+        plus ``self.env``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        env.update(self.env)
+        return env
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"{self.kind} exited with {self.proc.returncode} while starting:\n"
+                    + self.log_tail()
+                )
+            try:
+                r = self.request("GET", "/v2/", timeout=2)
+                if r.status == 200:
+                    return
+                last = f"GET /v2/ -> {r.status}"
+            except OSError as e:
+                last = e
+            time.sleep(0.05)
+        raise ServerError(f"{self.kind} not ready after {timeout}s ({last}):\n" + self.log_tail())
+
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM by PID, SIGKILL after a timeout (``kill``: SIGKILL at once, as a crash)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=STOP_TIMEOUT)
+
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop (gracefully, or with ``kill`` as a crash) and start again: same port, store."""
+        self.stop(kill=kill)
+        self.start()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # ------------------------------------------------------------------ raw HTTP
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def get_manifest(self, repo: str, reference: str, accept: str | None = None) -> Response:
+        accept = accept or ", ".join(
+            [
+                "application/vnd.oci.image.manifest.v1+json",
+                "application/vnd.oci.image.index.v1+json",
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+            ]
+        )
+        return self.request("GET", f"/v2/{repo}/manifests/{reference}", headers={"Accept": accept})
+
+    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> Response:
+        return self.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            body=body,
+            headers={"Content-Type": media_type},
+        )
+
+    def get_blob(self, repo: str, digest: str) -> Response:
+        return self.request("GET", f"/v2/{repo}/blobs/{digest}")
+
+    def push_blob(self, repo: str, data: bytes) -> str:
+        """Monolithic POST + PUT upload; returns the digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        r = self.request("POST", f"/v2/{repo}/blobs/uploads/")
+        assert r.status == 202, (r.status, r.body)
+        location = r.headers["location"]
+        if location.startswith("http"):
+            location = "/" + location.split("/", 3)[3]
+        sep = "&" if "?" in location else "?"
+        r = self.request(
+            "PUT",
+            f"{location}{sep}digest={digest}",
+            body=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert r.status == 201, (r.status, r.body)
+        return digest

@@ -1,0 +1,211 @@
+"""Data safety on a live server: several workers on one store, SIGKILL mid-push, read-only
+mode and disabled deletes — each checked through the API after the fact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.e2e.server import RegistryServer
+from tests.live.conftest import ServerFactory
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def location_path(location: str) -> str:
+    return "/" + location.split("/", 3)[3] if location.startswith("http") else location
+
+
+def chunked_push(server: RegistryServer, repo: str, data: bytes, chunk: int) -> str:
+    """POST, several PATCHes with Content-Range (each on a new connection), PUT."""
+    r = server.request("POST", f"/v2/{repo}/blobs/uploads/")
+    assert r.status == 202, r.body
+    location = location_path(r.headers["location"])
+    for start in range(0, len(data), chunk):
+        piece = data[start : start + chunk]
+        r = server.request(
+            "PATCH",
+            location,
+            body=piece,
+            headers={"Content-Range": f"{start}-{start + len(piece) - 1}"},
+        )
+        assert r.status == 202, r.body
+        assert r.headers["range"] == f"0-{start + len(piece) - 1}"
+        location = location_path(r.headers["location"])
+    r = server.request("PUT", f"{location}?digest={sha256(data)}")
+    assert r.status == 201, r.body
+    return sha256(data)
+
+
+def push_image(server: RegistryServer, repo: str, tag: str) -> tuple[str, bytes]:
+    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+    layer = os.urandom(4096)
+    for blob in (config, layer):
+        server.push_blob(repo, blob)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": sha256(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    r = server.put_manifest(repo, tag, manifest, OCI_MANIFEST)
+    assert r.status == 201, r.body
+    return sha256(manifest), manifest
+
+
+def worker_pids(server: RegistryServer) -> list[int]:
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    return [int(pid) for pid in children.read_text().split()]
+
+
+def test_several_workers_share_one_store(live_server: ServerFactory) -> None:
+    server = live_server("serve:\n  workers: 3\n")
+    assert len(worker_pids(server)) == 3
+    blobs = {f"work/repo{i % 4}": os.urandom(300_000 + i) for i in range(12)}
+
+    def push(item: tuple[str, bytes]) -> tuple[str, str]:
+        repo, data = item
+        # 64 KiB chunks on fresh connections land on different workers, which must pick
+        # the upload up where another left it (re-hashing the stored prefix).
+        return repo, chunked_push(server, repo, data, 64 * 1024)
+
+    with ThreadPoolExecutor(8) as pool:
+        pushed = list(pool.map(push, blobs.items()))
+    for (repo, digest), data in zip(pushed, blobs.values(), strict=True):
+        r = server.get_blob(repo, digest)
+        assert r.status == 200 and r.body == data
+    with ThreadPoolExecutor(8) as pool:
+        manifests = list(pool.map(lambda i: push_image(server, "work/tags", f"t{i}"), range(16)))
+    r = server.request("GET", "/v2/work/tags/tags/list")
+    assert sorted(json.loads(r.body)["tags"]) == sorted(f"t{i}" for i in range(16))
+    for i, (digest, body) in enumerate(manifests):
+        r = server.get_manifest("work/tags", f"t{i}")
+        assert r.body == body and r.headers["docker-content-digest"] == digest
+
+
+def _send_partial_request(port: int, head: str, body_part: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(head.encode() + body_part)
+    return sock
+
+
+def _wait_for_bytes(path_glob: str, root: Path, minimum: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for candidate in root.glob(path_glob):
+            if candidate.stat().st_size >= minimum:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"no upload data of {minimum} bytes appeared")
+
+
+def test_sigkill_mid_push_restarts_consistent(live_server: ServerFactory) -> None:
+    server = live_server()
+    tagged_digest, tagged_manifest = push_image(server, "safe/app", "v1")
+    first = os.urandom(100_000)
+    r = server.request("POST", "/v2/safe/app/blobs/uploads/")
+    location = location_path(r.headers["location"])
+    r = server.request("PATCH", location, body=first, headers={"Content-Range": "0-99999"})
+    assert r.status == 202
+
+    # A second chunk and a monolithic upload are in flight when the server dies.
+    declared = 8 * 1024 * 1024
+    patch = _send_partial_request(
+        server.port,
+        f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n"
+        f"Content-Range: 100000-{100000 + declared - 1}\r\n\r\n",
+        os.urandom(1024 * 1024),
+    )
+    monolithic_data = os.urandom(declared)
+    mono = _send_partial_request(
+        server.port,
+        f"POST /v2/safe/app/blobs/uploads/?digest={sha256(monolithic_data)} HTTP/1.1\r\n"
+        f"Host: x\r\nContent-Length: {declared}\r\n\r\n",
+        monolithic_data[: 1024 * 1024],
+    )
+    uploads = "docker/registry/v2/repositories/safe/app/_uploads/*/data"
+    _wait_for_bytes(uploads, server.store, 1024 * 1024)
+    server.restart(kill=True)
+    patch.close()
+    mono.close()
+
+    # Nothing half-done is visible; what was committed is intact.
+    assert server.request("HEAD", f"/v2/safe/app/blobs/{sha256(monolithic_data)}").status == 404
+    r = server.get_manifest("safe/app", "v1")
+    assert r.status == 200 and r.body == tagged_manifest
+    assert r.headers["docker-content-digest"] == tagged_digest
+    database = sqlite3.connect(server.store / "dockyard.db")
+    assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    database.close()
+
+    # The interrupted chunked upload resumes from what it holds, on the new process.
+    r = server.request("GET", location)
+    assert r.status == 204
+    held = int(r.headers["range"].split("-")[1]) + 1
+    assert held >= 100_000
+    upload_id = location.rsplit("/", 1)[1]
+    stored = next(server.store.glob(uploads.replace("*", upload_id))).read_bytes()
+    rest = os.urandom(50_000)
+    r = server.request(
+        "PATCH", location, body=rest, headers={"Content-Range": f"{held}-{held + len(rest) - 1}"}
+    )
+    assert r.status == 202, r.body
+    whole = stored + rest
+    r = server.request("PUT", f"{location}?digest={sha256(whole)}")
+    assert r.status == 201, r.body
+    assert server.get_blob("safe/app", sha256(whole)).body == whole
+
+
+def test_read_only_mode_refuses_writes_and_serves_reads(live_server: ServerFactory) -> None:
+    writable = live_server()
+    digest, manifest = push_image(writable, "ro/app", "v1")
+    writable.stop()
+    server = RegistryServer("dockyard", writable.workdir, port=writable.port)
+    server.env = {"REGISTRY_STORAGE_MAINTENANCE_READONLY": "{enabled: true}"}
+    server.start()
+    try:
+        assert server.get_manifest("ro/app", "v1").body == manifest
+        for method, path in (
+            ("POST", "/v2/ro/app/blobs/uploads/"),
+            ("PUT", "/v2/ro/app/manifests/v2"),
+            ("DELETE", f"/v2/ro/app/manifests/{digest}"),
+        ):
+            r = server.request(method, path, body=b"{}")
+            assert r.status == 405, (method, path)
+            error = json.loads(r.body)["errors"][0]
+            assert error["code"] == "UNSUPPORTED" and "read-only" in error["message"]
+        assert server.get_manifest("ro/app", "v1").status == 200
+    finally:
+        server.stop()
+
+
+def test_deletes_disabled_by_config(live_server: ServerFactory) -> None:
+    server = live_server(env={"REGISTRY_STORAGE_DELETE_ENABLED": "false"})
+    digest, _ = push_image(server, "nodelete/app", "v1")
+    r = server.request("DELETE", f"/v2/nodelete/app/manifests/{digest}")
+    assert r.status == 405
+    assert json.loads(r.body)["errors"][0]["code"] == "UNSUPPORTED"
+    assert server.get_manifest("nodelete/app", "v1").status == 200
