@@ -19,8 +19,13 @@ from aiohttp import web
 from dockyard.api.access_log import AccessLogger, JsonAccessLogger
 from dockyard.api.app import build_app
 from dockyard.api.context import UrlBuilder
-from dockyard.config import Config
+from dockyard.api.forwarded import ProxyPolicy, parse_networks
+from dockyard.auth.controller import AccessController, OpenAccess
+from dockyard.auth.htpasswd import HtpasswdController, HtpasswdError, HtpasswdFile
+from dockyard.auth.ratelimit import FailedLoginLimiter
+from dockyard.config import Config, ConfigError
 from dockyard.metadata.engine import create_engine, migrate
+from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.manifest import UrlPolicy
 from dockyard.registry.service import Registry
@@ -70,18 +75,47 @@ async def prepare_database(config: Config) -> None:
 
 
 async def open_registry(config: Config, migrate_first: bool = False) -> Registry:
-    engine = create_engine(config.database_url())
+    url = config.database_url()
+    engine = create_engine(url)
     if migrate_first:
         await migrate(engine)
-    return Registry(MetadataStore(engine), make_storage(config), make_settings(config))
+    metadata = MetadataStore(engine, WriteGeneration.for_database(url))
+    return Registry(metadata, make_storage(config), make_settings(config))
 
 
-def make_web_app(config: Config, registry: Registry, maintenance: bool = True) -> web.Application:
+def make_access_controller(config: Config) -> AccessController:
+    """The controller ``auth`` asks for; raises ConfigError when its files are unusable."""
+    failed = config.security.failedlogins
+    limiter = FailedLoginLimiter(failed.limit, failed.window.total_seconds())
+    htpasswd = config.auth.htpasswd
+    if htpasswd is not None:
+        users = HtpasswdFile(htpasswd.path)
+        try:
+            users.check_readable()
+        except HtpasswdError as exc:
+            raise ConfigError(f"auth.htpasswd.path: {exc}") from None
+        return HtpasswdController(htpasswd.realm, users, limiter)
+    return OpenAccess()
+
+
+def make_web_app(
+    config: Config,
+    registry: Registry,
+    maintenance: bool = True,
+    access: AccessController | None = None,
+) -> web.Application:
     """The application; ``maintenance`` adds the background upload purger (one worker)."""
     urls = UrlBuilder(
         prefix=config.http.prefix, host=config.http.host, relative=config.http.relativeurls
     )
-    app = build_app(registry, urls, config.http.headers)
+    proxies = ProxyPolicy(parse_networks(config.security.trustedproxies))
+    app = build_app(
+        registry,
+        urls,
+        config.http.headers,
+        access=access if access is not None else make_access_controller(config),
+        proxies=proxies,
+    )
     purging = config.storage.maintenance.uploadpurging
     if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
         app.cleanup_ctx.append(
@@ -157,6 +191,7 @@ def _run_worker(config: Config, sock: socket.socket, maintenance: bool) -> None:
 
 def serve(config: Config, workers: int) -> None:
     """Migrate, bind, and serve with ``workers`` processes sharing one listening socket."""
+    make_access_controller(config)  # fail before binding when its files are unusable
     asyncio.run(prepare_database(config))
     host, port = config.http.bind()
     sock = _bind_socket(host, port)

@@ -1,4 +1,5 @@
-"""The ``dockyard`` command: serve, import a registry:2 store, check a configuration."""
+"""The ``dockyard`` command: serve, import a registry:2 store, check a configuration,
+manage htpasswd files."""
 
 from __future__ import annotations
 
@@ -60,7 +61,10 @@ def serve(config_path: Path | None, workers: int | None) -> None:
     config = _load(config_path).config
     if workers is not None and workers > 1 and config.storage.driver == "inmemory":
         raise click.ClickException("inmemory storage lives in one process: use --workers 1")
-    run(config, workers or config.worker_count())
+    try:
+        run(config, workers or config.worker_count())
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
 
 
 @main.command(name="import")
@@ -101,3 +105,77 @@ def check(config_path: Path) -> None:
     click.echo(render_effective(loaded.config), nl=False)
     click.echo(f"# metadata database: {loaded.config.database_url()}", err=True)
     click.echo("configuration is valid", err=True)
+
+
+@main.group()
+def htpasswd() -> None:
+    """Manage htpasswd files of bcrypt entries (auth.htpasswd, access.users)."""
+
+
+_HTPASSWD_FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+
+
+@htpasswd.command("add")
+@_HTPASSWD_FILE
+@click.argument("user")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@click.option(
+    "--cost", type=click.IntRange(4, 31), default=10, show_default=True, help="bcrypt cost."
+)
+def htpasswd_add(file: Path, user: str, password_stdin: bool, cost: int) -> None:
+    """Add USER to FILE (created if missing, mode 0600), or set USER's new password.
+
+    Prompts twice for the password unless --password-stdin. The running server picks the
+    change up at the next login.
+    """
+    from dockyard.auth import htpasswd as files
+
+    try:
+        files.validate_user(user)
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if not password:
+            raise files.HtpasswdError("the password must not be empty")
+        hashed = files.hash_password(password, cost)
+        lines, added = files.set_user(files.read_lines(file), user, hashed)
+        files.write_lines(file, lines)
+    except (files.HtpasswdError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{'added user' if added else 'changed the password of'} {user} in {file}")
+
+
+@htpasswd.command("remove")
+@_HTPASSWD_FILE
+@click.argument("user")
+def htpasswd_remove(file: Path, user: str) -> None:
+    """Remove USER from FILE."""
+    from dockyard.auth import htpasswd as files
+
+    try:
+        lines, removed = files.remove_user(files.read_lines(file), user)
+        if not removed:
+            raise files.HtpasswdError(f"{file} has no user {user}")
+        files.write_lines(file, lines)
+    except (files.HtpasswdError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"removed user {user} from {file}")
+
+
+@htpasswd.command("list")
+@_HTPASSWD_FILE
+def htpasswd_list(file: Path) -> None:
+    """List the users of FILE; entries that are not bcrypt are marked (they cannot log in)."""
+    from dockyard.auth import htpasswd as files
+
+    try:
+        if not file.exists():
+            raise files.HtpasswdError(f"{file}: no such file")
+        users = files.list_users(files.read_lines(file))
+    except (files.HtpasswdError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for user, usable in users:
+        click.echo(user if usable else f"{user}\t(not bcrypt: cannot log in)")

@@ -24,6 +24,7 @@ a storage driver other than ``filesystem``/``inmemory``).
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 import re
 import types
@@ -53,12 +54,15 @@ __all__ = [
     "SUPPORTED_STORAGE_DRIVERS",
     "UNSUPPORTED_KEYS",
     "AccessLogConfig",
+    "AuthConfig",
     "CatalogConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",
     "DeleteConfig",
+    "FailedLoginsConfig",
     "FilesystemConfig",
+    "HtpasswdAuthConfig",
     "HttpConfig",
     "LimitsConfig",
     "LoadedConfig",
@@ -67,6 +71,7 @@ __all__ = [
     "ManifestUrlsConfig",
     "ManifestValidationConfig",
     "ReadOnlyConfig",
+    "SecurityConfig",
     "ServeConfig",
     "StorageConfig",
     "UploadPurgingConfig",
@@ -505,6 +510,55 @@ class ServeConfig(_Section):
     workers: int | None = Field(default=None, ge=1)
 
 
+class HtpasswdAuthConfig(_Section):
+    """``auth.htpasswd``: HTTP Basic against an htpasswd file of bcrypt entries."""
+
+    realm: str
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class AuthConfig(_Section):
+    """``auth``: at most one access controller; none configured means no authentication."""
+
+    htpasswd: HtpasswdAuthConfig | None = None
+
+    def kind(self) -> str | None:
+        for name in type(self).model_fields:
+            if getattr(self, name) is not None:
+                return name
+        return None
+
+
+def _networks(value: list[str]) -> list[str]:
+    for index, item in enumerate(value):
+        try:
+            ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise ValueError(
+                f"[{index}] {item!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return value
+
+
+class FailedLoginsConfig(_Section):
+    limit: int = Field(default=10, ge=0)
+    window: Duration = timedelta(minutes=1)
+
+
+class SecurityConfig(_Section):
+    """Dockyard's own: which proxies to believe, and the failed-login limit."""
+
+    trustedproxies: Annotated[list[str], AfterValidator(_networks)] = Field(default_factory=list)
+    failedlogins: FailedLoginsConfig = Field(default_factory=FailedLoginsConfig)
+
+
 class Config(_Section):
     """The effective configuration. Attribute names follow the YAML keys."""
 
@@ -517,6 +571,8 @@ class Config(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @field_validator("version")
     @classmethod
@@ -588,13 +644,6 @@ def _tls_requested(value: Any) -> bool:
     )
 
 
-def _auth_requested(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_text(k).lower() != "none" for k in value)
-    text = _text(value).strip().lower() if value is not None else ""
-    return text not in ("", "none")
-
-
 def _proxy_requested(value: Any) -> bool:
     return _has_content(_get(value, "remoteurl"))
 
@@ -606,10 +655,6 @@ REFUSED_KEYS: Final[Mapping[str, str]] = {
         "http.tls is not supported yet: refusing to start without the TLS this file asks for "
         "(terminate TLS in a reverse proxy and remove http.tls)"
     ),
-    "auth": (
-        "auth is not supported yet: refusing to start without the authentication this file "
-        "asks for (put an authenticating reverse proxy in front and remove auth)"
-    ),
     "proxy": (
         "proxy is not supported yet: refusing to start as a writable registry where a "
         "read-only pull-through cache was asked for"
@@ -619,8 +664,19 @@ REFUSED_KEYS: Final[Mapping[str, str]] = {
 # a present but inert section is ignored with a warning instead.
 _REFUSAL_TRIGGERS: Final[Mapping[str, Callable[[Any], bool]]] = {
     "http.tls": _tls_requested,
-    "auth": _auth_requested,
     "proxy": _proxy_requested,
+}
+
+# Auth types Distribution has that Dockyard refuses, with the reason.
+_UNSUPPORTED_AUTH: Final[Mapping[str, str]] = {
+    "silly": (
+        "the silly auth type (a development stub that lets any Authorization header in) "
+        "is not supported; use htpasswd or token"
+    ),
+    "token": (
+        "token authentication is not supported yet: refusing to start without the "
+        "authentication this file asks for (use htpasswd)"
+    ),
 }
 
 # Accepted and ignored, with one warning naming the key.
@@ -791,6 +847,9 @@ def _is_text(annotation: Any) -> bool:
 
 
 _OPAQUE: Final = "<opaque>"  # schema marker: a subtree Dockyard does not model
+# Sections that are maps of named parts (a storage driver, an auth type): the environment
+# may create any key in them, and their loader judges the names.
+_OPEN_SECTIONS: Final[tuple[type[BaseModel], ...]] = (StorageConfig, AuthConfig)
 Path_ = tuple[str | int, ...]
 
 
@@ -838,7 +897,7 @@ def _env_step(schema: Any, parent: str, node: dict[Any, Any], part: str) -> tupl
     """
     upper = part.upper()
     core = _core(schema)
-    if _is_model(core) and core is not StorageConfig:
+    if _is_model(core) and core not in _OPEN_SECTIONS:
         fields = core.model_fields
         for name in [*fields, *_special_children(parent)]:
             if name.upper() == upper:
@@ -846,11 +905,11 @@ def _env_step(schema: Any, parent: str, node: dict[Any, Any], part: str) -> tupl
                 child_schema = field.annotation if field is not None else _OPAQUE
                 return next((k for k in node if _text(k) == name), name), child_schema
         return None
-    if core is not StorageConfig and core is not _OPAQUE and get_origin(core) is not dict:
+    if core not in _OPEN_SECTIONS and core is not _OPAQUE and get_origin(core) is not dict:
         return None  # a plain value has no keys inside
     key = next((k for k in node if _text(k).upper() == upper), part.lower())
-    if core is StorageConfig:
-        field = StorageConfig.model_fields.get(_text(key))
+    if core in _OPEN_SECTIONS:
+        field = core.model_fields.get(_text(key))
         if field is None or _text(key) == "driver":
             return key, _OPAQUE
         return key, field.annotation
@@ -953,6 +1012,8 @@ class _Loading:
         core = _core(annotation)
         if core is StorageConfig:
             return self._storage(value, path)
+        if core is AuthConfig:
+            return self._auth(value, path)
         if _is_model(core):
             return self._section(core, value, path)
         origin = get_origin(core)
@@ -1028,6 +1089,38 @@ class _Loading:
             self.warn(DEPRECATED_KEYS[dotted] + self.source(path))
             return True
         return False
+
+    def _auth(self, value: Any, path: Path_) -> dict[str, Any]:
+        """``auth`` names one access controller. An unknown or unsupported one stops
+        Dockyard: ignoring it would serve without the authentication the file asks for."""
+        value = _section_from_text(path, value)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            got = _describe(value)
+            raise ConfigError(f"auth: expected a mapping, got {got}{self.source(path)}")
+        result: dict[str, Any] = {}
+        for raw_key, item in value.items():
+            key = _text(raw_key)
+            child = (*path, key)
+            if key == "none":
+                continue
+            if key in _UNSUPPORTED_AUTH:
+                raise ConfigError(f"auth.{key}: {_UNSUPPORTED_AUTH[key]}{self.source(child)}")
+            field = AuthConfig.model_fields.get(key)
+            if field is None:
+                supported = ", ".join(AuthConfig.model_fields)
+                raise ConfigError(
+                    f"auth.{key}: unknown auth type (supported: {supported}); refusing to "
+                    f"start without the authentication this file asks for{self.source(child)}"
+                )
+            result[key] = self.normalize(field.annotation, item if item is not None else {}, child)
+        if len(result) > 1:
+            found = ", ".join(result)
+            raise ConfigError(
+                f"auth: exactly one auth type may be configured, found {found}{self.source(path)}"
+            )
+        return result
 
     def _storage(self, value: Any, path: Path_) -> dict[str, Any]:
         value = _section_from_text(path, value)
@@ -1241,6 +1334,7 @@ def render_effective(config: Config) -> str:
     data["storage"] = {driver: filesystem if driver == "filesystem" else {}, **storage}
     if data["http"]["secret"] is not None:
         data["http"]["secret"] = "***"
+    data["auth"] = {kind: section for kind, section in data["auth"].items() if section}
     if data["database"]["url"] is not None:
         data["database"]["url"] = _mask_url_password(data["database"]["url"])
     header = (

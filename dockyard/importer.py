@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -158,7 +159,9 @@ async def import_store(
 class _Repository:
     name: str
     has_manifests_dir: bool
-    #: blobs linked into the repository: by registry:2, already in the database, or now
+    #: what the database holds for the repository before this run
+    database: _Contents
+    #: blobs linked into the repository, by registry:2 or by this run
     linked: set[str] = field(default_factory=set)
     #: manifests read and parsed from the store, by digest
     records: dict[str, ManifestToStore] = field(default_factory=dict)
@@ -166,19 +169,21 @@ class _Repository:
     available: set[str] = field(default_factory=set)
     #: manifests found in the store but skipped (a problem line says why)
     skipped: set[str] = field(default_factory=set)
+    #: tags set together with their manifest (one transaction instead of two)
+    tagged: set[str] = field(default_factory=set)
     #: whether this run writes (or in a dry run would write) anything for the repository
     touched: bool = False
 
 
-async def _bounded(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
-    """Await all of ``awaitables`` with at most READ_CONCURRENCY in flight, in order."""
-    limit = asyncio.Semaphore(READ_CONCURRENCY)
+@dataclass(frozen=True)
+class _Contents:
+    blobs: set[str] = field(default_factory=set)
+    manifests: set[str] = field(default_factory=set)
+    tags: dict[str, str] = field(default_factory=dict)
 
-    async def one(awaitable: Awaitable[_T]) -> _T:
-        async with limit:
-            return await awaitable
 
-    return list(await asyncio.gather(*(one(a) for a in awaitables)))
+#: Inside :meth:`_Importer._bounded`, where the running task's problems are collected.
+_task_problems: ContextVar[list[str] | None] = ContextVar("_task_problems", default=None)
 
 
 def _basename(path: str) -> str:
@@ -196,30 +201,44 @@ class _Importer:
         self._unfinished_uploads = 0
 
     def _problem(self, message: str) -> None:
+        collected = _task_problems.get()
+        if collected is not None:
+            collected.append(message)
+            return
         # The caller prints the report's problems; the log keeps them in sequence.
         log.debug("import: %s", message)
         self._report.problems.append(message)
 
+    async def _bounded(self, awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
+        """Await all of ``awaitables``, at most READ_CONCURRENCY at a time; results and
+        problems come out in the order of ``awaitables``, however the reads finish."""
+        limit = asyncio.Semaphore(READ_CONCURRENCY)
+        pending = list(awaitables)
+        collected: list[list[str]] = [[] for _ in pending]
+
+        async def one(awaitable: Awaitable[_T], problems: list[str]) -> _T:
+            _task_problems.set(problems)  # each task runs in its own copy of the context
+            async with limit:
+                return await awaitable
+
+        results = await asyncio.gather(*map(one, pending, collected))
+        for problems in collected:
+            for message in problems:
+                self._problem(message)
+        return list(results)
+
     # -- the database, read (absent in a dry run before the first import) ---------------------
 
-    async def _repository_exists(self, name: str) -> bool:
-        return self._metadata is not None and await self._metadata.repository_exists(name)
-
-    async def _blob_linked(self, name: str, digest: str) -> bool:
-        if self._metadata is None:
-            return False
-        return await self._metadata.repository_blob_size(name, digest) is not None
-
-    async def _manifest_stored(self, name: str, digest: str) -> bool:
-        if self._metadata is None:
-            return False
-        return await self._metadata.get_manifest(name, digest, by_digest=True) is not None
-
-    async def _tag_target(self, name: str, tag: str) -> str | None:
-        if self._metadata is None:
+    async def _contents(self, name: str) -> _Contents | None:
+        """What the database holds for repository ``name``; None if it has no such
+        repository (or no database yet, in a dry run). Three queries, not one per item."""
+        if self._metadata is None or not await self._metadata.repository_exists(name):
             return None
-        found = await self._metadata.get_manifest(name, tag, by_digest=False)
-        return found.digest if found is not None else None
+        return _Contents(
+            blobs=await self._metadata.repository_blob_digests(name),
+            manifests=await self._metadata.repository_manifest_digests(name),
+            tags=await self._metadata.tag_targets(name),
+        )
 
     def _writer(self) -> MetadataStore:
         assert self._metadata is not None and not self._dry_run
@@ -258,7 +277,7 @@ class _Importer:
             for algorithm_dir in await self._list(directory)
             for entry in await self._list(algorithm_dir)
         ]
-        contents = await _bounded(self._safe_read_link(f"{entry}/link") for entry in entries)
+        contents = await self._bounded(self._safe_read_link(f"{entry}/link") for entry in entries)
         found: list[Digest] = []
         for entry, content in zip(entries, contents, strict=True):
             if content is None:
@@ -308,13 +327,15 @@ class _Importer:
                 self._problem(f"repository {name!r}: not a valid repository name; skipped")
                 continue
             log.info("import: repository %s", name)
-            await self._import_repository(_Repository(name, has_manifests_dir))
+            contents = await self._contents(name)
+            repo = _Repository(name, has_manifests_dir, contents or _Contents())
+            await self._import_repository(repo, existed=contents is not None)
         if self._unfinished_uploads:
             self._problem(
                 f"{_plural(self._unfinished_uploads, 'unfinished upload', 'unfinished uploads')}"
                 " of registry:2 left in _uploads directories: Dockyard does not resume them "
                 "(clients start those uploads again) and does not purge them; delete them "
-                "to reclaim their space"
+                "before Dockyard serves, as its own uploads go to the same directories"
             )
         return self._report
 
@@ -338,9 +359,8 @@ class _Importer:
                 pending.append((child, child_name))
         return sorted(found)
 
-    async def _import_repository(self, repo: _Repository) -> None:
+    async def _import_repository(self, repo: _Repository, existed: bool) -> None:
         name = repo.name
-        existed = await self._repository_exists(name)
         await self._import_blob_links(repo)
         revisions = await self._read_digest_links(
             name, f"{paths.repository(name)}/_manifests/revisions", "manifest revision"
@@ -352,16 +372,15 @@ class _Importer:
         for target in tags.values():
             if str(target) not in candidates and str(target) in repo.linked:
                 candidates[str(target)] = target
-        loaded = await _bounded(self._load_manifest(name, d) for d in candidates.values())
+        loaded = await self._bounded(self._load_manifest(name, d) for d in candidates.values())
         for key, record in zip(candidates, loaded, strict=True):
             if record is None:
                 repo.skipped.add(key)
             else:
                 repo.records[key] = record
-        await self._import_manifests(repo)
+        await self._import_manifests(repo, tags)
         await self._import_tags(repo, tags)
-        uploads = await self._list(f"{paths.repository(name)}/_uploads")
-        self._unfinished_uploads += len(uploads)
+        await self._count_unfinished_uploads(name)
 
         if existed:
             self._report.present.repositories += 1
@@ -372,12 +391,19 @@ class _Importer:
                 await self._writer().ensure_repository(name)
             self._report.imported.repositories += 1
 
+    async def _count_unfinished_uploads(self, name: str) -> None:
+        """Count registry:2's leftover uploads; Dockyard's own (in its database) are not."""
+        for upload in await self._list(f"{paths.repository(name)}/_uploads"):
+            if self._metadata is None or await self._metadata.get_upload(_basename(upload)) is None:
+                self._unfinished_uploads += 1
+
     # -- blob links ------------------------------------------------------------------------
 
     async def _import_blob_links(self, repo: _Repository) -> None:
         name = repo.name
         digests = await self._read_digest_links(name, f"{paths.repository(name)}/_layers", "blob")
-        sizes = await _bounded(self._blob_size(d) for d in digests)
+        sizes = await self._bounded(self._blob_size(d) for d in digests)
+        new: list[tuple[str, int]] = []
         for digest, size in zip(digests, sizes, strict=True):
             if size is None:
                 self._problem(
@@ -385,17 +411,21 @@ class _Importer:
                     "(garbage-collected?); link skipped"
                 )
                 continue
-            await self._link_blob(repo, str(digest), size)
+            repo.linked.add(str(digest))
+            if str(digest) in repo.database.blobs:
+                self._report.present.blob_links += 1
+            else:
+                new.append((str(digest), size))
+        await self._link_blobs(repo, new)
 
-    async def _link_blob(self, repo: _Repository, digest: str, size: int) -> None:
-        repo.linked.add(digest)
-        if await self._blob_linked(repo.name, digest):
-            self._report.present.blob_links += 1
+    async def _link_blobs(self, repo: _Repository, blobs: list[tuple[str, int]]) -> None:
+        if not blobs:
             return
         if not self._dry_run:
-            await self._writer().commit_blob(repo.name, digest, size)
+            await self._writer().link_blobs(repo.name, blobs)
+        repo.linked.update(digest for digest, _ in blobs)
         repo.touched = True
-        self._report.imported.blob_links += 1
+        self._report.imported.blob_links += len(blobs)
 
     # -- manifests -------------------------------------------------------------------------
 
@@ -432,8 +462,13 @@ class _Importer:
             return None
         return _to_store(digest, parsed, payload)
 
-    async def _import_manifests(self, repo: _Repository) -> None:
+    async def _import_manifests(self, repo: _Repository, tags: dict[str, Digest]) -> None:
         """Store manifests children first: an index waits until its children are stored."""
+        # A new manifest is stored together with one of its tags that needs setting.
+        first_tag: dict[str, str] = {}
+        for tag, target in sorted(tags.items(), reverse=True):
+            if repo.database.tags.get(tag) != str(target):
+                first_tag[str(target)] = tag
         pending = dict(sorted(repo.records.items()))
         while pending:
             ready = [
@@ -449,9 +484,11 @@ class _Importer:
                     )
                 return
             for digest in ready:
-                await self._import_manifest(repo, pending.pop(digest))
+                await self._import_manifest(repo, pending.pop(digest), first_tag.get(digest))
 
-    async def _import_manifest(self, repo: _Repository, record: ManifestToStore) -> None:
+    async def _import_manifest(
+        self, repo: _Repository, record: ManifestToStore, tag: str | None
+    ) -> None:
         name, digest = repo.name, record.digest
         missing_children = [d for d in record.child_digests if d not in repo.available]
         if missing_children:
@@ -466,7 +503,7 @@ class _Importer:
         for blob in dict.fromkeys(record.blob_digests):
             if blob in repo.linked:
                 continue
-            if await self._blob_linked(name, blob):
+            if blob in repo.database.blobs:
                 repo.linked.add(blob)
                 self._report.present.blob_links += 1
                 continue
@@ -482,26 +519,29 @@ class _Importer:
                 f"({', '.join(missing_blobs)}); skipped"
             )
             return
-        for blob, size in unlinked:
-            # registry:2 serves such a manifest (the link was removed with DELETE on the
-            # blob, or never written); Dockyard requires its blobs to be in the repository.
-            await self._link_blob(repo, blob, size)
+        # registry:2 serves such a manifest (the link was removed with DELETE on the blob, or
+        # never written); Dockyard requires a manifest's blobs to be in its repository.
+        await self._link_blobs(repo, unlinked)
+        for blob, _ in unlinked:
             self._problem(
                 f"{name}: blob {blob} is used by manifest {digest} but was not linked into "
                 "the repository; linked it so that the manifest stays pullable"
             )
-        if await self._manifest_stored(name, digest):
+        if digest in repo.database.manifests:
             self._report.present.manifests += 1
         else:
             if not self._dry_run:
                 try:
-                    await self._writer().put_manifest(name, record, tag=None)
+                    await self._writer().put_manifest(name, record, tag=tag)
                 except MissingReferencesError as exc:
                     repo.skipped.add(digest)
                     self._problem(f"{name}: manifest {digest} not stored: {exc}")
                     return
             repo.touched = True
             self._report.imported.manifests += 1
+            if tag is not None:
+                repo.tagged.add(tag)
+                self._report.imported.tags += 1
         repo.available.add(digest)
 
     # -- tags ------------------------------------------------------------------------------
@@ -515,7 +555,7 @@ class _Importer:
                 tags.append(tag)
             else:
                 self._problem(f"{name}: tag {tag!r} is not a valid tag name; skipped")
-        contents = await _bounded(
+        contents = await self._bounded(
             self._safe_read_link(paths.tag_current_link(name, tag)) for tag in tags
         )
         found: dict[str, Digest] = {}
@@ -544,7 +584,9 @@ class _Importer:
                 )
                 self._problem(f"{name}: tag {tag} points at {digest}, {why}; tag skipped")
                 continue
-            if await self._tag_target(name, tag) == digest:
+            if tag in repo.tagged:
+                continue
+            if repo.database.tags.get(tag) == digest:
                 self._report.present.tags += 1
                 continue
             if not self._dry_run:

@@ -473,12 +473,28 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
             "http.tls is not supported yet",
         ),
         (
-            MINIMAL + "auth:\n  htpasswd:\n    realm: r\n    path: /auth/htpasswd\n",
-            "auth is not supported yet: refusing to start without the authentication",
+            MINIMAL + "auth:\n  token: {realm: r}\n",
+            "auth.token: token authentication is not supported yet",
         ),
-        (MINIMAL + "auth:\n  token: {realm: r}\n", "auth is not supported yet"),
-        (MINIMAL + "auth:\n  silly: {realm: r, service: s}\n", "auth is not supported yet"),
-        (MINIMAL + "auth: htpasswd\n", "auth is not supported yet"),
+        (
+            MINIMAL + "auth:\n  silly: {realm: r, service: s}\n",
+            "auth.silly: the silly auth type (a development stub",
+        ),
+        (
+            MINIMAL + "auth:\n  ldap: {url: x}\n",
+            "auth.ldap: unknown auth type (supported: htpasswd); refusing to start",
+        ),
+        (MINIMAL + "auth: htpasswd\n", "auth.htpasswd.realm: Field required"),
+        (MINIMAL + "auth:\n  htpasswd: {realm: r}\n", "auth.htpasswd.path: Field required"),
+        (MINIMAL + "auth: [htpasswd]\n", "auth: expected a mapping, got a list"),
+        (
+            MINIMAL + "security:\n  trustedproxies: [10.0.0.0/8, nginx]\n",
+            "security.trustedproxies: [1] 'nginx' is not an IP address or network",
+        ),
+        (
+            MINIMAL + "security:\n  failedlogins: {limit: -1}\n",
+            "security.failedlogins.limit: Input should be greater than or equal to 0",
+        ),
         (
             MINIMAL + "proxy:\n  remoteurl: https://registry-1.docker.io\n",
             "proxy is not supported yet",
@@ -572,9 +588,12 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
 
 
 def test_refusals_from_the_environment(tmp_path: Path) -> None:
-    message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH_HTPASSWD_PATH": "/htpasswd"})
-    assert message.startswith("auth is not supported yet")
-    assert "REGISTRY_AUTH_HTPASSWD_PATH" in message
+    # podman users' REGISTRY_AUTH_FILE reads as an auth type, as in registry:2
+    message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH_FILE": "/run/auth.json"})
+    assert message.startswith("auth.file: unknown auth type")
+    assert "REGISTRY_AUTH_FILE" in message
+    message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH_SILLY_REALM": "r"})
+    assert message.startswith("auth.silly: ")
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_HTTP_TLS_CERTIFICATE": "/c.pem"})
     assert message.startswith("http.tls is not supported yet")
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_STORAGE": "s3"})
@@ -587,11 +606,46 @@ def test_inert_tls_and_auth_sections_are_accepted(tmp_path: Path) -> None:
     text = MINIMAL + "http:\n  tls:\n    minimumtls: tls1.2\nauth:\n  none: {}\nproxy: {}\n"
     loaded = load(tmp_path, text)
     assert loaded.warnings == ["http.tls: asks for nothing Distribution would act on, ignored"]
+    assert loaded.config.auth.kind() is None
     assert load(tmp_path, MINIMAL + "http:\n  tls:\nauth:\n").warnings == []
+    assert load(tmp_path, MINIMAL + "auth: none\n").config.auth.kind() is None
+
+
+def test_htpasswd_auth(tmp_path: Path) -> None:
+    text = MINIMAL + "auth:\n  htpasswd:\n    realm: Registry Realm\n    path: /auth/htpasswd\n"
+    loaded = load(tmp_path, text)
+    assert loaded.warnings == []
+    assert loaded.config.auth.kind() == "htpasswd"
+    assert loaded.config.auth.htpasswd is not None
+    assert loaded.config.auth.htpasswd.realm == "Registry Realm"
+    assert loaded.config.auth.htpasswd.path == "/auth/htpasswd"
+    env = {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "r"}
+    env["REGISTRY_AUTH_HTPASSWD_PATH"] = "/etc/htpasswd"
+    config = load(tmp_path, MINIMAL, env).config
+    assert config.auth.htpasswd is not None
+    assert config.auth.htpasswd.path == "/etc/htpasswd"
+    message = config_error(
+        tmp_path, text.replace("auth:\n", "auth:\n  none:\n  token: {realm: x}\n")
+    )
+    assert message.startswith("auth.token:")
+
+
+def test_security_section(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "security:\n  trustedproxies: [127.0.0.1, 10.0.0.0/8, '::1']\n"
+        "  failedlogins:\n    limit: 5\n    window: 10m\n"
+    )
+    config = load(tmp_path, text).config
+    assert config.security.trustedproxies == ["127.0.0.1", "10.0.0.0/8", "::1"]
+    assert config.security.failedlogins.limit == 5
+    assert config.security.failedlogins.window == timedelta(minutes=10)
+    defaults = load(tmp_path, MINIMAL).config.security
+    assert defaults.trustedproxies == []
+    assert defaults.failedlogins.limit == 10
 
 
 def test_refused_keys_are_the_documented_set() -> None:
-    assert set(REFUSED_KEYS) == {"http.tls", "auth", "proxy"}
+    assert set(REFUSED_KEYS) == {"http.tls", "proxy"}
 
 
 # ---- warnings --------------------------------------------------------------------------------

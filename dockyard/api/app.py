@@ -6,7 +6,9 @@ from aiohttp import web
 
 from dockyard.api.context import UrlBuilder
 from dockyard.api.dispatch import Dispatcher
+from dockyard.api.forwarded import ProxyPolicy, forwarded_middleware
 from dockyard.api.table import ROUTES
+from dockyard.auth.controller import AccessController
 from dockyard.registry.service import Registry
 
 REGISTRY_KEY = web.AppKey("registry", Registry)
@@ -16,11 +18,16 @@ def build_app(
     registry: Registry,
     urls: UrlBuilder | None = None,
     extra_headers: dict[str, list[str]] | None = None,
+    access: AccessController | None = None,
+    proxies: ProxyPolicy | None = None,
 ) -> web.Application:
+    """The registry API. ``access`` decides who may do what (default: everyone everything);
+    ``proxies`` names the reverse proxies whose ``X-Forwarded-*`` headers are believed."""
     urls = urls or UrlBuilder()
-    app = web.Application(client_max_size=1024**2)
+    middlewares = [forwarded_middleware(proxies)] if proxies and proxies.trusted else []
+    app = web.Application(client_max_size=1024**2, middlewares=middlewares)
     app[REGISTRY_KEY] = registry
-    dispatcher = Dispatcher(registry, urls, ROUTES)
+    dispatcher = Dispatcher(registry, urls, ROUTES, access)
     app.router.add_route("*", f"{urls.prefix}/v2", dispatcher.handle)
     app.router.add_route("*", f"{urls.prefix}/v2/{{tail:.*}}", dispatcher.handle)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.blob_response import send_local_file, send_stream
 from dockyard.api.context import Call
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest
-from dockyard.oci.ranges import ByteRange, RangeNotSatisfiable, parse_range
 
 
 def _blob_headers(digest: Digest, size: int) -> dict[str, str]:
@@ -30,33 +30,13 @@ async def get_blob(request: web.Request, call: Call) -> web.StreamResponse:
         headers["Content-Length"] = str(location.size)
         return web.Response(status=200, headers=headers)
     if location.local_path is not None:
-        # aiohttp's FileResponse serves Range / If-Range with sendfile.
-        return web.FileResponse(location.local_path, headers=headers)
-    return await _stream_blob(request, call, digest, location.size, headers)
-
-
-async def _stream_blob(
-    request: web.Request, call: Call, digest: Digest, size: int, headers: dict[str, str]
-) -> web.StreamResponse:
-    selected = ByteRange(0, size - 1)
-    status = 200
-    range_header = request.headers.get("Range")
-    if range_header and size > 0:
-        try:
-            parsed = parse_range(range_header, size)
-        except RangeNotSatisfiable:
-            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
-        if parsed is not None:
-            selected, status = parsed, 206
-            headers["Content-Range"] = f"bytes {parsed.start}-{parsed.end}/{size}"
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = max(selected.length, 0)
-    await response.prepare(request)
-    if size > 0:
-        async for chunk in call.registry.blobs.stream(digest, selected.start, selected.length):
-            await response.write(chunk)
-    await response.write_eof()
-    return response
+        return await send_local_file(request, location.local_path, location.size, headers)
+    return await send_stream(
+        request,
+        location.size,
+        headers,
+        lambda offset, length: call.registry.blobs.stream(digest, offset, length),
+    )
 
 
 async def delete_blob(request: web.Request, call: Call) -> web.StreamResponse:

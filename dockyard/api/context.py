@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
+from dockyard.auth.access import Access
 from dockyard.oci import errors
 from dockyard.registry.service import Registry
 from dockyard.registry.uploads import IncompleteBodyError
-
-BODY_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,22 @@ class UrlBuilder:
         return f"{base}{full}"
 
 
+def _allow_all(_access: Access) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Call:
+    """One matched request: the service, the URL builder, the path parameters, and what
+    access control decided about the caller (``allows`` one more access, ``visible``
+    filters listings; ``pulls_everything`` when the caller may pull every repository)."""
+
     registry: Registry
     urls: UrlBuilder
     params: dict[str, str]
+    allows: Callable[[Access], bool] = _allow_all
+    visible: Callable[[str], bool] | None = None
+    pulls_everything: bool = True
 
     @property
     def name(self) -> str:
@@ -46,7 +56,7 @@ class Call:
 async def body_stream(request: web.Request) -> AsyncIterator[bytes]:
     """The request body in chunks; a body cut short raises IncompleteBodyError."""
     try:
-        async for chunk in request.content.iter_chunked(BODY_CHUNK):
+        async for chunk in request.content.iter_any():
             yield chunk
     except (aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError) as exc:
         raise IncompleteBodyError(str(exc)) from exc

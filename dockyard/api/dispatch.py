@@ -1,13 +1,18 @@
-"""The one aiohttp handler under ``<prefix>/v2/``: match, validate the name, call, render errors."""
+"""The one aiohttp handler under ``<prefix>/v2/``: match, validate the name, check access,
+call, render errors."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from aiohttp import web
 
 from dockyard.api.context import Call, UrlBuilder
+from dockyard.api.needs import Need, need_for
 from dockyard.api.routes import Route, match
+from dockyard.api.table import ACCESS
+from dockyard.auth.controller import AccessController, AuthRequest, OpenAccess
 from dockyard.oci import errors
 from dockyard.oci.names import validate_name
 from dockyard.registry.service import Registry
@@ -25,10 +30,19 @@ def error_response(error: errors.RegistryError) -> web.Response:
 
 
 class Dispatcher:
-    def __init__(self, registry: Registry, urls: UrlBuilder, routes: list[Route]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        urls: UrlBuilder,
+        routes: list[Route],
+        access: AccessController | None = None,
+        needs: dict[str, dict[str, Need]] | None = None,
+    ) -> None:
         self._registry = registry
         self._urls = urls
         self._routes = routes
+        self._access = access or OpenAccess()
+        self._needs = needs if needs is not None else ACCESS
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -65,4 +79,25 @@ class Dispatcher:
             )
         if "name" in found.params:
             validate_name(found.params["name"])
-        return await handler(request, Call(self._registry, self._urls, found.params))
+        need = need_for(self._needs.get(found.route.name, {}), request.method)
+        if need is None:  # a route without an access entry is a bug: fail closed
+            raise errors.RegistryError(errors.UNKNOWN, "no access rule for this endpoint")
+        required = need.required(found.params)
+        caller = AuthRequest(
+            authorization=request.headers.get("Authorization"),
+            client=request.remote or "",
+            base_url=f"{request.scheme}://{request.host}",
+        )
+        identity = await self._access.authenticate(caller, required)
+        self._access.authorize(identity, caller, required)
+        if need.write:
+            self._registry.check_writable()
+        call = Call(
+            self._registry,
+            self._urls,
+            found.params,
+            allows=functools.partial(self._access.allows, identity),
+            visible=self._access.listing_filter(identity),
+            pulls_everything=self._access.pulls_everything(identity),
+        )
+        return await handler(request, call)

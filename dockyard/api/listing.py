@@ -51,7 +51,7 @@ async def catalog(request: web.Request, call: Call) -> web.StreamResponse:
         request.query.get("last"),
         call.registry.settings.catalog_max_entries,
     )
-    listing = await call.registry.listing.catalog(page)
+    listing = await call.registry.listing.catalog(page, call.visible)
     return json_response(
         {"repositories": listing.entries},
         _link(request, call, "/v2/_catalog", listing, page.limit),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dockyard.api import blobs, listing, manifests, uploads
+from dockyard.api.needs import Need
 from dockyard.api.routes import Route, route
+from dockyard.auth.access import DELETE, PULL, PUSH
 
 _NAME = r"/v2/(?P<name>[^?#]+?)"
 
@@ -48,3 +50,28 @@ ROUTES: list[Route] = [
         get=listing.referrers,
     ),
 ]
+
+# What each route needs from access control, by method (HEAD needs what GET needs). As in
+# registry:2, reading is "pull", writing "push", deleting "delete"; every upload call,
+# status and cancel included, is "push". The "from" repository of a cross-repository mount
+# is optional: the upload handler mounts only when the caller may pull it (else the client
+# uploads), so a mount never needs more than a push.
+ACCESS: dict[str, dict[str, Need]] = {
+    "base": {"GET": Need()},
+    "catalog": {"GET": Need(catalog=True)},
+    "tags": {"GET": Need((PULL,))},
+    "manifest": {
+        "GET": Need((PULL,)),
+        "PUT": Need((PUSH,), write=True),
+        "DELETE": Need((DELETE,), write=True),
+    },
+    "upload_start": {"POST": Need((PUSH,), write=True)},
+    "upload": {
+        "GET": Need((PUSH,)),
+        "PATCH": Need((PUSH,), write=True),
+        "PUT": Need((PUSH,), write=True),
+        "DELETE": Need((PUSH,), write=True),
+    },
+    "blob": {"GET": Need((PULL,)), "DELETE": Need((DELETE,), write=True)},
+    "referrers": {"GET": Need((PULL,))},
+}

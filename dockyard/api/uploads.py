@@ -6,6 +6,7 @@ from aiohttp import web
 
 from dockyard.api.blobs import blob_location_headers
 from dockyard.api.context import Call, body_stream
+from dockyard.auth.access import PULL, REPOSITORY, Access
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest
 from dockyard.oci.names import is_valid_name
@@ -46,9 +47,13 @@ async def start_upload(request: web.Request, call: Call) -> web.StreamResponse:
     if mount is not None:
         mounted = Digest.parse(mount)
         source = request.query.get("from")
-        # Without ``from`` any stored blob mounts (the client proved it knows the digest);
-        # an invalid ``from`` cannot hold the blob, so the client uploads instead.
-        mountable = source is None or is_valid_name(source)
+        # Without ``from`` any stored blob mounts (the client proved it knows the digest),
+        # unless access control limits what the caller may pull. An invalid ``from``, or
+        # one the caller may not pull, cannot give the blob: the client uploads instead.
+        if source is None:
+            mountable = call.pulls_everything
+        else:
+            mountable = is_valid_name(source) and call.allows(Access(REPOSITORY, source, PULL))
         if mountable and await uploads.mount(call.name, mounted, source) is not None:
             headers = blob_location_headers(request, call, mounted)
             return web.Response(status=201, headers=headers)

@@ -10,14 +10,14 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, delete, func, select
+from sqlalchemy import Select, and_, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.engine import WRITE
+from dockyard.metadata.engine import Database, DbConnection, InlineEngine
+from dockyard.metadata.generation import MISS, ReadCache, WriteGeneration
 from dockyard.metadata.records import (
     ManifestRecord,
     ManifestToStore,
@@ -25,6 +25,45 @@ from dockyard.metadata.records import (
     ReferrerRecord,
     UploadRecord,
 )
+
+# Hot-path statements, built once: building a statement costs more than running it.
+_REPOSITORY_ID = select(t.repositories.c.id).where(t.repositories.c.name == bindparam("name"))
+_BLOB_SIZE = select(t.blobs.c.size).where(t.blobs.c.digest == bindparam("digest"))
+_REPOSITORY_BLOB_SIZE = (
+    select(t.blobs.c.size)
+    .select_from(
+        t.repositories.join(
+            t.repository_blobs, t.repository_blobs.c.repository_id == t.repositories.c.id
+        ).join(t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest)
+    )
+    .where(
+        t.repositories.c.name == bindparam("name"),
+        t.repository_blobs.c.digest == bindparam("digest"),
+    )
+)
+_MANIFEST_COLUMNS = (
+    t.manifests.c.digest,
+    t.manifests.c.media_type,
+    t.manifests.c.size,
+    t.manifests.c.payload,
+)
+_MANIFEST_BY_DIGEST = (
+    select(*_MANIFEST_COLUMNS)
+    .select_from(
+        t.repositories.join(t.manifests, t.manifests.c.repository_id == t.repositories.c.id)
+    )
+    .where(t.repositories.c.name == bindparam("name"), t.manifests.c.digest == bindparam("ref"))
+)
+_MANIFEST_BY_TAG = (
+    select(*_MANIFEST_COLUMNS)
+    .select_from(
+        t.repositories.join(t.manifests, t.manifests.c.repository_id == t.repositories.c.id).join(
+            t.tags, t.tags.c.manifest_id == t.manifests.c.id
+        )
+    )
+    .where(t.repositories.c.name == bindparam("name"), t.tags.c.name == bindparam("ref"))
+)
+_UPLOAD = select(t.uploads).where(t.uploads.c.id == bindparam("id"))
 
 
 def _now() -> datetime:
@@ -34,39 +73,49 @@ def _now() -> datetime:
 class MetadataStore:
     """Repositories, blobs, manifests, tags, referrers and upload sessions."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database, generation: WriteGeneration | None = None) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        self.generation = generation or WriteGeneration(None)
+        self._cache = ReadCache(self.generation)
 
     async def close(self) -> None:
         await self.engine.dispose()
+        self.generation.close()
 
     # -- plumbing -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def _read(self) -> AsyncIterator[DbConnection]:
+        if isinstance(self.engine, InlineEngine):
+            yield self.engine.reader()
+            return
         async with self.engine.connect() as connection:
             yield connection
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as connection:
-            connection = await connection.execution_options(**WRITE)
-            async with connection.begin():
+    async def _write(self, invalidates: bool = True) -> AsyncIterator[DbConnection]:
+        """A write transaction; on commit, other processes' read caches are invalidated."""
+        if isinstance(self.engine, InlineEngine):
+            writer = self.engine.writer()
+            async with writer.begin():
+                yield writer
+        else:
+            async with self.engine.connect() as connection, connection.begin():
                 yield connection
+        if invalidates:
+            self.generation.bump()
 
     def _insert(self, table: Any) -> Any:
         if self._dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    async def _repository_id(self, connection: AsyncConnection, name: str) -> int | None:
-        result = await connection.execute(
-            select(t.repositories.c.id).where(t.repositories.c.name == name)
-        )
+    async def _repository_id(self, connection: DbConnection, name: str) -> int | None:
+        result = await connection.execute(_REPOSITORY_ID, {"name": name})
         return result.scalar_one_or_none()
 
-    async def _ensure_repository(self, connection: AsyncConnection, name: str) -> int:
+    async def _ensure_repository(self, connection: DbConnection, name: str) -> int:
         await connection.execute(
             self._insert(t.repositories)
             .values(name=name, created_at=_now())
@@ -104,24 +153,23 @@ class MetadataStore:
     async def blob_size(self, digest: str) -> int | None:
         """The size of a committed blob anywhere in the store."""
         async with self._read() as connection:
-            result = await connection.execute(
-                select(t.blobs.c.size).where(t.blobs.c.digest == digest)
-            )
+            result = await connection.execute(_BLOB_SIZE, {"digest": digest})
             return result.scalar_one_or_none()
 
     async def repository_blob_size(self, name: str, digest: str) -> int | None:
-        """The size of a blob if it is linked into repository ``name``."""
-        query = (
-            select(t.blobs.c.size)
-            .select_from(
-                t.repositories.join(
-                    t.repository_blobs, t.repository_blobs.c.repository_id == t.repositories.c.id
-                ).join(t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest)
-            )
-            .where(t.repositories.c.name == name, t.repository_blobs.c.digest == digest)
-        )
+        """The size of a blob if it is linked into repository ``name`` (cached)."""
+        key = ("blob", name, digest)
+        cached = self._cache.get(key)
+        if cached is not MISS:
+            return cast(int | None, cached)
+        generation = self.generation.current()
         async with self._read() as connection:
-            return (await connection.execute(query)).scalar_one_or_none()
+            result = await connection.execute(
+                _REPOSITORY_BLOB_SIZE, {"name": name, "digest": digest}
+            )
+            size = result.scalar_one_or_none()
+        self._cache.put(key, generation, size)
+        return size
 
     async def commit_blob(self, name: str, digest: str, size: int) -> None:
         """Record a verified blob and link it into repository ``name``."""
@@ -134,7 +182,38 @@ class MetadataStore:
             repository_id = await self._ensure_repository(connection, name)
             await self._link(connection, repository_id, digest)
 
-    async def _link(self, connection: AsyncConnection, repository_id: int, digest: str) -> None:
+    async def link_blobs(self, name: str, blobs: Sequence[tuple[str, int]]) -> None:
+        """``commit_blob`` for many ``(digest, size)`` pairs, in one transaction."""
+        if not blobs:
+            return
+        async with self._write() as connection:
+            now = _now()
+            await connection.execute(
+                self._insert(t.blobs).on_conflict_do_nothing(index_elements=["digest"]),
+                [{"digest": d, "size": size, "created_at": now} for d, size in blobs],
+            )
+            repository_id = await self._ensure_repository(connection, name)
+            await connection.execute(
+                self._insert(t.repository_blobs).on_conflict_do_nothing(
+                    index_elements=["repository_id", "digest"]
+                ),
+                [
+                    {"repository_id": repository_id, "digest": d, "created_at": now}
+                    for d, _ in blobs
+                ],
+            )
+
+    async def repository_blob_digests(self, name: str) -> set[str]:
+        """Every blob linked into repository ``name``."""
+        query = (
+            select(t.repository_blobs.c.digest)
+            .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
+            .where(t.repositories.c.name == name)
+        )
+        async with self._read() as connection:
+            return set((await connection.execute(query)).scalars())
+
+    async def _link(self, connection: DbConnection, repository_id: int, digest: str) -> None:
         await connection.execute(
             self._insert(t.repository_blobs)
             .values(repository_id=repository_id, digest=digest, created_at=_now())
@@ -183,21 +262,22 @@ class MetadataStore:
     async def get_manifest(
         self, name: str, reference: str, by_digest: bool
     ) -> ManifestRecord | None:
-        m = t.manifests
-        query = select(m.c.digest, m.c.media_type, m.c.size, m.c.payload).select_from(
-            t.repositories.join(m, m.c.repository_id == t.repositories.c.id)
-        )
-        if by_digest:
-            query = query.where(t.repositories.c.name == name, m.c.digest == reference)
-        else:
-            query = query.join(t.tags, t.tags.c.manifest_id == m.c.id).where(
-                t.repositories.c.name == name, t.tags.c.name == reference
-            )
+        """The manifest at a digest or tag of repository ``name`` (cached)."""
+        key = ("manifest", name, reference, by_digest)
+        cached = self._cache.get(key)
+        if cached is not MISS:
+            return cast(ManifestRecord | None, cached)
+        generation = self.generation.current()
+        query = _MANIFEST_BY_DIGEST if by_digest else _MANIFEST_BY_TAG
         async with self._read() as connection:
-            row = (await connection.execute(query)).one_or_none()
-        if row is None:
-            return None
-        return ManifestRecord(row.digest, row.media_type, row.size, bytes(row.payload))
+            row = (await connection.execute(query, {"name": name, "ref": reference})).one_or_none()
+        record = (
+            None
+            if row is None
+            else ManifestRecord(row.digest, row.media_type, row.size, bytes(row.payload))
+        )
+        self._cache.put(key, generation, record)
+        return record
 
     async def put_manifest(self, name: str, manifest: ManifestToStore, tag: str | None) -> None:
         """Store a manifest, its references and its tag in one transaction.
@@ -258,8 +338,18 @@ class MetadataStore:
                     )
                 )
 
+    async def repository_manifest_digests(self, name: str) -> set[str]:
+        """Every manifest stored in repository ``name``."""
+        query = (
+            select(t.manifests.c.digest)
+            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            .where(t.repositories.c.name == name)
+        )
+        async with self._read() as connection:
+            return set((await connection.execute(query)).scalars())
+
     async def _check_references(
-        self, connection: AsyncConnection, repository_id: int, manifest: ManifestToStore
+        self, connection: DbConnection, repository_id: int, manifest: ManifestToStore
     ) -> None:
         missing_blobs: list[str] = []
         missing_manifests: list[str] = []
@@ -326,6 +416,17 @@ class MetadataStore:
                 query = query.limit(limit)
             return list((await connection.execute(query)).scalars())
 
+    async def tag_targets(self, name: str) -> dict[str, str]:
+        """Every tag of repository ``name`` with the digest of the manifest it points at."""
+        query = (
+            select(t.tags.c.name, t.manifests.c.digest)
+            .join(t.manifests, t.manifests.c.id == t.tags.c.manifest_id)
+            .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+            .where(t.repositories.c.name == name)
+        )
+        async with self._read() as connection:
+            return {row.name: row.digest for row in (await connection.execute(query)).all()}
+
     async def delete_tag(self, name: str, tag: str) -> bool:
         async with self._write() as connection:
             repository_id = await self._repository_id(connection, name)
@@ -367,22 +468,20 @@ class MetadataStore:
     # -- uploads --------------------------------------------------------------------------
 
     async def create_upload(self, upload_id: str, name: str) -> None:
-        async with self._write() as connection:
+        async with self._write(invalidates=False) as connection:
             await connection.execute(
                 t.uploads.insert().values(id=upload_id, repository=name, started_at=_now())
             )
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         async with self._read() as connection:
-            row = (
-                await connection.execute(select(t.uploads).where(t.uploads.c.id == upload_id))
-            ).one_or_none()
+            row = (await connection.execute(_UPLOAD, {"id": upload_id})).one_or_none()
         if row is None:
             return None
         return UploadRecord(row.id, row.repository, row.started_at)
 
     async def delete_upload(self, upload_id: str) -> bool:
-        async with self._write() as connection:
+        async with self._write(invalidates=False) as connection:
             result = await connection.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
             return bool(result.rowcount)
 

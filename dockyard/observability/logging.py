@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -16,6 +17,28 @@ LEVELS = {
 }
 
 
+# Credentials that must never reach a log line, whatever logs them (our code logs none; this
+# is the net under a library's error message that quotes a header or a URL).
+_CREDENTIALS = re.compile(
+    r"(?i)(?P<keep>\b(?:proxy-)?authorization\b[\"']?\s*[:=,]\s*[\"']?)"
+    r"(?:(?:basic|bearer|digest|negotiate)\s+)?[^\s\"',;]+"
+    r"|(?P<keep2>\b(?:basic|bearer)\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|(?P<keep3>\b(?:password|passwd|pass|secret|refresh_token|access_token|token)=)[^&\s\"']+"
+    r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+)
+
+
+def _hide(match: re.Match[str]) -> str:
+    kept = match.group("keep") or match.group("keep2") or match.group("keep3") or ""
+    return kept + "<redacted>"
+
+
+def redact(text: str) -> str:
+    """``text`` with Authorization values, Basic/Bearer credentials, password or token
+    parameters and JWTs replaced by ``<redacted>``."""
+    return _CREDENTIALS.sub(_hide, text)
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, fields: dict[str, str]) -> None:
         super().__init__()
@@ -26,11 +49,11 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
             **self._fields,
         }
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+            entry["error"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
 
 
@@ -40,7 +63,7 @@ class TextFormatter(logging.Formatter):
         self._suffix = "".join(f" {k}={v}" for k, v in sorted(fields.items()))
 
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record) + self._suffix
+        return redact(super().format(record)) + self._suffix
 
 
 def configure_logging(level: str, formatter: str, fields: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,9 @@ from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors, mediatypes
 from dockyard.oci.digest import Digest
 from dockyard.oci.pagination import Page
+
+# Rows read at a time when a filter hides some repositories from the caller.
+_FILTER_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,26 @@ class ListingService:
             raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
         return _listing(found, page)
 
-    async def catalog(self, page: Page) -> Listing:
+    async def catalog(self, page: Page, visible: Callable[[str], bool] | None = None) -> Listing:
+        """A page of repository names; with ``visible``, only the names it accepts (the
+        page is filled from further rows, so hidden names never shorten it)."""
         if page.limit == 0:
             return Listing([], None)
-        return _listing(await self._metadata.list_repositories(page.limit, page.last), page)
+        if visible is None:
+            return _listing(await self._metadata.list_repositories(page.limit, page.last), page)
+        entries: list[str] = []
+        batch = max(page.limit or 0, _FILTER_BATCH)
+        last = page.last
+        while True:
+            rows = await self._metadata.list_repositories(batch, last)
+            for name in rows:
+                if visible(name):
+                    entries.append(name)
+                    if len(entries) == page.limit:
+                        return _listing(entries, page)
+            if len(rows) < batch:
+                return Listing(entries, None)
+            last = rows[-1]
 
     async def referrers(
         self, name: str, subject: Digest, artifact_type: str | None

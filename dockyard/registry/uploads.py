@@ -30,6 +30,7 @@ from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_CACHED_HASHERS = 10_000
+COPY_BUFFER = 4 * 1024 * 1024
 
 
 class IncompleteBodyError(Exception):
@@ -264,11 +265,42 @@ async def _update(hasher: Hasher, chunk: bytes) -> None:
 async def _copy(
     body: AsyncIterator[bytes], writer: FileWriter, hasher: Hasher, limit: int | None
 ) -> int:
-    """Stream ``body`` into ``writer`` and ``hasher``; stops one byte past ``limit``."""
+    """Stream ``body`` into ``writer`` and ``hasher``; stops one byte past ``limit``.
+
+    Incoming pieces (often 64 KiB) are gathered into buffers of ``COPY_BUFFER`` bytes; each
+    buffer is hashed and written in worker threads while the event loop receives the next
+    one. Two buffers at most are in memory per upload, and the thread hand-offs stay few.
+    """
     written = 0
-    async for chunk in body:
-        if limit is not None and written + len(chunk) > limit:
-            return written + len(chunk)
-        await asyncio.gather(writer.write(chunk), _update(hasher, chunk))
-        written += len(chunk)
-    return written
+    pieces: list[bytes] = []
+    gathered = 0
+    pending: asyncio.Future[object] | None = None
+    try:
+        async for chunk in body:
+            if limit is not None and written + gathered + len(chunk) > limit:
+                return written + gathered + len(chunk)
+            pieces.append(chunk)
+            gathered += len(chunk)
+            if gathered >= COPY_BUFFER:
+                if pending is not None:
+                    await pending
+                pending = _flush(writer, hasher, pieces)
+                written += gathered
+                pieces, gathered = [], 0
+        if pending is not None:
+            await pending
+            pending = None
+        if pieces:
+            await _flush(writer, hasher, pieces)
+            written += gathered
+        return written
+    finally:
+        if pending is not None and not pending.done():
+            await asyncio.wait([pending])
+
+
+def _flush(writer: FileWriter, hasher: Hasher, pieces: list[bytes]) -> asyncio.Future[object]:
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return asyncio.ensure_future(
+        asyncio.gather(writer.write(data), asyncio.to_thread(hasher.update, data))
+    )

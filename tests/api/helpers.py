@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from typing import Any
@@ -31,7 +32,9 @@ def path_of(url: str) -> str:
 
 async def push_blob(client: Client, name: str, data: bytes) -> str:
     digest = digest_of(data)
-    response = await client.post(f"/v2/{name}/blobs/uploads/?digest={digest}", data=data)
+    response = await client.post(
+        f"/v2/{name}/blobs/uploads/?digest={digest}", data=io.BytesIO(data)
+    )
     assert response.status == 201, await response.text()
     return digest
 

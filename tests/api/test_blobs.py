@@ -74,3 +74,19 @@ async def test_delete_unlinks_only_this_repository(client: Client) -> None:
 async def test_not_found_digest_of_valid_form(client: Client) -> None:
     response = await client.get(f"/v2/{NAME}/blobs/{digest_of(b'nothing')}")
     assert response.status == 404
+
+
+async def test_large_blob_whole_and_ranges(client: Client) -> None:
+    """Past 1 MiB the filesystem driver's blobs go out with sendfile."""
+    data = os.urandom(5 * 1024 * 1024 + 123)
+    digest = await push_blob(client, NAME, data)
+    url = f"/v2/{NAME}/blobs/{digest}"
+    response = await client.get(url)
+    assert response.status == 200
+    assert await response.read() == data
+    response = await client.get(url, headers={"Range": "bytes=1000-3000999"})
+    assert response.status == 206
+    assert await response.read() == data[1000:3001000]
+    response = await client.get(url, headers={"Range": "bytes=100-", "If-Range": '"other"'})
+    assert response.status == 200
+    assert len(await response.read()) == len(data)

@@ -11,6 +11,7 @@ Both read the same Distribution-format config file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -70,6 +71,36 @@ def server_command(kind: str, config: Path) -> list[str]:
 
 class ServerError(RuntimeError):
     pass
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) == pgid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+def kill_process_group(pgid: int, timeout: float = STOP_TIMEOUT) -> list[int]:
+    """SIGKILL what is left of a process group we created; returns the PIDs it found."""
+    leftovers = process_group_members(pgid)
+    if not leftovers:
+        return []
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while process_group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return leftovers
 
 
 @dataclass
@@ -184,22 +215,43 @@ class RegistryServer:
             time.sleep(0.05)
         raise ServerError(f"{self.kind} not ready after {timeout}s ({last}):\n" + self.log_tail())
 
-    def stop(self, *, kill: bool = False) -> None:
-        """SIGTERM by PID, SIGKILL after a timeout (``kill``: SIGKILL at once, as a crash)."""
+    def stop(self, *, kill: bool = False) -> list[int]:
+        """Stop the server we started; returns the PIDs of workers that outlived it.
+
+        Graceful: SIGTERM to its PID, SIGKILL after a timeout. ``kill``: SIGKILL at once to its
+        whole process group (the server leads its own session), as a crash or an OOM kill would:
+        a multi-process server's workers must not survive to keep serving the port.
+
+        Processes left in the group once the server has exited are SIGKILLed and returned: after
+        a graceful stop that is a bug of the server (see :meth:`restart`).
+        """
         proc, self.proc = self.proc, None
         if proc is None:
-            return
+            return []
         if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            if kill:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                os.kill(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=STOP_TIMEOUT)
+        leftovers = kill_process_group(proc.pid)
+        if leftovers:
+            with self.log_path.open("a") as log:
+                log.write(f"\n===== harness: killed leftover processes {leftovers}\n")
+        return [] if kill else leftovers
 
     def restart(self, *, kill: bool = False) -> None:
         """Stop (gracefully, or with ``kill`` as a crash) and start again: same port, store."""
-        self.stop(kill=kill)
+        leftovers = self.stop(kill=kill)
+        if leftovers:
+            raise ServerError(
+                f"{self.kind}: processes {leftovers} outlived a SIGTERM of the server "
+                f"(killed now):\n{self.log_tail()}"
+            )
         self.start()
 
     def log_tail(self, lines: int = 30) -> str:

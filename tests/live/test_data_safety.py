@@ -137,17 +137,18 @@ def test_sigkill_mid_push_restarts_consistent(live_server: ServerFactory) -> Non
         server.port,
         f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n"
         f"Content-Range: 100000-{100000 + declared - 1}\r\n\r\n",
-        os.urandom(1024 * 1024),
+        os.urandom(5 * 1024 * 1024),
     )
     monolithic_data = os.urandom(declared)
     mono = _send_partial_request(
         server.port,
         f"POST /v2/safe/app/blobs/uploads/?digest={sha256(monolithic_data)} HTTP/1.1\r\n"
         f"Host: x\r\nContent-Length: {declared}\r\n\r\n",
-        monolithic_data[: 1024 * 1024],
+        monolithic_data[: 5 * 1024 * 1024],
     )
     uploads = "docker/registry/v2/repositories/safe/app/_uploads/*/data"
-    _wait_for_bytes(uploads, server.store, 1024 * 1024)
+    # The server writes in buffers of a few MiB: wait until some are on disk.
+    _wait_for_bytes(uploads, server.store, 100_000 + 4 * 1024 * 1024)
     server.restart(kill=True)
     patch.close()
     mono.close()

@@ -1,0 +1,128 @@
+"""Serving blob bytes: sendfile from a local file, or a stream from any driver.
+
+aiohttp's ``FileResponse`` relies on ``loop.sendfile``, which uvloop does not implement, so
+it would fall back to reading and writing every chunk through Python. Large local blobs go
+out with ``os.sendfile`` instead, run in a thread of a dedicated pool that waits for the
+socket with ``select`` (the event loop keeps serving meanwhile); small ones are read in one
+piece. Ranges are parsed by :mod:`dockyard.oci.ranges`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiohttp import web
+
+from dockyard.oci.ranges import ByteRange, RangeNotSatisfiable, parse_range
+
+SMALL_BLOB = 1024 * 1024
+SENDFILE_CHUNK = 16 * 1024 * 1024
+IDLE_TIMEOUT = 120.0
+_sendfile_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sendfile")
+
+
+def _select_range(
+    request: web.Request, size: int, headers: dict[str, str]
+) -> tuple[ByteRange, int] | web.Response:
+    """The bytes to send and the status, or a 416 response."""
+    whole = ByteRange(0, size - 1)
+    value = request.headers.get("Range")
+    if not value or size == 0:
+        return whole, 200
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range != headers.get("ETag"):
+        return whole, 200
+    try:
+        parsed = parse_range(value, size)
+    except RangeNotSatisfiable:
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if parsed is None:
+        return whole, 200
+    headers["Content-Range"] = f"bytes {parsed.start}-{parsed.end}/{size}"
+    return parsed, 206
+
+
+def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
+    """Blocking ``sendfile`` of ``count`` bytes to a non-blocking socket."""
+    while count > 0:
+        try:
+            sent = os.sendfile(socket_fd, file_fd, offset, min(count, SENDFILE_CHUNK))
+        except BlockingIOError:
+            sent = -1
+        if sent == 0:
+            raise ConnectionResetError("file ended before the blob's size")
+        if sent < 0:
+            _, writable, _ = select.select([], [socket_fd], [], IDLE_TIMEOUT)
+            if not writable:
+                raise TimeoutError("client stopped reading")
+            continue
+        offset += sent
+        count -= sent
+
+
+async def send_local_file(
+    request: web.Request, path: Path, size: int, headers: dict[str, str]
+) -> web.StreamResponse:
+    chosen = _select_range(request, size, headers)
+    if isinstance(chosen, web.Response):
+        return chosen
+    selected, status = chosen
+    length = max(selected.length, 0)
+    if length <= SMALL_BLOB:
+        body = await asyncio.to_thread(_read_range, path, selected.start, length)
+        return web.Response(status=status, body=body, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = length
+    writer = await response.prepare(request)
+    transport = request.transport
+    socket = transport.get_extra_info("socket") if transport is not None else None
+    if transport is None or socket is None or writer is None:
+        raise ConnectionResetError("connection lost before the blob was sent")
+    # The headers must be on the wire before sendfile writes to the socket directly.
+    writer.send_headers()
+    for _ in range(1000):
+        if transport.get_write_buffer_size() == 0:
+            break
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+    try:
+        await asyncio.get_running_loop().run_in_executor(
+            _sendfile_pool, _send_all, socket.fileno(), fd, selected.start, length
+        )
+    finally:
+        os.close(fd)
+    await response.write_eof()
+    return response
+
+
+def _read_range(path: Path, offset: int, length: int) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read(length)
+
+
+async def send_stream(
+    request: web.Request,
+    size: int,
+    headers: dict[str, str],
+    open_stream: Callable[[int, int], AsyncIterator[bytes]],
+) -> web.StreamResponse:
+    """Serve from a driver's reader (no local file)."""
+    chosen = _select_range(request, size, headers)
+    if isinstance(chosen, web.Response):
+        return chosen
+    selected, status = chosen
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = max(selected.length, 0)
+    await response.prepare(request)
+    if selected.length > 0:
+        async for chunk in open_stream(selected.start, selected.length):
+            await response.write(chunk)
+    await response.write_eof()
+    return response

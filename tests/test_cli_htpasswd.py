@@ -1,0 +1,79 @@
+"""``dockyard htpasswd add|remove|list``, run as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import bcrypt
+
+
+def dockyard(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+    )
+
+
+def test_add_change_list_remove(tmp_path: Path) -> None:
+    path = tmp_path / "auth" / "htpasswd"
+    result = dockyard("htpasswd", "add", str(path), "alice", "--password-stdin", "--cost", "4",
+                      stdin="first secret\n")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"added user alice in {path}\n"
+    assert "first secret" not in result.stdout + result.stderr
+    assert path.stat().st_mode & 0o777 == 0o600
+    user, hashed = path.read_text().strip().split(":", 1)
+    assert user == "alice" and hashed.startswith("$2y$04$")
+    assert bcrypt.checkpw(b"first secret", hashed.encode())
+
+    dockyard("htpasswd", "add", str(path), "bob", "--password-stdin", stdin="b\n")
+    result = dockyard("htpasswd", "add", str(path), "alice", "--password-stdin", stdin="second\n")
+    assert result.stdout == f"changed the password of alice in {path}\n"
+    lines = path.read_text().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["alice", "bob"]
+    assert bcrypt.checkpw(b"second", lines[0].split(":", 1)[1].encode())
+    assert lines[1].split(":", 1)[1].startswith("$2y$10$")  # the default cost
+
+    with path.open("a") as handle:
+        handle.write("old:$apr1$abc$def\n")
+    result = dockyard("htpasswd", "list", str(path))
+    assert result.stdout == "alice\nbob\nold\t(not bcrypt: cannot log in)\n"
+
+    result = dockyard("htpasswd", "remove", str(path), "bob")
+    assert result.returncode == 0
+    assert dockyard("htpasswd", "list", str(path)).stdout.startswith("alice\nold")
+    result = dockyard("htpasswd", "remove", str(path), "bob")
+    assert result.returncode == 1
+    assert f"{path} has no user bob" in result.stderr
+
+
+def test_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    result = dockyard("htpasswd", "add", str(path), "a:b", "--password-stdin", stdin="x\n")
+    assert result.returncode == 1 and "not a valid user name" in result.stderr
+    result = dockyard("htpasswd", "add", str(path), "alice", "--password-stdin", stdin="\n")
+    assert result.returncode == 1 and "must not be empty" in result.stderr
+    long = "y" * 73
+    result = dockyard("htpasswd", "add", str(path), "alice", "--password-stdin", stdin=long)
+    assert result.returncode == 1 and "at most 72 bytes" in result.stderr
+    assert long not in result.stderr
+    assert not path.exists()
+    result = dockyard("htpasswd", "list", str(path))
+    assert result.returncode == 1 and "no such file" in result.stderr
+
+
+def test_serve_refuses_a_missing_htpasswd_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  addr: 127.0.0.1:0\n"
+        f"auth:\n  htpasswd:\n    realm: r\n    path: {tmp_path / 'missing'}\n"
+    )
+    result = dockyard("serve", str(config))
+    assert result.returncode == 1
+    assert "auth.htpasswd.path: htpasswd" in result.stderr
+    assert "cannot read" in result.stderr
