@@ -1022,20 +1022,9 @@ def test_catalog_and_tag_lists_match(migration: Migration) -> None:
     assert {repo: tags or [] for repo, tags in migration.dockyard_tags.items()} == expected
 
 
-class CatalogOrderError(AssertionError):
-    pass
-
-
 @pytest.mark.e2e
-@pytest.mark.xfail(
-    raises=CatalogOrderError,
-    strict=True,
-    reason="dockyard serving bug: the catalog sorts names as strings ('team-tools' before "
-    "'team/app'); registry:2 sorts them by path component ('team/app' first)",
-)
 def test_catalog_order_matches(migration: Migration) -> None:
-    if migration.dockyard_catalog != migration.registry2_catalog:
-        raise CatalogOrderError(f"{migration.dockyard_catalog} != {migration.registry2_catalog}")
+    assert migration.dockyard_catalog == migration.registry2_catalog
 
 
 @pytest.mark.e2e

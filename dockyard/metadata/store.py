@@ -26,6 +26,8 @@ from dockyard.metadata.records import (
     UploadRecord,
 )
 
+_PATH_SEPARATOR_KEY = "\x01"
+
 # Hot-path statements, built once: building a statement costs more than running it.
 _REPOSITORY_ID = select(t.repositories.c.id).where(t.repositories.c.name == bindparam("name"))
 _BLOB_SIZE = select(t.blobs.c.size).where(t.blobs.c.digest == bindparam("digest"))
@@ -140,9 +142,12 @@ class MetadataStore:
             return True
 
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
-        query = select(t.repositories.c.name).order_by(t.repositories.c.name)
+        """Repository names in registry:2's order: component by component, so that
+        ``team/app`` comes before ``team-tools`` (``/`` sorts before every other character)."""
+        key = func.replace(t.repositories.c.name, "/", _PATH_SEPARATOR_KEY)
+        query = select(t.repositories.c.name).order_by(key)
         if last is not None:
-            query = query.where(t.repositories.c.name > last)
+            query = query.where(key > last.replace("/", _PATH_SEPARATOR_KEY))
         if limit is not None:
             query = query.limit(limit)
         async with self._read() as connection:

@@ -10,7 +10,7 @@ from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors, mediatypes
 from dockyard.oci.digest import Digest, is_digest
 from dockyard.oci.manifest import ParsedManifest, parse_manifest
-from dockyard.oci.names import validate_tag
+from dockyard.oci.names import is_valid_tag, validate_tag
 from dockyard.registry.settings import RegistrySettings
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
@@ -84,6 +84,9 @@ class ManifestService:
 
     async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
         """The manifest at ``reference``, negotiated against the client's ``Accept``."""
+        if not is_digest(reference) and not is_valid_tag(reference):
+            # No tag can have this name, so nothing is there: 404, as registry:2 answers.
+            raise _manifest_unknown(name, reference)
         canonical, by_digest = parse_reference(reference)
         record = await self._metadata.get_manifest(name, canonical, by_digest)
         if record is None:

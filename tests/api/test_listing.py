@@ -54,6 +54,16 @@ async def test_catalog(client: Client) -> None:
     assert (await response.json())["repositories"] == ["zeta"]
 
 
+async def test_catalog_orders_by_path_component_as_registry2(client: Client) -> None:
+    for name in ("team-tools", "team/app", "team", "team.x/y", "team/app/api"):
+        await push_blob(client, name, os.urandom(10))
+    expected = ["team", "team/app", "team/app/api", "team-tools", "team.x/y"]
+    response = await client.get("/v2/_catalog")
+    assert (await response.json())["repositories"] == expected
+    response = await client.get("/v2/_catalog?n=2&last=team/app")
+    assert (await response.json())["repositories"] == expected[2:4]
+
+
 async def test_invalid_names(client: Client) -> None:
     for name in (
         "UPPER/case",

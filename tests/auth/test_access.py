@@ -36,7 +36,11 @@ def test_parse_scope() -> None:
 
 def test_parse_scopes_splits_on_spaces() -> None:
     scopes = parse_scopes(["repository:a:pull repository:b:push", "junk", "registry:catalog:*"])
-    assert [str(s) for s in scopes] == ["repository:a:pull", "repository:b:push", "registry:catalog:*"]
+    assert [str(s) for s in scopes] == [
+        "repository:a:pull",
+        "repository:b:push",
+        "registry:catalog:*",
+    ]
 
 
 def test_scopes_of_groups_actions() -> None:

@@ -638,17 +638,6 @@ def _describe(allowed: tuple[int | range, ...]) -> str:
     return " or ".join(parts)
 
 
-#: Dockyard bugs the port has found; each marked test fails until the bug is fixed, then
-#: xpasses and fails the run (strict), so the mark must come off with the fix
-INVALID_TAG_IS_400 = pytest.mark.xfail(
-    SETTINGS.server_kind == "dockyard",
-    strict=True,
-    reason="Dockyard bug: GET/HEAD /v2/<name>/manifests/.INVALID_MANIFEST_NAME answers 400 "
-    "TAG_INVALID; the suite requires 404 for a manifest reference that matches no tag or "
-    "digest (registry:2 answers 404)",
-)
-
-
 def expect_status(resp: Response, *allowed: int | range) -> None:
     """Gomega's ``Equal`` / ``SatisfyAny`` / ``BeNumerically`` on the status code."""
     __tracebackhide__ = True

@@ -14,7 +14,6 @@ import pytest
 
 from .conftest import (
     EMPTY_LAYER_TAG,
-    INVALID_TAG_IS_400,
     MANIFEST_V1,
     NONEXISTENT_MANIFEST,
     OCTET_STREAM,
@@ -352,7 +351,6 @@ def test_crossmount_without_from_automatic_disabled_is_202(
 # --------------------------------------------------------------------------- Manifest Upload
 
 
-@INVALID_TAG_IS_400
 def test_manifest_get_nonexistent_is_404(oci: OciClient) -> None:
     resp = oci.request("GET", "/v2/<name>/manifests/<reference>", reference=NONEXISTENT_MANIFEST)
     expect_status(resp, 404)
