@@ -83,10 +83,17 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     return Registry(metadata, make_storage(config), make_settings(config))
 
 
-def make_access_controller(config: Config) -> AccessController:
-    """The controller ``auth`` asks for; raises ConfigError when its files are unusable."""
+def make_login_limiter(config: Config) -> FailedLoginLimiter:
+    """The failed-login limiter; build it before forking workers so that they share it."""
     failed = config.security.failedlogins
-    limiter = FailedLoginLimiter(failed.limit, failed.window.total_seconds())
+    return FailedLoginLimiter(failed.limit, failed.window.total_seconds())
+
+
+def make_access_controller(
+    config: Config, limiter: FailedLoginLimiter | None = None
+) -> AccessController:
+    """The controller ``auth`` asks for; raises ConfigError when its files are unusable."""
+    limiter = limiter or make_login_limiter(config)
     htpasswd = config.auth.htpasswd
     if htpasswd is not None:
         users = HtpasswdFile(htpasswd.path)
@@ -158,9 +165,11 @@ def _bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve(config: Config, sock: socket.socket, maintenance: bool) -> None:
+async def _serve(
+    config: Config, sock: socket.socket, maintenance: bool, limiter: FailedLoginLimiter
+) -> None:
     registry = await open_registry(config)
-    app = make_web_app(config, registry, maintenance)
+    app = make_web_app(config, registry, maintenance, make_access_controller(config, limiter))
     json_logs = config.log.formatter in ("json", "logstash")
     runner = web.AppRunner(
         app,
@@ -179,19 +188,22 @@ async def _serve(config: Config, sock: socket.socket, maintenance: bool) -> None
     await runner.cleanup()
 
 
-def _run_worker(config: Config, sock: socket.socket, maintenance: bool) -> None:
+def _run_worker(
+    config: Config, sock: socket.socket, maintenance: bool, limiter: FailedLoginLimiter
+) -> None:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency
         pass
-    asyncio.run(_serve(config, sock, maintenance))
+    asyncio.run(_serve(config, sock, maintenance, limiter))
 
 
 def serve(config: Config, workers: int) -> None:
     """Migrate, bind, and serve with ``workers`` processes sharing one listening socket."""
-    make_access_controller(config)  # fail before binding when its files are unusable
+    limiter = make_login_limiter(config)  # made before forking: the workers count together
+    make_access_controller(config, limiter)  # fail before binding when its files are unusable
     asyncio.run(prepare_database(config))
     host, port = config.http.bind()
     sock = _bind_socket(host, port)
@@ -205,11 +217,11 @@ def serve(config: Config, workers: int) -> None:
         _redact(config.database_url()),
     )
     if workers <= 1:
-        _run_worker(config, sock, maintenance=True)
+        _run_worker(config, sock, True, limiter)
         return
     context = multiprocessing.get_context("fork")
     processes = [
-        context.Process(target=_run_worker, args=(config, sock, i == 0), daemon=True)
+        context.Process(target=_run_worker, args=(config, sock, i == 0, limiter), daemon=True)
         for i in range(workers)
     ]
     for process in processes:

@@ -1,21 +1,30 @@
-"""Failed logins, counted per client address over a sliding window.
+"""Failed logins, counted per client address over a sliding window, across workers.
 
 When an address has failed ``limit`` times within ``window`` seconds, every further
 password check from it is refused (``429 TOOMANYREQUESTS`` with ``Retry-After``) until its
 oldest counted failure leaves the window. A success does not clear the count: one valid
 account must not let an attacker keep guessing the passwords of others.
 
-The state lives in the worker process, so with N workers an address gets at most N times
-the limit; that bounds guessing just as well and needs no shared store.
+The counts live in shared memory made when the limiter is built, so the worker processes
+forked after that (``dockyard serve`` builds it before forking) count together. Addresses
+are hashed with a per-server key into a fixed number of buckets, each remembering the
+times of its last ``limit`` failures: memory is bounded whatever the number of clients,
+and a client cannot choose which bucket it lands in. Two addresses that share a bucket
+are counted together; with 16384 buckets that is rare.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import ipaddress
 import math
+import multiprocessing
+import secrets
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
+
+DEFAULT_BUCKETS = 16384
 
 
 def client_key(client: str) -> str:
@@ -38,48 +47,45 @@ class FailedLoginLimiter:
         limit: int,
         window: float,
         clock: Callable[[], float] = time.monotonic,
-        max_clients: int = 100_000,
+        buckets: int = DEFAULT_BUCKETS,
     ) -> None:
-        """``limit`` 0 disables limiting. At most ``max_clients`` addresses are tracked;
-        beyond that the least recently failing ones are forgotten."""
-        self.limit = limit
+        """``limit`` 0 disables limiting. ``clock`` must be one clock for every process
+        (``time.monotonic`` is, on Linux)."""
+        self.limit = max(limit, 0)
         self.window = window
         self._clock = clock
-        self._max_clients = max_clients
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._buckets = buckets
+        context = multiprocessing.get_context("fork")
+        # failure times; 0.0 is an empty slot
+        self._times = context.RawArray(ctypes.c_double, buckets * self.limit if self.limit else 1)
+        self._lock = context.Lock()
+        self._key = secrets.token_bytes(16)
 
-    def _recent(self, client: str, now: float) -> deque[float] | None:
-        failures = self._failures.get(client)
-        if failures is None:
-            return None
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[client]
-            return None
-        return failures
+    def _slots(self, client: str) -> range:
+        digest = hashlib.blake2b(
+            client_key(client).encode("utf-8", "replace"), key=self._key, digest_size=8
+        ).digest()
+        start = int.from_bytes(digest, "big") % self._buckets * self.limit
+        return range(start, start + self.limit)
 
     def retry_after(self, client: str) -> int:
         """Seconds until ``client`` may try a password again; 0 when it may now."""
-        if self.limit <= 0:
+        if not self.limit:
             return 0
-        client = client_key(client)
+        slots = self._slots(client)
         now = self._clock()
-        failures = self._recent(client, now)
-        if failures is None or len(failures) < self.limit:
+        with self._lock:
+            times = [self._times[i] for i in slots]
+        recent = [t for t in times if t != 0.0 and t > now - self.window]
+        if len(recent) < self.limit:
             return 0
-        return max(1, math.ceil(failures[0] + self.window - now))
+        return max(1, math.ceil(min(recent) + self.window - now))
 
     def failed(self, client: str) -> None:
-        if self.limit <= 0:
+        if not self.limit:
             return
-        client = client_key(client)
+        slots = self._slots(client)
         now = self._clock()
-        failures = self._recent(client, now)
-        if failures is None:
-            failures = deque(maxlen=self.limit)
-            self._failures[client] = failures
-        failures.append(now)
-        self._failures.move_to_end(client)
-        while len(self._failures) > self._max_clients:
-            self._failures.popitem(last=False)
+        with self._lock:
+            oldest = min(slots, key=self._times.__getitem__)
+            self._times[oldest] = now

@@ -57,14 +57,9 @@ class UploadService:
     # -- sessions -------------------------------------------------------------------------
 
     async def start(self, name: str) -> str:
+        """A new session; its data file appears with the first bytes (the row is the session)."""
         upload_id = str(uuid.uuid4())
         await self._metadata.create_upload(upload_id, name)
-        writer = await self._storage.writer(paths.upload_data(name, upload_id))
-        await writer.close()
-        await self._storage.put_content(
-            paths.upload_started_at(name, upload_id),
-            datetime.now(UTC).isoformat().encode(),
-        )
         self._remember(upload_id, _HashState(0, new_hasher()))
         return upload_id
 
@@ -77,10 +72,7 @@ class UploadService:
 
     async def status(self, name: str, upload_id: str) -> int:
         await self._check(name, upload_id)
-        size = await self._storage.stat(paths.upload_data(name, upload_id))
-        if size is None:
-            raise _unknown(upload_id)
-        return size
+        return await self._storage.stat(paths.upload_data(name, upload_id)) or 0
 
     async def cancel(self, name: str, upload_id: str) -> None:
         async with self._lock(upload_id):
@@ -152,7 +144,7 @@ class UploadService:
             limit = content_range.length
         state = self._hashes.get(upload_id)
         if state is None or state.offset != start:
-            state = _HashState(start, await self._hash_prefix(writer, upload_id, start))
+            state = _HashState(start, await self._hash_prefix(upload_id, start))
         self._hashes.pop(upload_id, None)
         try:
             written = await _copy(body, writer, state.hasher, limit)
@@ -167,8 +159,10 @@ class UploadService:
             )
         self._remember(upload_id, _HashState(start + written, state.hasher))
 
-    async def _hash_prefix(self, writer: FileWriter, upload_id: str, size: int) -> Hasher:
+    async def _hash_prefix(self, upload_id: str, size: int) -> Hasher:
         hasher = new_hasher()
+        if size == 0:
+            return hasher
         name = await self._repository_of(upload_id)
         async for chunk in self._storage.reader(paths.upload_data(name, upload_id), 0, size):
             await _update(hasher, chunk)

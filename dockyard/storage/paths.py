@@ -6,7 +6,6 @@
         blobs/<algorithm>/<first two hex>/<hex>/data          blob and manifest bytes
         repositories/<name>/
             _uploads/<id>/data                                an upload in progress
-            _uploads/<id>/startedat                           when it started (RFC 3339)
             _layers/<algorithm>/<hex>/link                    blob linked into the repository
             _manifests/revisions/<algorithm>/<hex>/link       manifest in the repository
             _manifests/tags/<tag>/current/link                what the tag points at
@@ -45,10 +44,6 @@ def upload_dir(name: str, upload_id: str) -> str:
 
 def upload_data(name: str, upload_id: str) -> str:
     return f"{upload_dir(name, upload_id)}/data"
-
-
-def upload_started_at(name: str, upload_id: str) -> str:
-    return f"{upload_dir(name, upload_id)}/startedat"
 
 
 def layer_link(name: str, digest: Digest) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 from dockyard.auth.ratelimit import FailedLoginLimiter, client_key
 
 
@@ -54,10 +56,21 @@ def test_zero_limit_disables() -> None:
     assert limiter.retry_after("198.51.100.7") == 0
 
 
-def test_memory_is_bounded() -> None:
-    limiter = FailedLoginLimiter(1, 60, clock=Clock(), max_clients=10)
-    for i in range(100):
-        limiter.failed(f"10.0.0.{i}")
-    assert len(limiter._failures) == 10
-    assert limiter.retry_after("10.0.0.99") == 60
-    assert limiter.retry_after("10.0.0.0") == 0
+def test_memory_is_bounded_whatever_the_number_of_clients() -> None:
+    limiter = FailedLoginLimiter(2, 60, clock=Clock(), buckets=64)
+    for i in range(10_000):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter._times) == 64 * 2
+
+
+def test_worker_processes_count_together() -> None:
+    limiter = FailedLoginLimiter(4, 60)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=limiter.failed, args=("198.51.100.7",)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+        assert worker.exitcode == 0
+    assert 55 <= limiter.retry_after("198.51.100.7") <= 60
+    assert limiter.retry_after("198.51.100.8") == 0

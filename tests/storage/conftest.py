@@ -1,0 +1,55 @@
+"""The drivers that ``test_driver_suite.py`` runs against: one ``DriverCase`` line each.
+
+A case builds a fresh, empty driver for one test and, once the test is over, lists what
+the driver left behind that no caller can see (temporary files): the suite fails on any.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.inmemory import InMemoryDriver
+
+
+def _no_leftovers(_driver: StorageDriver, _base: Path) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class DriverCase:
+    name: str
+    make: Callable[[Path], StorageDriver]
+    leftovers: Callable[[StorageDriver, Path], list[str]] = _no_leftovers
+
+
+def _filesystem_leftovers(driver: StorageDriver, base: Path) -> list[str]:
+    """Temporaries under the root, and anything written outside it."""
+    found = []
+    for directory, _dirs, files in os.walk(base):
+        found += [os.path.join(directory, f) for f in files if f.endswith(".tmp")]
+    found += [str(p) for p in base.iterdir() if p.name != "root"]
+    return found
+
+
+DRIVERS = [
+    DriverCase("filesystem", lambda base: FilesystemDriver(base / "root"), _filesystem_leftovers),
+    DriverCase("inmemory", lambda _base: InMemoryDriver()),
+]
+
+
+@pytest.fixture(params=DRIVERS, ids=lambda case: case.name)
+async def driver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageDriver]:
+    case: DriverCase = request.param
+    base = tmp_path / "driver"
+    base.mkdir()
+    instance = case.make(base)
+    yield instance
+    await instance.close()
+    assert case.leftovers(instance, base) == []
