@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from dockyard.api.access_log import AccessLogger, JsonAccessLogger
+from dockyard.api.access_log import AccessLogger
 from dockyard.api.app import build_app
 from dockyard.api.context import UrlBuilder
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
@@ -170,10 +170,9 @@ async def _serve(
 ) -> None:
     registry = await open_registry(config)
     app = make_web_app(config, registry, maintenance, make_access_controller(config, limiter))
-    json_logs = config.log.formatter in ("json", "logstash")
     runner = web.AppRunner(
         app,
-        access_log_class=JsonAccessLogger if json_logs else AccessLogger,
+        access_log_class=AccessLogger,
         access_log=None if config.log.accesslog.disabled else logging.getLogger("dockyard.access"),
         handle_signals=False,
     )

@@ -52,6 +52,10 @@ class JsonFormatter(logging.Formatter):
             "msg": redact(record.getMessage()),
             **self._fields,
         }
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            entry["msg"] = "request"
+            entry.update(access)
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)

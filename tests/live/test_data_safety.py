@@ -210,3 +210,21 @@ def test_deletes_disabled_by_config(live_server: ServerFactory) -> None:
     assert r.status == 405
     assert json.loads(r.body)["errors"][0]["code"] == "UNSUPPORTED"
     assert server.get_manifest("nodelete/app", "v1").status == 200
+
+
+def test_one_json_access_log_line_per_request(live_server: ServerFactory) -> None:
+    server = live_server(env={"REGISTRY_LOG_FORMATTER": "json"})
+    data = os.urandom(3 * 1024 * 1024)
+    digest = server.push_blob("logs/app", data)
+    assert server.get_blob("logs/app", digest).status == 200
+    server.stop()
+    entries = [
+        json.loads(line)
+        for line in server.log_path.read_text().splitlines()
+        if line.startswith("{") and '"msg": "request"' in line
+    ]
+    fetch = [e for e in entries if e["method"] == "GET" and digest in e["path"]]
+    assert len(fetch) == 1
+    assert fetch[0]["status"] == 200 and fetch[0]["bytes"] == len(data)
+    assert fetch[0]["duration_ms"] >= 0
+    assert {e["method"] for e in entries} >= {"POST", "PUT", "GET"}
