@@ -10,7 +10,9 @@ import os
 import re
 import signal
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from dockyard.registry.settings import RegistrySettings
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.tls import TlsError, server_context
 
 log = logging.getLogger("dockyard")
 
@@ -165,11 +168,44 @@ def _bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve(
-    config: Config, sock: socket.socket, maintenance: bool, limiter: FailedLoginLimiter
-) -> None:
+def make_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context (``http.tls``), or None for plain HTTP."""
+    tls = config.http.tls
+    if not tls.enabled or tls.certificate is None or tls.key is None:
+        return None
+    try:
+        return server_context(
+            tls.certificate,
+            tls.key,
+            minimum=tls.minimumtls,
+            cipher_suites=tls.ciphersuites,
+            client_cas=tls.clientcas,
+            client_auth=tls.clientauth,
+        )
+    except TlsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``serve`` makes once, before forking, for every worker: the failed-login counts
+    they share, and the TLS context (loaded once, so a bad file stops startup)."""
+
+    limiter: FailedLoginLimiter
+    ssl_context: ssl.SSLContext | None
+
+
+def prepare(config: Config) -> Prepared:
+    """Build the shared parts; raises ConfigError when a file the config names is unusable."""
+    limiter = make_login_limiter(config)
+    make_access_controller(config, limiter)
+    return Prepared(limiter, make_ssl_context(config))
+
+
+async def _serve(config: Config, sock: socket.socket, maintenance: bool, shared: Prepared) -> None:
     registry = await open_registry(config)
-    app = make_web_app(config, registry, maintenance, make_access_controller(config, limiter))
+    access = make_access_controller(config, shared.limiter)
+    app = make_web_app(config, registry, maintenance, access)
     runner = web.AppRunner(
         app,
         access_log_class=AccessLogger,
@@ -177,7 +213,7 @@ async def _serve(
         handle_signals=False,
     )
     await runner.setup()
-    site = web.SockSite(runner, sock)
+    site = web.SockSite(runner, sock, ssl_context=shared.ssl_context)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -187,22 +223,19 @@ async def _serve(
     await runner.cleanup()
 
 
-def _run_worker(
-    config: Config, sock: socket.socket, maintenance: bool, limiter: FailedLoginLimiter
-) -> None:
+def _run_worker(config: Config, sock: socket.socket, maintenance: bool, shared: Prepared) -> None:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency
         pass
-    asyncio.run(_serve(config, sock, maintenance, limiter))
+    asyncio.run(_serve(config, sock, maintenance, shared))
 
 
 def serve(config: Config, workers: int) -> None:
     """Migrate, bind, and serve with ``workers`` processes sharing one listening socket."""
-    limiter = make_login_limiter(config)  # made before forking: the workers count together
-    make_access_controller(config, limiter)  # fail before binding when its files are unusable
+    shared = prepare(config)  # before binding and forking: bad files stop us here
     asyncio.run(prepare_database(config))
     host, port = config.http.bind()
     sock = _bind_socket(host, port)
@@ -215,12 +248,16 @@ def serve(config: Config, workers: int) -> None:
         config.storage.driver,
         _redact(config.database_url()),
     )
+    if shared.ssl_context is not None:
+        tls = config.http.tls
+        clients = f", client certificates: {tls.clientauth or 'required'}" if tls.clientcas else ""
+        log.info("TLS on: %s or newer%s", tls.minimumtls, clients)
     if workers <= 1:
-        _run_worker(config, sock, True, limiter)
+        _run_worker(config, sock, True, shared)
         return
     context = multiprocessing.get_context("fork")
     processes = [
-        context.Process(target=_run_worker, args=(config, sock, i == 0, limiter), daemon=True)
+        context.Process(target=_run_worker, args=(config, sock, i == 0, shared), daemon=True)
         for i in range(workers)
     ]
     for process in processes:

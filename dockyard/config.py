@@ -45,7 +45,10 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     field_validator,
+    model_validator,
 )
+
+from dockyard.tls import is_known_suite
 
 __all__ = [
     "DEFAULT_MANIFEST_MAX_BYTES",
@@ -74,6 +77,7 @@ __all__ = [
     "SecurityConfig",
     "ServeConfig",
     "StorageConfig",
+    "TlsConfig",
     "UploadPurgingConfig",
     "ValidationConfig",
     "format_duration",
@@ -380,6 +384,68 @@ def _default_headers() -> dict[str, list[str]]:
     return {"X-Content-Type-Options": ["nosniff"]}
 
 
+_CLIENT_AUTH_REFUSED: Final[Mapping[str, str]] = {
+    "request-client-cert": "asks for a client certificate but accepts any, unverified",
+    "require-any-client-cert": "requires a client certificate but accepts any, unverified",
+}
+
+
+class TlsConfig(_Section):
+    """``http.tls``. TLS is on when ``certificate`` is set, as in Distribution."""
+
+    certificate: str | None = None
+    key: str | None = None
+    clientcas: list[str] = Field(default_factory=list)
+    clientauth: Literal["require-and-verify-client-cert", "verify-client-cert-if-given"] | None = (
+        None
+    )
+    minimumtls: Literal["tls1.2", "tls1.3"] = "tls1.2"
+    ciphersuites: list[str] = Field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.certificate)
+
+    @field_validator("certificate", "key", mode="before")
+    @classmethod
+    def _empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("clientauth", mode="before")
+    @classmethod
+    def _clientauth(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and value.strip().lower() in _CLIENT_AUTH_REFUSED:
+            mode = value.strip().lower()
+            raise ValueError(
+                f"{mode} {_CLIENT_AUTH_REFUSED[mode]}, which protects nothing; use "
+                "require-and-verify-client-cert or verify-client-cert-if-given"
+            )
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("minimumtls", mode="before")
+    @classmethod
+    def _minimumtls(cls, value: object) -> object:
+        return value.strip().lower() or "tls1.2" if isinstance(value, str) else value
+
+    @field_validator("ciphersuites")
+    @classmethod
+    def _ciphersuites(cls, value: list[str]) -> list[str]:
+        for index, name in enumerate(value):
+            if not is_known_suite(name):
+                raise ValueError(f"[{index}] {name!r} is not a TLS cipher suite Go knows")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsConfig:
+        if self.certificate and not self.key:
+            raise ValueError("the certificate needs its key: set http.tls.key")
+        if self.certificate and self.clientauth and not self.clientcas:
+            raise ValueError("clientauth needs the CAs to verify clients with: set clientcas")
+        return self
+
+
 class HttpConfig(_Section):
     addr: str = ":5000"
     net: Literal["tcp"] = "tcp"
@@ -389,6 +455,7 @@ class HttpConfig(_Section):
     headers: dict[str, list[str]] = Field(default_factory=_default_headers)
     secret: str | None = Field(default=None, repr=False)
     draintimeout: Duration = timedelta(0)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
 
     @field_validator("addr")
     @classmethod
@@ -637,11 +704,9 @@ def _get(value: Any, *keys: str) -> Any:
     return value
 
 
-def _tls_requested(value: Any) -> bool:
-    # Distribution only turns TLS on when a certificate or a Let's Encrypt cache is given.
-    return _has_content(_get(value, "certificate")) or _has_content(
-        _get(value, "letsencrypt", "cachefile")
-    )
+def _letsencrypt_requested(value: Any) -> bool:
+    # Distribution only uses Let's Encrypt when a cache file is given.
+    return _has_content(_get(value, "cachefile"))
 
 
 def _proxy_requested(value: Any) -> bool:
@@ -651,9 +716,10 @@ def _proxy_requested(value: Any) -> bool:
 # Sections Dockyard refuses to ignore: starting without them would quietly weaken the
 # deployment. To implement one, model it and delete its entry here.
 REFUSED_KEYS: Final[Mapping[str, str]] = {
-    "http.tls": (
-        "http.tls is not supported yet: refusing to start without the TLS this file asks for "
-        "(terminate TLS in a reverse proxy and remove http.tls)"
+    "http.tls.letsencrypt": (
+        "http.tls.letsencrypt is not supported yet: refusing to start without the TLS this "
+        "file asks for (give http.tls.certificate and http.tls.key, or terminate TLS in a "
+        "reverse proxy)"
     ),
     "proxy": (
         "proxy is not supported yet: refusing to start as a writable registry where a "
@@ -663,7 +729,7 @@ REFUSED_KEYS: Final[Mapping[str, str]] = {
 # When a refused section actually asks for its feature (Distribution's own test);
 # a present but inert section is ignored with a warning instead.
 _REFUSAL_TRIGGERS: Final[Mapping[str, Callable[[Any], bool]]] = {
-    "http.tls": _tls_requested,
+    "http.tls.letsencrypt": _letsencrypt_requested,
     "proxy": _proxy_requested,
 }
 
@@ -1187,6 +1253,28 @@ class _Loading:
 
     # ---- Distribution's adjustments ---------------------------------------------------
 
+    def _adjust_tls(self, tls: dict[str, Any]) -> None:
+        if not _has_content(tls.get("certificate")):
+            if _has_content(tls):
+                self.warn("http.tls: asks for nothing Distribution would act on, ignored")
+            tls.clear()
+            return
+        minimum = tls.get("minimumtls")
+        if isinstance(minimum, str) and minimum.strip().lower() in ("tls1.0", "tls1.1"):
+            self.warn(
+                f"http.tls.minimumtls: {minimum.strip().lower()} is not offered, using tls1.2"
+            )
+            tls["minimumtls"] = "tls1.2"
+        elif (
+            isinstance(minimum, str)
+            and minimum.strip().lower() == "tls1.3"
+            and _has_content(tls.get("ciphersuites"))
+        ):
+            self.warn(
+                "http.tls.ciphersuites: cipher suites cannot be chosen for TLS 1.3, "
+                "ignored with minimumtls tls1.3"
+            )
+
     def adjust(self, data: dict[str, Any]) -> None:
         """Apply the fix-ups Distribution makes after parsing, with warnings."""
         log = data.setdefault("log", {})
@@ -1217,6 +1305,10 @@ class _Loading:
         if isinstance(maxentries, int) and not isinstance(maxentries, bool) and maxentries <= 0:
             self.warn(f"catalog.maxentries: {maxentries} is not positive, using 1000")
             data["catalog"]["maxentries"] = 1000
+
+        tls = data.get("http", {}).get("tls")
+        if isinstance(tls, dict):
+            self._adjust_tls(tls)
 
         filesystem = data.get("storage", {}).get("filesystem", {})
         threads = filesystem.get("maxthreads")
@@ -1335,6 +1427,8 @@ def render_effective(config: Config) -> str:
     if data["http"]["secret"] is not None:
         data["http"]["secret"] = "***"
     data["auth"] = {kind: section for kind, section in data["auth"].items() if section}
+    if not config.http.tls.enabled:
+        del data["http"]["tls"]
     if data["database"]["url"] is not None:
         data["database"]["url"] = _mask_url_password(data["database"]["url"])
     header = (

@@ -67,6 +67,9 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Loaded
     return load_config(path, env or {})
 
 
+TLS = "    certificate: /c.pem\n    key: /k.pem\n"
+
+
 def config_error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, text, env)
@@ -465,12 +468,33 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
             "storage.filesystem.rootdirectory: must not be empty",
         ),
         (
-            MINIMAL + "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n",
-            "http.tls is not supported yet: refusing to start without the TLS this file asks for",
+            MINIMAL + "http:\n  tls:\n    letsencrypt:\n      cachefile: /le\n",
+            "http.tls.letsencrypt is not supported yet: refusing to start without the TLS",
         ),
         (
-            MINIMAL + "http:\n  tls:\n    letsencrypt:\n      cachefile: /le\n",
-            "http.tls is not supported yet",
+            MINIMAL + "http:\n  tls:\n    certificate: /c.pem\n",
+            "http.tls: the certificate needs its key: set http.tls.key",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n{TLS}    clientauth: verify-client-cert-if-given\n",
+            "http.tls: clientauth needs the CAs to verify clients with: set clientcas",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n{TLS}    clientauth: request-client-cert\n",
+            "http.tls.clientauth: request-client-cert asks for a client certificate but "
+            "accepts any, unverified",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n{TLS}    clientauth: require-any-client-cert\n",
+            "http.tls.clientauth: require-any-client-cert requires",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n{TLS}    minimumtls: tls1.4\n",
+            "http.tls.minimumtls: Input should be 'tls1.2' or 'tls1.3'",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n{TLS}    ciphersuites: [TLS_BOGUS]\n",
+            "http.tls.ciphersuites: [0] 'TLS_BOGUS' is not a TLS cipher suite Go knows",
         ),
         (
             MINIMAL + "auth:\n  token: {realm: r}\n",
@@ -594,8 +618,9 @@ def test_refusals_from_the_environment(tmp_path: Path) -> None:
     assert "REGISTRY_AUTH_FILE" in message
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH_SILLY_REALM": "r"})
     assert message.startswith("auth.silly: ")
-    message = config_error(tmp_path, MINIMAL, {"REGISTRY_HTTP_TLS_CERTIFICATE": "/c.pem"})
-    assert message.startswith("http.tls is not supported yet")
+    message = config_error(tmp_path, MINIMAL, {"REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE": "/le"})
+    assert message.startswith("http.tls.letsencrypt is not supported yet")
+    assert "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE" in message
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_STORAGE": "s3"})
     assert "storage.s3: the s3 storage driver is not supported yet" in message
     assert "REGISTRY_STORAGE" in message
@@ -644,8 +669,35 @@ def test_security_section(tmp_path: Path) -> None:
     assert defaults.failedlogins.limit == 10
 
 
+def test_tls(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        f"http:\n  tls:\n{TLS}    clientcas: [/ca1.pem, /ca2.pem]\n"
+        "    minimumtls: TLS1.3\n"
+        "    ciphersuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n"
+    )
+    loaded = load(tmp_path, text)
+    tls = loaded.config.http.tls
+    assert tls.enabled
+    assert (tls.certificate, tls.key) == ("/c.pem", "/k.pem")
+    assert tls.clientcas == ["/ca1.pem", "/ca2.pem"]
+    assert tls.clientauth is None  # require-and-verify when clientcas are given
+    assert tls.minimumtls == "tls1.3"
+    assert loaded.warnings == [
+        "http.tls.ciphersuites: cipher suites cannot be chosen for TLS 1.3, "
+        "ignored with minimumtls tls1.3"
+    ]
+    loaded = load(tmp_path, MINIMAL + f"http:\n  tls:\n{TLS}    minimumtls: tls1.0\n")
+    assert loaded.config.http.tls.minimumtls == "tls1.2"
+    assert loaded.warnings == ["http.tls.minimumtls: tls1.0 is not offered, using tls1.2"]
+    env = {"REGISTRY_HTTP_TLS_CERTIFICATE": "/c.pem", "REGISTRY_HTTP_TLS_KEY": "/k.pem"}
+    assert load(tmp_path, MINIMAL, env).config.http.tls.enabled
+    assert not load(tmp_path, MINIMAL).config.http.tls.enabled
+    again = load(tmp_path, render_effective(load(tmp_path, text).config))
+    assert again.config.http.tls == tls
+
+
 def test_refused_keys_are_the_documented_set() -> None:
-    assert set(REFUSED_KEYS) == {"http.tls", "proxy"}
+    assert set(REFUSED_KEYS) == {"http.tls.letsencrypt", "proxy"}
 
 
 # ---- warnings --------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ _MANIFEST_BY_TAG = (
     .where(t.repositories.c.name == bindparam("name"), t.tags.c.name == bindparam("ref"))
 )
 _UPLOAD = select(t.uploads).where(t.uploads.c.id == bindparam("id"))
+_INSERT_UPLOAD = t.uploads.insert()
+_DELETE_UPLOAD = delete(t.uploads).where(t.uploads.c.id == bindparam("id"))
 
 
 def _now() -> datetime:
@@ -78,6 +80,14 @@ class MetadataStore:
     def __init__(self, engine: Database, generation: WriteGeneration | None = None) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        insert = self._insert
+        self._insert_blob = insert(t.blobs).on_conflict_do_nothing(index_elements=["digest"])
+        self._insert_repository = insert(t.repositories).on_conflict_do_nothing(
+            index_elements=["name"]
+        )
+        self._insert_link = insert(t.repository_blobs).on_conflict_do_nothing(
+            index_elements=["repository_id", "digest"]
+        )
         self.generation = generation or WriteGeneration(None)
         self._cache = ReadCache(self.generation)
 
@@ -118,11 +128,10 @@ class MetadataStore:
         return result.scalar_one_or_none()
 
     async def _ensure_repository(self, connection: DbConnection, name: str) -> int:
-        await connection.execute(
-            self._insert(t.repositories)
-            .values(name=name, created_at=_now())
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
+        repository_id = await self._repository_id(connection, name)
+        if repository_id is not None:
+            return repository_id
+        await connection.execute(self._insert_repository, {"name": name, "created_at": _now()})
         repository_id = await self._repository_id(connection, name)
         assert repository_id is not None
         return repository_id
@@ -176,16 +185,19 @@ class MetadataStore:
         self._cache.put(key, generation, size)
         return size
 
-    async def commit_blob(self, name: str, digest: str, size: int) -> None:
-        """Record a verified blob and link it into repository ``name``."""
+    async def commit_blob(
+        self, name: str, digest: str, size: int, upload_id: str | None = None
+    ) -> None:
+        """Record a verified blob and link it into repository ``name``; with ``upload_id``,
+        end that upload session in the same transaction."""
         async with self._write() as connection:
             await connection.execute(
-                self._insert(t.blobs)
-                .values(digest=digest, size=size, created_at=_now())
-                .on_conflict_do_nothing(index_elements=["digest"])
+                self._insert_blob, {"digest": digest, "size": size, "created_at": _now()}
             )
             repository_id = await self._ensure_repository(connection, name)
             await self._link(connection, repository_id, digest)
+            if upload_id is not None:
+                await connection.execute(_DELETE_UPLOAD, {"id": upload_id})
 
     async def link_blobs(self, name: str, blobs: Sequence[tuple[str, int]]) -> None:
         """``commit_blob`` for many ``(digest, size)`` pairs, in one transaction."""
@@ -220,9 +232,8 @@ class MetadataStore:
 
     async def _link(self, connection: DbConnection, repository_id: int, digest: str) -> None:
         await connection.execute(
-            self._insert(t.repository_blobs)
-            .values(repository_id=repository_id, digest=digest, created_at=_now())
-            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            self._insert_link,
+            {"repository_id": repository_id, "digest": digest, "created_at": _now()},
         )
 
     async def mount_blob(self, name: str, digest: str, source: str | None) -> int | None:
@@ -475,7 +486,7 @@ class MetadataStore:
     async def create_upload(self, upload_id: str, name: str) -> None:
         async with self._write(invalidates=False) as connection:
             await connection.execute(
-                t.uploads.insert().values(id=upload_id, repository=name, started_at=_now())
+                _INSERT_UPLOAD, {"id": upload_id, "repository": name, "started_at": _now()}
             )
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
@@ -487,7 +498,7 @@ class MetadataStore:
 
     async def delete_upload(self, upload_id: str) -> bool:
         async with self._write(invalidates=False) as connection:
-            result = await connection.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
+            result = await connection.execute(_DELETE_UPLOAD, {"id": upload_id})
             return bool(result.rowcount)
 
     async def uploads_started_before(self, moment: datetime) -> Sequence[UploadRecord]:

@@ -31,6 +31,8 @@ from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_CACHED_HASHERS = 10_000
 COPY_BUFFER = 4 * 1024 * 1024
+# A final request with at most this many bytes and nothing stored before is verified in memory.
+SMALL_BODY = COPY_BUFFER
 
 
 class IncompleteBodyError(Exception):
@@ -81,6 +83,10 @@ class UploadService:
 
     async def _discard(self, name: str, upload_id: str) -> None:
         await self._metadata.delete_upload(upload_id)
+        await self._forget(name, upload_id)
+
+    async def _forget(self, name: str, upload_id: str) -> None:
+        """Drop what is left of an ended session: its hash state and its files."""
         self._hashes.pop(upload_id, None)
         with contextlib.suppress(PathNotFoundError):
             await self._storage.delete(paths.upload_dir(name, upload_id))
@@ -189,6 +195,20 @@ class UploadService:
         async with self._lock(upload_id):
             await self._check(name, upload_id)
             data_path = paths.upload_data(name, upload_id)
+            small = (
+                body is not None
+                and content_length is not None
+                and 0 < content_length <= SMALL_BODY
+                and (content_range is None or content_range.start == 0)
+            )
+            if small and not await self._storage.stat(data_path):
+                assert body is not None and content_length is not None
+                try:
+                    return await self._complete_in_memory(
+                        name, upload_id, digest, body, content_length
+                    )
+                finally:
+                    self._locks.pop(upload_id, None)
             writer = await self._storage.writer(data_path, append=True)
             try:
                 if body is not None:
@@ -209,11 +229,44 @@ class UploadService:
                     )
                 if await self._metadata.blob_size(str(digest)) is None:
                     await self._storage.move(data_path, paths.blob_data(digest))
-                await self._metadata.commit_blob(name, str(digest), size)
-                await self._discard(name, upload_id)
+                await self._metadata.commit_blob(name, str(digest), size, upload_id)
+                await self._forget(name, upload_id)
                 return size
             finally:
                 self._locks.pop(upload_id, None)
+
+    async def _complete_in_memory(
+        self, name: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes], length: int
+    ) -> int:
+        """A whole small blob in one request: verify it in memory and write it straight to
+        its blob path (atomically), skipping the upload file."""
+        pieces: list[bytes] = []
+        received = 0
+        async for chunk in body:
+            received += len(chunk)
+            if received > length:
+                break
+            pieces.append(chunk)
+        if received != length:
+            raise errors.RegistryError(
+                errors.SIZE_INVALID, f"body has {received} bytes; {length} were declared"
+            )
+        data = b"".join(pieces)
+        hasher = new_hasher(digest.algorithm)
+        await _update(hasher, data)
+        actual = hasher.hexdigest()
+        if actual != digest.hex:
+            await self._discard(name, upload_id)
+            raise errors.RegistryError(
+                errors.DIGEST_INVALID,
+                f"content digest is {digest.algorithm}:{actual}, not {digest}",
+                detail={"digest": str(digest)},
+            )
+        if await self._metadata.blob_size(str(digest)) is None:
+            await self._storage.put_content(paths.blob_data(digest), data)
+        await self._metadata.commit_blob(name, str(digest), length, upload_id)
+        self._hashes.pop(upload_id, None)
+        return length
 
     async def _digest_of(self, upload_id: str, path: str, algorithm: str, size: int) -> str:
         state = self._hashes.get(upload_id)

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver, check_path
+from dockyard.storage.driver import (
+    FileWriter,
+    InvalidPathError,
+    PathNotFoundError,
+    StorageDriver,
+    check_path,
+)
 
 READ_CHUNK = 1024 * 1024
+# Linux limits: a name of at most 255 bytes, a path of fewer than 4096.
+NAME_MAX = 255
+PATH_MAX = 4096
+# put_content writes a temporary beside its target first: a fixed-length name, so that it
+# fits wherever its target fits, which list() leaves out.
+_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")
+_TEMPORARY_NAME_LENGTH = 37
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -44,6 +58,8 @@ class _FilesystemWriter(FileWriter):
 
     async def truncate(self, size: int) -> None:
         fd = self._require_fd()
+        if not 0 <= size <= self._size:
+            raise ValueError(f"cannot truncate a {self._size}-byte file to {size} bytes")
         await asyncio.to_thread(os.ftruncate, fd, size)
         self._size = size
 
@@ -75,8 +91,16 @@ class FilesystemDriver(StorageDriver):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).absolute()
 
-    def _full(self, path: str) -> Path:
-        return self.root / check_path(path).lstrip("/")
+    def _full(self, path: str, file: bool = True) -> Path:
+        """The local path of a driver path; ``file`` paths may not be the root itself."""
+        check_path(path)
+        if file and path == "/":
+            raise InvalidPathError(path)
+        full = self.root / path.lstrip("/")
+        longest = len(os.fsencode(full.parent)) + 1 + max(len(full.name), _TEMPORARY_NAME_LENGTH)
+        if longest >= PATH_MAX or any(len(part) > NAME_MAX for part in path.split("/")):
+            raise InvalidPathError(path)
+        return full
 
     def local_path(self, path: str) -> Path | None:
         return self._full(path)
@@ -95,13 +119,15 @@ class FilesystemDriver(StorageDriver):
     @staticmethod
     def _put_sync(full: Path, data: bytes) -> None:
         full.parent.mkdir(parents=True, exist_ok=True)
-        temporary = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
+        temporary = full.with_name(f".{uuid.uuid4().hex}.tmp")
+        assert len(temporary.name) == _TEMPORARY_NAME_LENGTH
         try:
             with open(temporary, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fdatasync(handle.fileno())
             os.replace(temporary, full)
+            _fsync_dir(full.parent)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -110,6 +136,8 @@ class FilesystemDriver(StorageDriver):
         self, path: str, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
         full = self._full(path)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError(f"negative offset {offset} or length {length}")
         try:
             handle = await asyncio.to_thread(open, full, "rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -133,7 +161,8 @@ class FilesystemDriver(StorageDriver):
 
         def open_sync() -> tuple[int, int]:
             full.parent.mkdir(parents=True, exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+            # Always O_APPEND: every write lands at the end, also after a truncate.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
             fd = os.open(full, flags, 0o644)
             return fd, os.fstat(fd).st_size
 
@@ -141,7 +170,7 @@ class FilesystemDriver(StorageDriver):
         return _FilesystemWriter(full, fd, size)
 
     async def stat(self, path: str) -> int | None:
-        full = self._full(path)
+        full = self._full(path, file=False)
         try:
             info = await asyncio.to_thread(full.stat)
         except (FileNotFoundError, NotADirectoryError):
@@ -149,14 +178,13 @@ class FilesystemDriver(StorageDriver):
         return info.st_size if full.is_file() else None
 
     async def list(self, path: str) -> list[str]:
-        full = self._full(path)
+        full = self._full(path, file=False)
         try:
             names = await asyncio.to_thread(os.listdir, full)
         except (FileNotFoundError, NotADirectoryError):
             return []
         prefix = path.rstrip("/")
-        # Dot-files are this driver's own temporaries, never content.
-        return sorted(f"{prefix}/{name}" for name in names if not name.startswith("."))
+        return sorted(f"{prefix}/{name}" for name in names if not _TEMPORARY.fullmatch(name))
 
     async def move(self, source: str, destination: str) -> None:
         src, dst = self._full(source), self._full(destination)

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver, check_path
+from dockyard.storage.driver import (
+    FileWriter,
+    InvalidPathError,
+    PathNotFoundError,
+    StorageDriver,
+    check_path,
+)
+
+
+def _check_file_path(path: str) -> str:
+    """A path that may name a file: any checked path but the root."""
+    if check_path(path) == "/":
+        raise InvalidPathError(path)
+    return path
 
 
 class _MemoryWriter(FileWriter):
@@ -24,6 +37,10 @@ class _MemoryWriter(FileWriter):
         self._data.extend(data)
 
     async def truncate(self, size: int) -> None:
+        if self._closed:
+            raise ValueError("writer is closed")
+        if not 0 <= size <= len(self._data):
+            raise ValueError(f"cannot truncate a {len(self._data)}-byte file to {size} bytes")
         del self._data[size:]
 
     async def close(self) -> None:
@@ -45,7 +62,7 @@ class InMemoryDriver(StorageDriver):
 
     def _get(self, path: str) -> bytearray:
         try:
-            return self.files[check_path(path)]
+            return self.files[_check_file_path(path)]
         except KeyError:
             raise PathNotFoundError(path) from None
 
@@ -53,19 +70,21 @@ class InMemoryDriver(StorageDriver):
         return bytes(self._get(path))
 
     async def put_content(self, path: str, data: bytes) -> None:
-        self.files[check_path(path)] = bytearray(data)
+        self.files[_check_file_path(path)] = bytearray(data)
 
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
         data = self._get(path)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError(f"negative offset {offset} or length {length}")
         end = len(data) if length is None else min(len(data), offset + length)
         step = 1024 * 1024
         for start in range(offset, end, step):
             yield bytes(data[start : min(start + step, end)])
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        check_path(path)
+        _check_file_path(path)
         if not append or path not in self.files:
             self.files[path] = bytearray()
         return _MemoryWriter(self, path, self.files[path])
@@ -83,11 +102,13 @@ class InMemoryDriver(StorageDriver):
 
     async def move(self, source: str, destination: str) -> None:
         data = self._get(source)
-        self.files[check_path(destination)] = data
+        if _check_file_path(destination) == source:
+            return
+        self.files[destination] = data
         del self.files[source]
 
     async def delete(self, path: str) -> None:
-        check_path(path)
+        _check_file_path(path)
         prefix = path.rstrip("/") + "/"
         doomed = [p for p in self.files if p == path or p.startswith(prefix)]
         if not doomed:

@@ -1,0 +1,117 @@
+"""The server's TLS context from Distribution's ``http.tls`` keys.
+
+Distribution names cipher suites as Go does (the IANA names); OpenSSL has its own names
+for the same suites, so :data:`CIPHER_SUITES` maps one to the other. As in Go, TLS 1.3
+suites are always enabled and cannot be chosen: naming them is accepted and changes
+nothing. The default (no ``ciphersuites``) is Distribution's: forward-secret AEAD suites
+only.
+
+Client certificates (``clientcas``) are verified against the given CAs: required by
+default (``require-and-verify-client-cert``, what registry:2 does) or, with
+``verify-client-cert-if-given``, only checked when the client sends one.
+
+Only HTTP/1.1 is offered in ALPN: aiohttp does not serve HTTP/2. Put nginx in front (see
+``docs/nginx.md``) to give clients HTTP/2.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+# Go / IANA name -> OpenSSL name (TLS 1.0-1.2 suites).
+CIPHER_SUITES: Final[Mapping[str, str]] = {
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "DES-CBC3-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": "ECDHE-RSA-DES-CBC3-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    # Go's older spellings of the two ChaCha20 suites
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+TLS13_SUITES: Final = frozenset(
+    {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+)
+# Distribution's default list (TLS 1.2 part).
+DEFAULT_SUITES: Final = (
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+)
+MINIMUM_VERSIONS: Final[Mapping[str, ssl.TLSVersion]] = {
+    "tls1.2": ssl.TLSVersion.TLSv1_2,
+    "tls1.3": ssl.TLSVersion.TLSv1_3,
+}
+CLIENT_AUTH_MODES: Final[Mapping[str, ssl.VerifyMode]] = {
+    "require-and-verify-client-cert": ssl.CERT_REQUIRED,
+    "verify-client-cert-if-given": ssl.CERT_OPTIONAL,
+}
+
+
+class TlsError(Exception):
+    """The TLS settings cannot be used; the message names the key and the file."""
+
+
+def is_known_suite(name: str) -> bool:
+    return name in CIPHER_SUITES or name in TLS13_SUITES
+
+
+def server_context(
+    certificate: str,
+    key: str,
+    *,
+    minimum: str = "tls1.2",
+    cipher_suites: Sequence[str] = (),
+    client_cas: Sequence[str] = (),
+    client_auth: str | None = None,
+) -> ssl.SSLContext:
+    """An SSL context for the server; raises TlsError naming what could not be loaded."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = MINIMUM_VERSIONS[minimum]
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.options |= ssl.OP_NO_RENEGOTIATION
+    try:
+        context.load_cert_chain(certificate, key)
+    except FileNotFoundError as exc:
+        missing = "http.tls.certificate" if exc.filename == certificate else "http.tls.key"
+        raise TlsError(f"{missing}: {exc.filename}: no such file") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsError(
+            f"http.tls.certificate / http.tls.key: cannot load {certificate} with {key}: {exc}"
+        ) from None
+    suites = [CIPHER_SUITES[name] for name in cipher_suites if name in CIPHER_SUITES]
+    if not cipher_suites:
+        suites = [CIPHER_SUITES[name] for name in DEFAULT_SUITES]
+    if suites:
+        try:
+            context.set_ciphers(":".join(dict.fromkeys(suites)))
+        except ssl.SSLError:
+            raise TlsError(
+                "http.tls.ciphersuites: OpenSSL offers none of these suites "
+                f"({', '.join(cipher_suites)})"
+            ) from None
+    if client_cas:
+        for path in client_cas:
+            try:
+                context.load_verify_locations(cafile=path)
+            except (ssl.SSLError, OSError) as exc:
+                raise TlsError(f"http.tls.clientcas: cannot load {path}: {exc}") from None
+        context.verify_mode = CLIENT_AUTH_MODES[client_auth or "require-and-verify-client-cert"]
+    context.set_alpn_protocols(["http/1.1"])
+    return context
