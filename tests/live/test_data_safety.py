@@ -228,3 +228,25 @@ def test_one_json_access_log_line_per_request(live_server: ServerFactory) -> Non
     assert fetch[0]["status"] == 200 and fetch[0]["bytes"] == len(data)
     assert fetch[0]["duration_ms"] >= 0
     assert {e["method"] for e in entries} >= {"POST", "PUT", "GET"}
+
+
+def test_stale_uploads_are_purged(live_server: ServerFactory) -> None:
+    server = live_server(
+        env={
+            "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING": (
+                "{enabled: true, age: 2s, interval: 1s, dryrun: false}"
+            )
+        }
+    )
+    r = server.request("POST", "/v2/purge/app/blobs/uploads/")
+    location = location_path(r.headers["location"])
+    assert server.request("PATCH", location, body=b"x" * 1000).status == 202
+    upload_dirs = list(server.store.glob("docker/registry/v2/repositories/purge/app/_uploads/*"))
+    assert len(upload_dirs) == 1
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and server.request("GET", location).status == 204:
+        time.sleep(0.5)
+    r = server.request("GET", location)
+    assert r.status == 404
+    assert json.loads(r.body)["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    assert not upload_dirs[0].exists()
