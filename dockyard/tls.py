@@ -16,6 +16,7 @@ Only HTTP/1.1 is offered in ALPN: aiohttp does not serve HTTP/2. Put nginx in fr
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -86,11 +87,11 @@ def server_context(
     context.minimum_version = MINIMUM_VERSIONS[minimum]
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     context.options |= ssl.OP_NO_RENEGOTIATION
+    for name, path in (("http.tls.certificate", certificate), ("http.tls.key", key)):
+        if not os.path.isfile(path):
+            raise TlsError(f"{name}: {path}: no such file")
     try:
         context.load_cert_chain(certificate, key)
-    except FileNotFoundError as exc:
-        missing = "http.tls.certificate" if exc.filename == certificate else "http.tls.key"
-        raise TlsError(f"{missing}: {exc.filename}: no such file") from None
     except (ssl.SSLError, OSError) as exc:
         raise TlsError(
             f"http.tls.certificate / http.tls.key: cannot load {certificate} with {key}: {exc}"

@@ -76,6 +76,9 @@ async def send_local_file(
     if length <= SMALL_BLOB:
         body = await asyncio.to_thread(_read_range, path, selected.start, length)
         return web.Response(status=status, body=body, headers=headers)
+    if _is_tls(request):
+        # sendfile writes to the raw socket and would bypass TLS: stream through the transport
+        return await _stream_file(request, path, selected, status, headers)
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
     writer = await response.prepare(request)
@@ -97,6 +100,29 @@ async def send_local_file(
         )
     finally:
         os.close(fd)
+    await response.write_eof()
+    return response
+
+
+def _is_tls(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and transport.get_extra_info("sslcontext") is not None
+
+
+async def _stream_file(
+    request: web.Request, path: Path, selected: ByteRange, status: int, headers: dict[str, str]
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = selected.length
+    await response.prepare(request)
+    offset, remaining = selected.start, selected.length
+    while remaining > 0:
+        chunk = await asyncio.to_thread(_read_range, path, offset, min(remaining, SMALL_BLOB))
+        if not chunk:
+            raise ConnectionResetError("file ended before the blob's size")
+        await response.write(chunk)
+        offset += len(chunk)
+        remaining -= len(chunk)
     await response.write_eof()
     return response
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.generation import WriteGeneration
@@ -50,9 +51,12 @@ def manifest(
     )
 
 
-async def open_store(url: str) -> MetadataStore:
+async def open_store(url: str, migrated: bool = False) -> MetadataStore:
+    """A store as a worker process opens it; ``migrated`` when the schema is already there
+    (the server migrates once, before its workers start)."""
     engine = create_engine(url)
-    await migrate(engine)
+    if not migrated:
+        await migrate(engine)
     return MetadataStore(engine, WriteGeneration.for_database(url))
 
 
@@ -93,11 +97,17 @@ async def test_ensure_repository(store: MetadataStore) -> None:
     assert await store.list_repositories(None, None) == ["library/ubuntu"]
 
 
+def registry2_order(names: list[str]) -> list[str]:
+    """registry:2's catalog order: component by component, "/" before any other character."""
+    return sorted(names, key=lambda name: name.replace("/", "\x00"))
+
+
 async def test_list_repositories_is_ordered_and_paginated(store: MetadataStore) -> None:
-    names = ["b", "a/z", "a", "c/d/e", "a-b", "a.b", "a_b"]
+    names = ["b", "a/z", "a", "c/d/e", "a-b", "a.b", "a_b", "team/app", "team-tools", "a/z/y"]
     for name in names:
         await store.ensure_repository(name)
-    ordered = sorted(names)
+    ordered = registry2_order(names)
+    assert ordered[:3] == ["a", "a/z", "a/z/y"]
     assert await store.list_repositories(None, None) == ordered
     assert await store.list_repositories(0, None) == []
     pages: list[str] = []
@@ -224,9 +234,7 @@ async def test_put_manifest_with_missing_references_in_a_known_repository(
 ) -> None:
     await push_image(store, "app", "v1", "latest")
     before = await counts(store)
-    index = manifest(
-        "index", children=(digest("no-such-child"),), media_type=mediatypes.OCI_INDEX
-    )
+    index = manifest("index", children=(digest("no-such-child"),), media_type=mediatypes.OCI_INDEX)
     with pytest.raises(MissingReferencesError) as caught:
         await store.put_manifest("app", index, "latest")
     assert caught.value.manifests == [digest("no-such-child")]
@@ -264,7 +272,8 @@ async def test_tags_move(store: MetadataStore) -> None:
 
 async def test_delete_manifest_removes_its_tags_and_references(store: MetadataStore) -> None:
     doomed = await push_image(store, "app", "v1", "latest")
-    await store.put_manifest("app", manifest("v1", blobs=(digest("v1/config"), digest("v1/layer"))), "stable")
+    same = manifest("v1", blobs=(digest("v1/config"), digest("v1/layer")))
+    await store.put_manifest("app", same, "stable")
     kept = await push_image(store, "app", "v2", "v2")
     assert await store.get_manifest("app", "stable", by_digest=False) is not None  # cached
     assert await store.delete_manifest("app", doomed) is True
@@ -398,7 +407,7 @@ async def test_upload_sessions(store: MetadataStore) -> None:
 
 async def test_upload_ids_are_unique(store: MetadataStore) -> None:
     await store.create_upload("u-1", "app")
-    with pytest.raises(Exception):  # noqa: B017 - the database's integrity error
+    with pytest.raises(IntegrityError):
         await store.create_upload("u-1", "app")
     record = await store.get_upload("u-1")
     assert record is not None and record.repository == "app"
@@ -444,10 +453,10 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
     asyncio.run(_migrate(url))
     rounds = 25
-    start = threading.Barrier(2)
+    start = threading.Barrier(2, timeout=30)
 
     async def work(worker: int) -> None:
-        store = await open_store(url)
+        store = await open_store(url, migrated=True)
         try:
             start.wait()
             for i in range(rounds):
@@ -465,7 +474,7 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
             result.result(timeout=120)
 
     async def check() -> None:
-        store = await open_store(url)
+        store = await open_store(url, migrated=True)
         try:
             tags = await store.list_tags("shared", None, None)
             assert tags is not None and len(tags) == 2 * rounds

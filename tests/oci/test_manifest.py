@@ -122,7 +122,7 @@ def test_docker_schema2_manifest() -> None:
     assert digests(parsed.layers) == [layer["digest"] for layer in LAYERS]
     assert parsed.manifests == ()
     assert parsed.subject is None
-    assert digests(parsed.blob_references()) == [CONFIG["digest"]] + digests(parsed.layers)
+    assert digests(parsed.blob_references()) == [CONFIG["digest"], *digests(parsed.layers)]
     assert parsed.referrer_artifact_type() is None
 
 
@@ -480,6 +480,8 @@ def test_url_policy_allow_and_deny() -> None:
     assert not policy.allows("https://example.com/private/layer")
     assert not policy.allows("https://elsewhere.org/layer")
     assert not policy.allows("http://mcr.microsoft.com/v2/windows/blobs/x")
+    # An empty allow list admits nothing (registry:2's default with validation on).
+    assert not UrlPolicy(allow=()).allows("https://example.com/layer")
     deny_only = UrlPolicy(deny=(re.compile(r"evil"),))
     assert deny_only.allows("https://good.example/layer")
     assert not deny_only.allows("https://evil.example/layer")

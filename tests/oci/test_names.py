@@ -167,11 +167,7 @@ def test_tags_built_from_the_grammar_are_accepted(tag: str) -> None:
 @given(st.text(max_size=200))
 def test_any_tag_is_accepted_only_if_it_fits_the_grammar(tag: str) -> None:
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-    fits = (
-        1 <= len(tag) <= 128
-        and set(tag) <= allowed
-        and tag[0] not in ".-"
-    )
+    fits = 1 <= len(tag) <= 128 and set(tag) <= allowed and tag[0] not in ".-"
     assert is_valid_tag(tag) is fits
     if not fits:
         with pytest.raises(errors.RegistryError) as caught:

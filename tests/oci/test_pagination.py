@@ -54,7 +54,10 @@ def test_invalid_n_is_refused(n: str) -> None:
 
 
 @deterministic
-@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=15), st.none() | st.integers(0, 1000))
+@given(
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=15),
+    st.none() | st.integers(0, 1000),
+)
 def test_any_ascii_n_gives_a_page_or_pagination_number_invalid(
     n: str, max_entries: int | None
 ) -> None:
@@ -94,9 +97,7 @@ def test_link_header_format() -> None:
 @given(
     st.integers(min_value=0, max_value=10**6),
     st.text(min_size=1, max_size=60),
-    st.dictionaries(
-        st.sampled_from(["artifactType", "q", "x"]), st.text(max_size=20), max_size=2
-    ),
+    st.dictionaries(st.sampled_from(["artifactType", "q", "x"]), st.text(max_size=20), max_size=2),
 )
 def test_link_header_round_trips_its_query(limit: int, last: str, extra: dict[str, str]) -> None:
     header = link_header("/v2/_catalog", limit, last, extra)

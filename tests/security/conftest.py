@@ -59,11 +59,13 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFact
         pki: Pki | None = None,
         credentials: tuple[str, str] | None = None,
         tls: bool = True,
+        client_cert: bool = False,
         kind: str = SERVER_KIND,
     ) -> SecureServer:
         server = SecureServer(kind, tmp_path_factory.mktemp(f"{kind}-"), pki=pki)
         server.configure(extra, tls=tls)
         server.credentials = credentials
+        server.client_cert = client_cert
         started.append(server)
         server.start()
         return server

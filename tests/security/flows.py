@@ -184,6 +184,25 @@ def docker_flow(
             docker("logout", endpoint.host)
 
 
+def ctr_hosts_dir(endpoint: Endpoint, tmp_path: Path) -> Path:
+    """A containerd hosts directory: https to ``endpoint``, trusting its CA."""
+    assert endpoint.ca_file is not None
+    root = tmp_path / "ctr-hosts"
+    host_dir = root / endpoint.host
+    host_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f'server = "https://{endpoint.host}"',
+        f'[host."https://{endpoint.host}"]',
+        '  capabilities = ["pull", "resolve", "push"]',
+        f'  ca = "{endpoint.ca_file}"',
+    ]
+    if endpoint.client_cert:
+        cert, key = endpoint.client_cert
+        lines.append(f'  client = [["{cert}", "{key}"]]')
+    (host_dir / "hosts.toml").write_text("\n".join(lines) + "\n")
+    return root
+
+
 def ctr_flow(
     ctr: Ctr,
     endpoint: Endpoint,
@@ -201,10 +220,9 @@ def ctr_flow(
     if endpoint.ca_file is None:
         flags.append("--plain-http")
     else:
-        flags += ["--tlscacert", str(endpoint.ca_file)]
-        if endpoint.client_cert:
-            cert, key = endpoint.client_cert
-            flags += ["--tlscert", str(cert), "--tlskey", str(key)]
+        # containerd 1.6 talks plain HTTP to a loopback host with a port unless a hosts.toml
+        # names the https server (--tlscacert alone does not switch the scheme)
+        flags += ["--hosts-dir", str(ctr_hosts_dir(endpoint, tmp_path))]
     ctr("images", "push", *flags, ref)
     ctr("images", "rm", "--sync", ref)
     ctr("images", "pull", *flags, "--snapshotter", "native", ref)

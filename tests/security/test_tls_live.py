@@ -4,6 +4,7 @@ logging in with htpasswd and pushing and pulling over TLS, trusting a CA made at
 from __future__ import annotations
 
 import http.client
+import os
 import ssl
 import subprocess
 import sys
@@ -80,6 +81,17 @@ def test_https_works_and_plain_http_gets_no_answer(registry: SecureServer, pki: 
         get(registry.port, ssl.create_default_context())
 
 
+def test_large_blobs_and_ranges_cross_tls_intact(registry: SecureServer) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 123)
+    digest = registry.push_blob("tls/big", data)
+    assert registry.get_blob("tls/big", digest).body == data
+    r = registry.request(
+        "GET", f"/v2/tls/big/blobs/{digest}", headers={"Range": "bytes=3000000-4999999"}
+    )
+    assert r.status == 206
+    assert r.body == data[3_000_000:5_000_000]
+
+
 def test_only_http11_is_offered(registry: SecureServer, pki: Pki) -> None:
     context = tls_client(pki)
     context.set_alpn_protocols(["h2", "http/1.1"])
@@ -106,8 +118,6 @@ def test_minimum_tls_version(make_server: ServerFactory, pki: Pki) -> None:
 def test_default_is_tls12_with_forward_secret_aead_suites(registry: SecureServer, pki: Pki) -> None:
     tls12 = tls_client(pki, maximum_version=ssl.TLSVersion.TLSv1_2)
     assert get(registry.port, tls12) == 401
-    with pytest.raises(ssl.SSLError):
-        get(registry.port, tls_client(pki, maximum_version=ssl.TLSVersion.TLSv1_1))
     cbc = tls_client(pki, maximum_version=ssl.TLSVersion.TLSv1_2)
     cbc.set_ciphers("ECDHE-ECDSA-AES128-SHA")  # forward secret, but not AEAD
     with pytest.raises(ssl.SSLError):
@@ -142,19 +152,19 @@ def _mtls_config(pki: Pki, mode: str = "") -> str:
 
 
 def _status(server: SecureServer, client_cert: bool) -> int | str:
-    server.client_cert = client_cert
+    before, server.client_cert = server.client_cert, client_cert
     try:
         return server.request("GET", "/v2/").status
     except (ssl.SSLError, ConnectionResetError, http.client.RemoteDisconnected) as exc:
         return type(exc).__name__
     finally:
-        server.client_cert = False
+        server.client_cert = before
 
 
 def test_mutual_tls_required(
     make_server: ServerFactory, pki: Pki, skopeo: Skopeo, image: Image, repo: str, tmp_path: Path
 ) -> None:
-    server = make_server(_mtls_config(pki), pki=pki, tls=False)
+    server = make_server(_mtls_config(pki), pki=pki, tls=False, client_cert=True)
     assert _status(server, client_cert=True) == 200
     assert _status(server, client_cert=False) != 200
     # a certificate from another CA is refused too
@@ -193,9 +203,10 @@ def test_unusable_certificate_stops_startup(tmp_path: Path, pki: Pki) -> None:
             "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  addr: 127.0.0.1:0\n"
             f"  tls:\n    certificate: {certificate}\n    key: {key}\n"
         )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         result = subprocess.run(
             [sys.executable, "-m", "dockyard", "serve", str(config)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, env=env,
         )  # fmt: skip
         assert result.returncode == 1
         assert expected in result.stderr
@@ -227,7 +238,7 @@ def test_podman_wrong_password(
     with pytest.raises(ClientError) as caught:
         podman("login", "--authfile", str(authfile), *endpoint.tls(), "-u", USER,
                "--password-stdin", endpoint.host, input="not the password")  # fmt: skip
-    assert "401" in caught.value.stderr or "unauthorized" in caught.value.stderr.lower()
+    assert "invalid username/password" in caught.value.stderr
 
 
 def test_buildah(
