@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint unit e2e bench venv test-deps
+.PHONY: run test lint unit e2e bench venv test-deps bench-deps
 
 venv:
 	@scripts/bootstrap-venv.sh
@@ -26,3 +26,10 @@ e2e: venv test-deps
 
 test: venv test-deps lint
 	$(BIN)/pytest -q
+
+bench-deps:
+	@scripts/install-bench-deps.sh
+
+# Dockyard and registry:2 side by side, ratios printed (docs/performance.md).
+bench: venv bench-deps
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
