@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, and_, bindparam, delete, func, select
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.metadata import schema as t
@@ -222,13 +222,7 @@ class MetadataStore:
 
     async def repository_blob_digests(self, name: str) -> set[str]:
         """Every blob linked into repository ``name``."""
-        query = (
-            select(t.repository_blobs.c.digest)
-            .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
-            .where(t.repositories.c.name == name)
-        )
-        async with self._read() as connection:
-            return set((await connection.execute(query)).scalars())
+        return await self._digests_in(t.repository_blobs, name)
 
     async def _link(self, connection: DbConnection, repository_id: int, digest: str) -> None:
         await connection.execute(
@@ -356,9 +350,13 @@ class MetadataStore:
 
     async def repository_manifest_digests(self, name: str) -> set[str]:
         """Every manifest stored in repository ``name``."""
+        return await self._digests_in(t.manifests, name)
+
+    async def _digests_in(self, table: Table, name: str) -> set[str]:
+        """The ``digest`` column of ``table`` for the rows of repository ``name``."""
         query = (
-            select(t.manifests.c.digest)
-            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            select(table.c.digest)
+            .join(t.repositories, t.repositories.c.id == table.c.repository_id)
             .where(t.repositories.c.name == name)
         )
         async with self._read() as connection:

@@ -220,13 +220,7 @@ class UploadService:
                 raise
             try:
                 actual = await self._digest_of(upload_id, data_path, digest.algorithm, size)
-                if actual != digest.hex:
-                    await self._discard(name, upload_id)
-                    raise errors.RegistryError(
-                        errors.DIGEST_INVALID,
-                        f"content digest is {digest.algorithm}:{actual}, not {digest}",
-                        detail={"digest": str(digest)},
-                    )
+                await self._require_digest(name, upload_id, digest, actual)
                 if await self._metadata.blob_size(str(digest)) is None:
                     await self._storage.move(data_path, paths.blob_data(digest))
                 await self._metadata.commit_blob(name, str(digest), size, upload_id)
@@ -254,19 +248,24 @@ class UploadService:
         data = b"".join(pieces)
         hasher = new_hasher(digest.algorithm)
         await _update(hasher, data)
-        actual = hasher.hexdigest()
-        if actual != digest.hex:
-            await self._discard(name, upload_id)
-            raise errors.RegistryError(
-                errors.DIGEST_INVALID,
-                f"content digest is {digest.algorithm}:{actual}, not {digest}",
-                detail={"digest": str(digest)},
-            )
+        await self._require_digest(name, upload_id, digest, hasher.hexdigest())
         if await self._metadata.blob_size(str(digest)) is None:
             await self._storage.put_content(paths.blob_data(digest), data)
         await self._metadata.commit_blob(name, str(digest), length, upload_id)
         self._hashes.pop(upload_id, None)
         return length
+
+    async def _require_digest(
+        self, name: str, upload_id: str, digest: Digest, actual_hex: str
+    ) -> None:
+        """A mismatch ends the upload, commits nothing and answers DIGEST_INVALID."""
+        if actual_hex != digest.hex:
+            await self._discard(name, upload_id)
+            raise errors.RegistryError(
+                errors.DIGEST_INVALID,
+                f"content digest is {digest.algorithm}:{actual_hex}, not {digest}",
+                detail={"digest": str(digest)},
+            )
 
     async def _digest_of(self, upload_id: str, path: str, algorithm: str, size: int) -> str:
         state = self._hashes.get(upload_id)
