@@ -260,7 +260,8 @@ def bench_target(
             result["groups"][name] = entry
             if not server.alive():
                 code = server.proc.poll() if server.proc else None
-                result["server_exits"].append({"before": name, "status": code})
+                if not result["server_exits"] or "during" not in result["server_exits"][-1]:
+                    result["server_exits"].append({"before": name, "status": code})
                 log(f"{TITLES[target]} is not running (status {code}): restarting it")
                 server.stop()  # reaps workers the dead parent left holding the port
                 try:
@@ -288,6 +289,11 @@ def bench_target(
                 code = server.proc.poll() if server.proc else None
                 result["server_exits"].append({"during": name, "status": code})
                 log(f"{TITLES[target]} died during {name} (status {code}):\n{server.log_tail()}")
+                for scenario in group:
+                    # Its figures may come from orphaned workers regbench no longer watches.
+                    result["failures"].setdefault(
+                        scenario, f"server exited during this scenario (status {code})"
+                    )
         if physical:
             result["physical_rows"], result["physical_error"] = run_physical(
                 server, args, base, out, regbench

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from dockyard.api.access_log import AccessLogger
 from dockyard.api.app import build_app
@@ -24,9 +25,12 @@ from dockyard.api.context import UrlBuilder
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.auth.controller import AccessController, OpenAccess
 from dockyard.auth.htpasswd import HtpasswdController, HtpasswdError, HtpasswdFile
+from dockyard.auth.keys import KeyProblem, TrustedKeys, load_certificates, load_jwks
 from dockyard.auth.ratelimit import FailedLoginLimiter
-from dockyard.config import Config, ConfigError
-from dockyard.metadata.engine import create_engine, migrate
+from dockyard.auth.token import ASYMMETRIC_ALGORITHMS, Realm, TokenController, TokenVerifier
+from dockyard.config import Config, ConfigError, TokenAuthConfig
+from dockyard.importer import ImportReport, import_store
+from dockyard.metadata.engine import create_engine, current_revision, migrate
 from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.manifest import UrlPolicy
@@ -105,7 +109,39 @@ def make_access_controller(
         except HtpasswdError as exc:
             raise ConfigError(f"auth.htpasswd.path: {exc}") from None
         return HtpasswdController(htpasswd.realm, users, limiter)
+    token = config.auth.token
+    if token is not None:
+        return TokenController(token_realm(token), token.service, make_token_verifier(token))
     return OpenAccess()
+
+
+def token_realm(token: TokenAuthConfig) -> Realm:
+    if token.autoredirect:
+        return Realm(path=token.autoredirectpath)
+    if token.realm.startswith("/"):
+        return Realm(path=token.realm)
+    return Realm(url=token.realm)
+
+
+def make_token_verifier(
+    token: TokenAuthConfig, own_keys: TrustedKeys | None = None
+) -> TokenVerifier:
+    """Trust the certificates of ``rootcertbundle``, the keys of ``jwks``, and ``own_keys``."""
+    trusted = own_keys or TrustedKeys()
+    if token.rootcertbundle:
+        try:
+            trusted.add_certificates(load_certificates(token.rootcertbundle))
+        except KeyProblem as exc:
+            raise ConfigError(f"auth.token.rootcertbundle: {exc}") from None
+    if token.jwks:
+        try:
+            trusted.by_kid.update(load_jwks(token.jwks))
+        except KeyProblem as exc:
+            raise ConfigError(f"auth.token.jwks: {exc}") from None
+    if not trusted:
+        raise ConfigError("auth.token: rootcertbundle and jwks hold no key to verify tokens with")
+    algorithms = token.signingalgorithms or ASYMMETRIC_ALGORITHMS
+    return TokenVerifier(token.issuer, token.service, trusted, algorithms)
 
 
 def make_web_app(
@@ -277,3 +313,44 @@ def serve(config: Config, workers: int) -> None:
 
 def _redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+async def run_import(config: Config, *, dry_run: bool = False) -> ImportReport:
+    """``dockyard import``: the registry:2 store ``config`` points at, into its database."""
+    if config.storage.driver == "inmemory":
+        report = ImportReport(dry_run=dry_run)
+        report.problems.append(
+            "storage driver inmemory holds no registry:2 store: nothing to import"
+        )
+        return report
+    if not dry_run:
+        registry = await open_registry(config, migrate_first=True)
+        try:
+            return await import_store(registry.metadata, registry.storage, dry_run=False)
+        finally:
+            await registry.close()
+    storage = make_storage(config)
+    metadata = await _existing_database(config.database_url())
+    try:
+        return await import_store(metadata, storage, dry_run=True)
+    finally:
+        if metadata is not None:
+            await metadata.close()
+        await storage.close()
+
+
+async def _existing_database(url: str) -> MetadataStore | None:
+    """The database at ``url`` if it exists and has a schema; None otherwise.
+
+    A dry run reads what is already imported, but must not create a database to do so.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not await asyncio.to_thread(Path(database).is_file):
+            return None
+    engine = create_engine(url)
+    if await current_revision(engine) is None:
+        await engine.dispose()
+        return None
+    return MetadataStore(engine)

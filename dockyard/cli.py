@@ -76,7 +76,7 @@ def import_store(config_path: Path, dry_run: bool) -> None:
     Reads Distribution's link files (repositories, tags, manifest revisions, layer links)
     under the configured storage root into Dockyard's database. Blobs are not copied.
     """
-    from dockyard.importer import run_import
+    from dockyard.app import run_import
 
     config = _load(config_path).config
     report = asyncio.run(run_import(config, dry_run=dry_run))

@@ -48,6 +48,7 @@ from pydantic import (
     model_validator,
 )
 
+from dockyard.auth.token import ASYMMETRIC_ALGORITHMS
 from dockyard.tls import is_known_suite
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "ServeConfig",
     "StorageConfig",
     "TlsConfig",
+    "TokenAuthConfig",
     "UploadPurgingConfig",
     "ValidationConfig",
     "format_duration",
@@ -591,10 +593,67 @@ class HtpasswdAuthConfig(_Section):
         return value
 
 
+_HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
+
+
+class TokenAuthConfig(_Section):
+    """``auth.token``: Bearer tokens from a token server (the Docker token flow)."""
+
+    realm: str
+    service: str
+    issuer: str
+    rootcertbundle: str | None = None
+    jwks: str | None = None
+    signingalgorithms: list[str] = Field(default_factory=list)
+    autoredirect: bool = False
+    autoredirectpath: str = "/auth/token"
+
+    @field_validator("realm")
+    @classmethod
+    def _realm(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("/") and not value.startswith("//"):
+            return _normalize_prefix(value) or "/"
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "must be the token endpoint's URL (https://auth.example.com/token), or a path "
+                "(/auth/token) on the host the client used"
+            )
+        return value
+
+    @field_validator("rootcertbundle", "jwks", mode="before")
+    @classmethod
+    def _optional_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("autoredirectpath")
+    @classmethod
+    def _autoredirectpath(cls, value: str) -> str:
+        return _normalize_prefix(value) or "/"
+
+    @field_validator("signingalgorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        for index, name in enumerate(value):
+            if name in _HMAC_ALGORITHMS:
+                raise ValueError(
+                    f"[{index}] {name} signs with a shared secret; Dockyard accepts only "
+                    "public-key signatures"
+                )
+            if name not in ASYMMETRIC_ALGORITHMS:
+                raise ValueError(
+                    f"[{index}] {name!r} is not a supported signing algorithm "
+                    f"({', '.join(ASYMMETRIC_ALGORITHMS)})"
+                )
+        return value
+
+
 class AuthConfig(_Section):
     """``auth``: at most one access controller; none configured means no authentication."""
 
     htpasswd: HtpasswdAuthConfig | None = None
+    token: TokenAuthConfig | None = None
 
     def kind(self) -> str | None:
         for name in type(self).model_fields:
@@ -649,6 +708,16 @@ class Config(_Section):
                 f"unsupported version {value!r}; only {SUPPORTED_VERSION} is supported"
             )
         return value
+
+    @model_validator(mode="after")
+    def _token_keys(self) -> Config:
+        token = self.auth.token
+        if token is not None and not token.rootcertbundle and not token.jwks:
+            raise ValueError(
+                "auth.token: no key to verify tokens with: set rootcertbundle (the token "
+                "server's certificates) or jwks"
+            )
+        return self
 
     def database_url(self) -> str:
         """The SQLAlchemy URL of the metadata database.
@@ -738,10 +807,6 @@ _UNSUPPORTED_AUTH: Final[Mapping[str, str]] = {
     "silly": (
         "the silly auth type (a development stub that lets any Authorization header in) "
         "is not supported; use htpasswd or token"
-    ),
-    "token": (
-        "token authentication is not supported yet: refusing to start without the "
-        "authentication this file asks for (use htpasswd)"
     ),
 }
 

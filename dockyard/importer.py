@@ -24,21 +24,15 @@ import logging
 from collections.abc import Awaitable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy.engine import make_url
-
-from dockyard.app import make_storage, open_registry
-from dockyard.config import Config
-from dockyard.metadata.engine import create_engine, current_revision
 from dockyard.metadata.records import ManifestToStore, MissingReferencesError
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import parse_manifest
 from dockyard.oci.names import MAX_NAME_LENGTH, is_valid_name, is_valid_tag
-from dockyard.registry.manifests import _to_store
+from dockyard.registry.manifests import manifest_to_store
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFoundError, StorageDriver, StorageError
 
@@ -100,47 +94,6 @@ class ImportReport:
         if self.problems:
             lines.append(f"{_plural(len(self.problems), 'problem', 'problems')} reported.")
         return "\n".join(lines)
-
-
-async def run_import(config: Config, *, dry_run: bool = False) -> ImportReport:
-    """Import the registry:2 store that ``config`` points at into its database."""
-    if config.storage.driver == "inmemory":
-        report = ImportReport(dry_run=dry_run)
-        report.problems.append(
-            "storage driver inmemory holds no registry:2 store: nothing to import"
-        )
-        return report
-    if not dry_run:
-        registry = await open_registry(config, migrate_first=True)
-        try:
-            return await import_store(registry.metadata, registry.storage, dry_run=False)
-        finally:
-            await registry.close()
-    storage = make_storage(config)
-    metadata = await _existing_database(config.database_url())
-    try:
-        return await import_store(metadata, storage, dry_run=True)
-    finally:
-        if metadata is not None:
-            await metadata.close()
-        await storage.close()
-
-
-async def _existing_database(url: str) -> MetadataStore | None:
-    """The database at ``url`` if it exists and has a schema; None otherwise.
-
-    A dry run reads what is already imported, but must not create a database to do so.
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database in ("", ":memory:") or not await asyncio.to_thread(Path(database).is_file):
-            return None
-    engine = create_engine(url)
-    if await current_revision(engine) is None:
-        await engine.dispose()
-        return None
-    return MetadataStore(engine)
 
 
 async def import_store(
@@ -460,7 +413,7 @@ class _Importer:
         except errors.RegistryError as exc:
             self._problem(f"{where}: not a manifest Dockyard can store ({exc.message}); skipped")
             return None
-        return _to_store(digest, parsed, payload)
+        return manifest_to_store(digest, parsed, payload)
 
     async def _import_manifests(self, repo: _Repository, tags: dict[str, Digest]) -> None:
         """Store manifests children first: an index waits until its children are stored."""

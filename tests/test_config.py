@@ -68,6 +68,7 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Loaded
 
 
 TLS = "    certificate: /c.pem\n    key: /k.pem\n"
+TOKEN = "realm: https://auth.example.com/token, service: s, issuer: i, rootcertbundle: /b.pem"
 
 
 def config_error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
@@ -496,9 +497,19 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
             MINIMAL + f"http:\n  tls:\n{TLS}    ciphersuites: [TLS_BOGUS]\n",
             "http.tls.ciphersuites: [0] 'TLS_BOGUS' is not a TLS cipher suite Go knows",
         ),
+        (MINIMAL + "auth:\n  token: {realm: r}\n", "auth.token.realm: must be the token"),
+        (MINIMAL + "auth:\n  token: {realm: /t, issuer: i}\n", "auth.token.service: Field required"),
         (
-            MINIMAL + "auth:\n  token: {realm: r}\n",
-            "auth.token: token authentication is not supported yet",
+            MINIMAL + "auth:\n  token: {realm: /t, issuer: i, service: s}\n",
+            "auth.token: no key to verify tokens with: set rootcertbundle",
+        ),
+        (
+            MINIMAL + f"auth:\n  token: {{{TOKEN}, signingalgorithms: [HS256]}}\n",
+            "auth.token.signingalgorithms: [0] HS256 signs with a shared secret",
+        ),
+        (
+            MINIMAL + f"auth:\n  token: {{{TOKEN}, signingalgorithms: [none]}}\n",
+            "auth.token.signingalgorithms: [0] 'none' is not a supported signing algorithm",
         ),
         (
             MINIMAL + "auth:\n  silly: {realm: r, service: s}\n",
@@ -506,7 +517,7 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
         ),
         (
             MINIMAL + "auth:\n  ldap: {url: x}\n",
-            "auth.ldap: unknown auth type (supported: htpasswd); refusing to start",
+            "auth.ldap: unknown auth type (supported: htpasswd, token); refusing to start",
         ),
         (MINIMAL + "auth: htpasswd\n", "auth.htpasswd.realm: Field required"),
         (MINIMAL + "auth:\n  htpasswd: {realm: r}\n", "auth.htpasswd.path: Field required"),
@@ -650,9 +661,35 @@ def test_htpasswd_auth(tmp_path: Path) -> None:
     assert config.auth.htpasswd is not None
     assert config.auth.htpasswd.path == "/etc/htpasswd"
     message = config_error(
-        tmp_path, text.replace("auth:\n", "auth:\n  none:\n  token: {realm: x}\n")
+        tmp_path, text.replace("auth:\n", f"auth:\n  none:\n  token: {{{TOKEN}}}\n")
     )
-    assert message.startswith("auth.token:")
+    assert message.startswith("auth: exactly one auth type may be configured, found token, ")
+
+
+def test_token_auth(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "auth:\n  token:\n    realm: https://auth.example.com/token\n"
+        "    service: registry.example.com\n    issuer: auth.example.com\n"
+        "    rootcertbundle: /etc/token.pem\n    jwks: /etc/jwks.json\n"
+        "    signingalgorithms: [RS256, ES256, EdDSA]\n"
+    )
+    loaded = load(tmp_path, text)
+    assert loaded.warnings == []
+    token = loaded.config.auth.token
+    assert token is not None
+    assert (token.realm, token.service, token.issuer) == (
+        "https://auth.example.com/token",
+        "registry.example.com",
+        "auth.example.com",
+    )
+    assert token.rootcertbundle == "/etc/token.pem" and token.jwks == "/etc/jwks.json"
+    assert token.signingalgorithms == ["RS256", "ES256", "EdDSA"]
+    assert not token.autoredirect and token.autoredirectpath == "/auth/token"
+    relative = load(tmp_path, text.replace("https://auth.example.com/token", "/auth/token/"))
+    assert relative.config.auth.token is not None
+    assert relative.config.auth.token.realm == "/auth/token"
+    again = load(tmp_path, render_effective(loaded.config))
+    assert again.warnings == [] and again.config == loaded.config
 
 
 def test_security_section(tmp_path: Path) -> None:

@@ -33,8 +33,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from dockyard.app import run_import
 from dockyard.config import load_config
-from dockyard.importer import ImportReport, import_store, run_import
+from dockyard.importer import ImportReport, import_store
 from dockyard.metadata import schema
 from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.records import ManifestToStore
@@ -310,10 +311,10 @@ async def test_import_again_moves_tags_and_keeps_what_dockyard_added(
 
 async def _record_of(store: Store, repo: str, image: Image) -> ManifestToStore:
     from dockyard.oci.manifest import parse_manifest
-    from dockyard.registry.manifests import _to_store
+    from dockyard.registry.manifests import manifest_to_store
 
     digest = Digest.parse(image.digest)
-    return _to_store(digest, parse_manifest(image.manifest, None), image.manifest)
+    return manifest_to_store(digest, parse_manifest(image.manifest, None), image.manifest)
 
 
 async def test_run_import_on_inmemory_storage_has_nothing_to_do(tmp_path: Path) -> None:

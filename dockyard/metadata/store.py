@@ -66,12 +66,38 @@ _MANIFEST_BY_TAG = (
     .where(t.repositories.c.name == bindparam("name"), t.tags.c.name == bindparam("ref"))
 )
 _UPLOAD = select(t.uploads).where(t.uploads.c.id == bindparam("id"))
+_TAGS_PAGE = (
+    select(t.tags.c.name)
+    .where(t.tags.c.repository_id == bindparam("repository_id"), t.tags.c.name > bindparam("last"))
+    .order_by(t.tags.c.name)
+    .limit(bindparam("limit"))
+)
+_CATALOG_KEY = func.replace(t.repositories.c.name, "/", _PATH_SEPARATOR_KEY)
+_CATALOG_PAGE = (
+    select(t.repositories.c.name)
+    .where(bindparam("after") < _CATALOG_KEY)
+    .order_by(_CATALOG_KEY)
+    .limit(bindparam("limit"))
+)
+# What "no limit" means in a LIMIT clause that always has a value.
+_NO_LIMIT = 2**62
+
+
+def _limit(limit: int | None) -> int:
+    return _NO_LIMIT if limit is None else limit
+
+
 _INSERT_UPLOAD = t.uploads.insert()
 _DELETE_UPLOAD = delete(t.uploads).where(t.uploads.c.id == bindparam("id"))
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC instant (SQLite hands it back without an offset)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class MetadataStore:
@@ -152,15 +178,21 @@ class MetadataStore:
 
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
         """Repository names in registry:2's order: component by component, so that
-        ``team/app`` comes before ``team-tools`` (``/`` sorts before every other character)."""
-        key = func.replace(t.repositories.c.name, "/", _PATH_SEPARATOR_KEY)
-        query = select(t.repositories.c.name).order_by(key)
-        if last is not None:
-            query = query.where(key > last.replace("/", _PATH_SEPARATOR_KEY))
-        if limit is not None:
-            query = query.limit(limit)
+        ``team/app`` comes before ``team-tools`` (``/`` sorts before every other character).
+        Cached."""
+        key = ("catalog", limit, last)
+        cached = self._cache.get(key)
+        if cached is not MISS:
+            return cast(list[str], cached)
+        generation = self.generation.current()
+        after = last.replace("/", _PATH_SEPARATOR_KEY) if last is not None else ""
         async with self._read() as connection:
-            return list((await connection.execute(query)).scalars())
+            result = await connection.execute(
+                _CATALOG_PAGE, {"after": after, "limit": _limit(limit)}
+            )
+            names = list(result.scalars())
+        self._cache.put(key, generation, names)
+        return names
 
     # -- blobs ----------------------------------------------------------------------------
 
@@ -414,21 +446,23 @@ class MetadataStore:
     # -- tags -----------------------------------------------------------------------------
 
     async def list_tags(self, name: str, limit: int | None, last: str | None) -> list[str] | None:
-        """Tags of ``name`` in lexical order, or None when the repository is unknown."""
+        """Tags of ``name`` in lexical order, or None when the repository is unknown (cached)."""
+        key = ("tags", name, limit, last)
+        cached = self._cache.get(key)
+        if cached is not MISS:
+            return cast(list[str] | None, cached)
+        generation = self.generation.current()
         async with self._read() as connection:
             repository_id = await self._repository_id(connection, name)
-            if repository_id is None:
-                return None
-            query = (
-                select(t.tags.c.name)
-                .where(t.tags.c.repository_id == repository_id)
-                .order_by(t.tags.c.name)
-            )
-            if last is not None:
-                query = query.where(t.tags.c.name > last)
-            if limit is not None:
-                query = query.limit(limit)
-            return list((await connection.execute(query)).scalars())
+            found: list[str] | None = None
+            if repository_id is not None:
+                result = await connection.execute(
+                    _TAGS_PAGE,
+                    {"repository_id": repository_id, "last": last or "", "limit": _limit(limit)},
+                )
+                found = list(result.scalars())
+        self._cache.put(key, generation, found)
+        return found
 
     async def tag_targets(self, name: str) -> dict[str, str]:
         """Every tag of repository ``name`` with the digest of the manifest it points at."""
@@ -492,7 +526,7 @@ class MetadataStore:
             row = (await connection.execute(_UPLOAD, {"id": upload_id})).one_or_none()
         if row is None:
             return None
-        return UploadRecord(row.id, row.repository, row.started_at)
+        return UploadRecord(row.id, row.repository, _utc(row.started_at))
 
     async def delete_upload(self, upload_id: str) -> bool:
         async with self._write(invalidates=False) as connection:
@@ -500,11 +534,15 @@ class MetadataStore:
             return bool(result.rowcount)
 
     async def uploads_started_before(self, moment: datetime) -> Sequence[UploadRecord]:
+        # Times are stored in UTC (SQLite keeps no offset): compare in UTC too.
+        moment = moment.astimezone(UTC)
+        if self._dialect == "sqlite":
+            moment = moment.replace(tzinfo=None)
         async with self._read() as connection:
             rows = (
                 await connection.execute(select(t.uploads).where(t.uploads.c.started_at < moment))
             ).all()
-        return [UploadRecord(r.id, r.repository, r.started_at) for r in rows]
+        return [UploadRecord(r.id, r.repository, _utc(r.started_at)) for r in rows]
 
     async def count(self, table: str) -> int:
         """Row count of a table (for tests and reports)."""

@@ -202,6 +202,10 @@ def parse_manifest(
         body = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _invalid(f"manifest is not valid JSON: {exc}") from None
+    except (RecursionError, ValueError):
+        # Hostile shapes: nesting deeper than the parser's stack, integers of thousands of
+        # digits. Valid manifests never come close.
+        raise _invalid("manifest JSON is nested too deeply or has an oversized number") from None
     if not isinstance(body, dict):
         raise _invalid("manifest must be a JSON object")
     media_type = _resolve_media_type(body, content_type)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from dockyard.oci import errors
+
+_DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII only: str.isdigit() also admits '²'
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ def parse_page(n: str | None, last: str | None, max_entries: int | None = None) 
     """Validate ``n`` and ``last``; ``max_entries`` caps ``n`` (catalog.maxentries)."""
     limit: int | None = None
     if n is not None and n != "":
-        if not n.isdigit() or len(n) > 12:
+        if not _DIGITS.fullmatch(n):
             raise errors.RegistryError(
                 errors.PAGINATION_NUMBER_INVALID,
                 "n must be a non-negative integer",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_CHUNK = re.compile(r"(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?")
-_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
+_CHUNK = re.compile(r"(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,11 @@ def parse_range(value: str, size: int) -> ByteRange | None:
             raise RangeNotSatisfiable(value)
         return ByteRange(max(0, size - suffix), size - 1)
     start = int(match[1])
-    end = int(match[2]) if match[2] else size - 1
-    if end < start:
-        return None
+    if match[2] and int(match[2]) < start:
+        return None  # a reversed range is malformed: ignore the header
     if start >= size:
         raise RangeNotSatisfiable(value)
+    end = int(match[2]) if match[2] else size - 1
     return ByteRange(start, min(end, size - 1))
 
 

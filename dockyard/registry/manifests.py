@@ -64,7 +64,7 @@ class ManifestService:
                 )
         else:
             digest = Digest.of(payload)
-        record = _to_store(digest, parsed, payload)
+        record = manifest_to_store(digest, parsed, payload)
         # Bytes first, as for blobs: the database row is what makes the manifest visible.
         if await self._storage.stat(paths.blob_data(digest)) != len(payload):
             await self._storage.put_content(paths.blob_data(digest), payload)
@@ -127,7 +127,7 @@ class ManifestService:
             raise _manifest_unknown(name, reference)
 
 
-def _to_store(digest: Digest, parsed: ParsedManifest, payload: bytes) -> ManifestToStore:
+def manifest_to_store(digest: Digest, parsed: ParsedManifest, payload: bytes) -> ManifestToStore:
     return ManifestToStore(
         digest=str(digest),
         media_type=parsed.media_type,

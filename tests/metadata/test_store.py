@@ -414,12 +414,6 @@ async def test_upload_ids_are_unique(store: MetadataStore) -> None:
     await store.create_upload("u-2", "app")  # the store still works after the failure
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: on SQLite, DateTime(timezone=True) drops the offset: uploads_started_before "
-    "compares wall-clock text, so a moment given in another time zone selects the wrong "
-    "uploads, and UploadRecord.started_at comes back naive (aware on PostgreSQL)",
-)
 async def test_upload_times_are_instants(store: MetadataStore) -> None:
     await store.create_upload("u-1", "app")
     record = await store.get_upload("u-1")

@@ -1,0 +1,226 @@
+"""The keys tokens are signed with, found the ways registry:2 and token servers name them.
+
+* ``kid`` in libtrust's format: what Distribution 2.8 computes for every certificate in
+  ``rootcertbundle``, and what docker_auth, GitLab, Harbor and Portus put in their tokens:
+  the SHA-256 of the public key's DER (SubjectPublicKeyInfo), cut to 240 bits, in base32,
+  in twelve groups of four characters joined by ``:``.
+* ``kid`` as an RFC 7638 JWK thumbprint (Distribution 3 also indexes root certificates so).
+* ``kid`` of a key in a JWKS file (``jwks``).
+* ``x5c``: a certificate chain in the token header whose root is in ``rootcertbundle``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+PublicKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+MAX_CHAIN = 8
+
+
+class KeyProblem(Exception):
+    """A key or certificate cannot be used; the message is for the log, never secret."""
+
+
+def spki_der(key: Any) -> bytes:
+    der: bytes = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return der
+
+
+def libtrust_key_id(key: Any) -> str:
+    """libtrust's fingerprint of a public key, e.g. ``ABCD:EFGH:...`` (12 groups)."""
+    digest = hashlib.sha256(spki_der(key)).digest()[:30]
+    text = base64.b32encode(digest).decode("ascii").rstrip("=")
+    return ":".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def _b64url_uint(value: int) -> str:
+    data = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def jwk_members(key: Any) -> dict[str, str]:
+    """The required members of a public key's JWK (RFC 7517/7518/8037)."""
+    if isinstance(key, rsa.RSAPublicKey):
+        rsa_numbers = key.public_numbers()
+        return {"e": _b64url_uint(rsa_numbers.e), "kty": "RSA", "n": _b64url_uint(rsa_numbers.n)}
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        curve = _CURVES.get(key.curve.name)
+        if curve is None:
+            raise KeyProblem(f"unsupported elliptic curve {key.curve.name}")
+        size = (key.curve.key_size + 7) // 8
+        numbers = key.public_numbers()
+        return {
+            "crv": curve,
+            "kty": "EC",
+            "x": _b64url(numbers.x.to_bytes(size, "big")),
+            "y": _b64url(numbers.y.to_bytes(size, "big")),
+        }
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        curve = "Ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else "Ed448"
+        return {"crv": curve, "kty": "OKP", "x": _b64url(raw)}
+    raise KeyProblem(f"unsupported key type {type(key).__name__}")
+
+
+def jwk_thumbprint(key: Any) -> str:
+    """RFC 7638: base64url(SHA-256(the required members, sorted, no spaces))."""
+    canonical = json.dumps(jwk_members(key), sort_keys=True, separators=(",", ":"))
+    return _b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+def load_certificates(path: str | Path) -> list[x509.Certificate]:
+    """Every certificate of a PEM bundle; raises KeyProblem naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyProblem(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise KeyProblem(f"{path}: not a PEM certificate bundle: {exc}") from None
+    return certificates
+
+
+def load_jwks(path: str | Path) -> dict[str, PublicKey]:
+    """``kid`` -> public key of a JWK set file; keys without ``kid`` are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyProblem(f"{path}: cannot read: {exc}") from None
+    try:
+        document = json.loads(text)
+        entries = document["keys"]
+        if not isinstance(entries, list):
+            raise TypeError("keys is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeyProblem(f"{path}: not a JWK set ({exc})") from None
+    keys: dict[str, PublicKey] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+            continue
+        if entry.get("kty") == "oct":
+            raise KeyProblem(f"{path}: key {index} is a shared secret (kty oct); not accepted")
+        try:
+            key = jwt.PyJWK(entry).key
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            raise KeyProblem(f"{path}: key {index} ({entry['kid']!r}) is unusable: {exc}") from None
+        if hasattr(key, "private_bytes"):
+            key = key.public_key()
+        if not isinstance(key, PublicKey):
+            raise KeyProblem(f"{path}: key {index} ({entry['kid']!r}) is not a public key")
+        keys[entry["kid"]] = key
+    return keys
+
+
+@dataclass
+class TrustedKeys:
+    """The roots and keys tokens may be signed with, indexed for the token header."""
+
+    roots: list[x509.Certificate] = field(default_factory=list)
+    by_kid: dict[str, PublicKey] = field(default_factory=dict)
+
+    def add_key(self, key: PublicKey) -> None:
+        self.by_kid[libtrust_key_id(key)] = key
+        self.by_kid[jwk_thumbprint(key)] = key
+
+    def add_certificates(self, certificates: Sequence[x509.Certificate]) -> None:
+        for certificate in certificates:
+            self.roots.append(certificate)
+            key = certificate.public_key()
+            if isinstance(key, PublicKey):
+                self.add_key(key)
+
+    def __bool__(self) -> bool:
+        return bool(self.roots or self.by_kid)
+
+    def trusts(self, key: PublicKey) -> bool:
+        der = spki_der(key)
+        return any(spki_der(known) == der for known in self.by_kid.values())
+
+    def verify_chain(self, x5c: object, now: datetime.datetime | None = None) -> PublicKey:
+        """The leaf's key of an ``x5c`` chain that leads to one of the roots."""
+        if not isinstance(x5c, list) or not x5c or len(x5c) > MAX_CHAIN:
+            raise KeyProblem("x5c is not a list of 1 to 8 certificates")
+        chain: list[x509.Certificate] = []
+        for index, item in enumerate(x5c):
+            if not isinstance(item, str):
+                raise KeyProblem(f"x5c[{index}] is not a string")
+            try:
+                chain.append(x509.load_der_x509_certificate(base64.b64decode(item, validate=True)))
+            except (ValueError, binascii.Error) as exc:
+                raise KeyProblem(f"x5c[{index}] is not a base64 DER certificate: {exc}") from None
+        now = now or datetime.datetime.now(datetime.UTC)
+        current = chain[0]
+        unused = chain[1:]
+        while True:
+            _check_validity(current, now)
+            if any(current == root for root in self.roots):
+                key = chain[0].public_key()
+                if not isinstance(key, PublicKey):
+                    raise KeyProblem("x5c leaf has an unsupported key type")
+                return key
+            issuer = _issuer_of(current, self.roots) or _issuer_of(current, unused)
+            if issuer is None:
+                raise KeyProblem(
+                    f"x5c certificate {current.subject.rfc4514_string()!r} does not chain to "
+                    "a certificate of rootcertbundle"
+                )
+            if issuer in unused:  # each certificate of the chain is used once: no loops
+                unused.remove(issuer)
+            current = issuer
+
+
+def _check_validity(certificate: x509.Certificate, now: datetime.datetime) -> None:
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        raise KeyProblem(
+            f"certificate {certificate.subject.rfc4514_string()!r} is not valid now "
+            f"({certificate.not_valid_before_utc:%Y-%m-%d} to "
+            f"{certificate.not_valid_after_utc:%Y-%m-%d})"
+        )
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.value.ca
+
+
+def _issuer_of(
+    certificate: x509.Certificate, candidates: Sequence[x509.Certificate]
+) -> x509.Certificate | None:
+    for candidate in candidates:
+        if candidate.subject != certificate.issuer or not _is_ca(candidate):
+            continue
+        try:
+            certificate.verify_directly_issued_by(candidate)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return candidate
+    return None
