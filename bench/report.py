@@ -229,6 +229,7 @@ class Row:
     cost_unit: str = ""
     costs: dict[str, float | None] | None = None
     note: str = ""
+    suspect: bool = False  # a target's scenario partly failed: no ratio
 
     def cells(self, targets: list[str]) -> list[str]:
         cells = [self.label, self.unit]
@@ -244,7 +245,7 @@ class Row:
         return cells
 
     def _ratio(self, values: dict[str, float | None], lower: bool = False) -> str:
-        if self.failed:
+        if self.failed or self.suspect:
             return "-"
         better = False if lower else self.higher_is_better
         return fmt_ratio(ratio(values.get(DOCKYARD), values.get(REGISTRY2), better))
@@ -280,6 +281,7 @@ def scenario_rows(results: dict[str, dict[str, Any]], selected: list[str]) -> li
         failed: dict[str, str] = {}
         notes = []
         label = ""
+        suspect = False
         for target in targets:
             res = results[target]
             sc = res["scenarios"].get(figure.key)
@@ -297,6 +299,7 @@ def scenario_rows(results: dict[str, dict[str, Any]], selected: list[str]) -> li
             note = figure.note(sc) if figure.note else ""
             if failure:
                 note = (note + "; " if note else "") + "partly failed"
+                suspect = True
             if note:
                 notes.append((target, note))
         if not label:
@@ -316,6 +319,7 @@ def scenario_rows(results: dict[str, dict[str, Any]], selected: list[str]) -> li
                 figure.cost.unit if figure.cost else "",
                 costs if figure.cost else None,
                 note_text,
+                suspect,
             )
         )
     return rows

@@ -235,6 +235,10 @@ def parse_manifest(
     config = parse_descriptor(body["config"], "config")
     layers = _descriptor_list(body, "layers", required=media_type == mediatypes.DOCKER_MANIFEST)
     for i, layer in enumerate(layers):
+        if mediatypes.is_foreign_layer(layer.media_type) and not layer.urls:
+            # Its bytes are not in the registry, so they must be somewhere: registry:2 too
+            # refuses a foreign layer without URLs.
+            raise _invalid(f"layers[{i}] is a foreign layer without urls")
         for url in layer.urls:
             if not (url_allowed or UrlPolicy().allows)(url):
                 raise _invalid(f"layers[{i}] url {url!r} is not allowed by this registry")

@@ -588,3 +588,26 @@ def test_any_bytes_parse_or_are_manifest_invalid(payload: bytes, content_type: s
         parse_manifest(payload, content_type)
     except errors.RegistryError as exc:
         assert exc.error is errors.MANIFEST_INVALID
+
+
+def test_foreign_layer_without_urls_is_refused() -> None:
+    body = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.DOCKER_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": "sha256:" + "a" * 64,
+            "size": 2,
+        },
+        "layers": [
+            {
+                "mediaType": mediatypes.DOCKER_FOREIGN_LAYER,
+                "digest": "sha256:" + "b" * 64,
+                "size": 10,
+            }
+        ],
+    }
+    with pytest.raises(errors.RegistryError) as caught:
+        parse_manifest(json.dumps(body).encode(), mediatypes.DOCKER_MANIFEST)
+    assert caught.value.error is errors.MANIFEST_INVALID
+    assert "foreign layer without urls" in caught.value.message
