@@ -259,6 +259,16 @@ async def _serve(config: Config, sock: socket.socket, maintenance: bool, shared:
     await runner.cleanup()
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when its parent dies, so that a killed parent never
+    leaves workers serving the port unsupervised."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _run_worker(config: Config, sock: socket.socket, maintenance: bool, shared: Prepared) -> None:
     try:
         import uvloop
@@ -267,6 +277,15 @@ def _run_worker(config: Config, sock: socket.socket, maintenance: bool, shared: 
     except ImportError:  # pragma: no cover - uvloop is a dependency
         pass
     asyncio.run(_serve(config, sock, maintenance, shared))
+
+
+def _run_child(
+    parent: int, config: Config, sock: socket.socket, maintenance: bool, shared: Prepared
+) -> None:
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        return
+    _run_worker(config, sock, maintenance, shared)
 
 
 def serve(config: Config, workers: int) -> None:
@@ -293,7 +312,9 @@ def serve(config: Config, workers: int) -> None:
         return
     context = multiprocessing.get_context("fork")
     processes = [
-        context.Process(target=_run_worker, args=(config, sock, i == 0, shared), daemon=True)
+        context.Process(
+            target=_run_child, args=(os.getpid(), config, sock, i == 0, shared), daemon=True
+        )
         for i in range(workers)
     ]
     for process in processes:

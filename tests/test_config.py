@@ -498,7 +498,10 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
             "http.tls.ciphersuites: [0] 'TLS_BOGUS' is not a TLS cipher suite Go knows",
         ),
         (MINIMAL + "auth:\n  token: {realm: r}\n", "auth.token.realm: must be the token"),
-        (MINIMAL + "auth:\n  token: {realm: /t, issuer: i}\n", "auth.token.service: Field required"),
+        (
+            MINIMAL + "auth:\n  token: {realm: /t, issuer: i}\n",
+            "auth.token.service: Field required",
+        ),
         (
             MINIMAL + "auth:\n  token: {realm: /t, issuer: i, service: s}\n",
             "auth.token: no key to verify tokens with: set rootcertbundle",

@@ -23,8 +23,17 @@ class Listing:
 
 
 def _listing(entries: list[str], page: Page) -> Listing:
-    full = page.limit is not None and len(entries) == page.limit and page.limit > 0
-    return Listing(entries, entries[-1] if full else None)
+    """A page from up to ``limit + 1`` entries: the extra one only says that more follow,
+    so a ``Link`` is sent exactly when there is a next page."""
+    if page.limit is not None and len(entries) > page.limit:
+        entries = entries[: page.limit]
+        return Listing(entries, entries[-1])
+    return Listing(entries, None)
+
+
+def _probe(page: Page) -> int | None:
+    """How many entries to read for ``page``: one more than it shows."""
+    return None if page.limit is None else page.limit + 1
 
 
 class ListingService:
@@ -36,7 +45,7 @@ class ListingService:
             if not await self._metadata.repository_exists(name):
                 raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
             return Listing([], None)
-        found = await self._metadata.list_tags(name, page.limit, page.last)
+        found = await self._metadata.list_tags(name, _probe(page), page.last)
         if found is None:
             raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
         return _listing(found, page)
@@ -47,7 +56,8 @@ class ListingService:
         if page.limit == 0:
             return Listing([], None)
         if visible is None:
-            return _listing(await self._metadata.list_repositories(page.limit, page.last), page)
+            names = await self._metadata.list_repositories(_probe(page), page.last)
+            return _listing(names, page)
         entries: list[str] = []
         batch = max(page.limit or 0, _FILTER_BATCH)
         last = page.last
@@ -56,7 +66,7 @@ class ListingService:
             for name in rows:
                 if visible(name):
                     entries.append(name)
-                    if len(entries) == page.limit:
+                    if page.limit is not None and len(entries) > page.limit:
                         return _listing(entries, page)
             if len(rows) < batch:
                 return Listing(entries, None)

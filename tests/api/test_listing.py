@@ -29,6 +29,10 @@ async def test_tags_pagination(client: Client) -> None:
     response = await client.get(f"/v2/{name}/tags/list?n=10&last=d")
     assert (await response.json())["tags"] == ["e"]
     assert "Link" not in response.headers
+    # A page that ends exactly at the last tag says there is no next one.
+    response = await client.get(f"/v2/{name}/tags/list?n=3&last=b")
+    assert (await response.json())["tags"] == ["c", "d", "e"]
+    assert "Link" not in response.headers
     response = await client.get(f"/v2/{name}/tags/list?n=0")
     assert (await response.json())["tags"] == []
     response = await client.get(f"/v2/{name}/tags/list?n=-1")
@@ -52,6 +56,9 @@ async def test_catalog(client: Client) -> None:
     assert response.headers["Link"] == '</v2/_catalog?n=3&last=mid>; rel="next"'
     response = await client.get("/v2/_catalog?n=3&last=mid")
     assert (await response.json())["repositories"] == ["zeta"]
+    response = await client.get("/v2/_catalog?n=4")
+    assert len((await response.json())["repositories"]) == 4
+    assert "Link" not in response.headers
 
 
 async def test_catalog_orders_by_path_component_as_registry2(client: Client) -> None:

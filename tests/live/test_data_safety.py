@@ -250,3 +250,17 @@ def test_stale_uploads_are_purged(live_server: ServerFactory) -> None:
     assert r.status == 404
     assert json.loads(r.body)["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
     assert not upload_dirs[0].exists()
+
+
+def test_workers_exit_when_the_parent_is_killed(live_server: ServerFactory) -> None:
+    server = live_server("serve:\n  workers: 2\n")
+    workers = worker_pids(server)
+    assert len(workers) == 2
+    assert server.proc is not None
+    os.kill(server.proc.pid, 9)
+    server.proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}/status").exists() for p in workers)
+    server.proc = None
