@@ -88,6 +88,12 @@ def _limit(limit: int | None) -> int:
 
 
 _INSERT_UPLOAD = t.uploads.insert()
+_MANIFEST_ID = select(t.manifests.c.id).where(
+    t.manifests.c.repository_id == bindparam("repository_id"),
+    t.manifests.c.digest == bindparam("digest"),
+)
+_INSERT_MANIFEST = t.manifests.insert().returning(t.manifests.c.id)
+_INSERT_REFERENCE = t.manifest_references.insert()
 _DELETE_UPLOAD = delete(t.uploads).where(t.uploads.c.id == bindparam("id"))
 
 
@@ -113,6 +119,14 @@ class MetadataStore:
         )
         self._insert_link = insert(t.repository_blobs).on_conflict_do_nothing(
             index_elements=["repository_id", "digest"]
+        )
+        upsert = insert(t.tags)
+        self._upsert_tag = upsert.on_conflict_do_update(
+            index_elements=["repository_id", "name"],
+            set_={
+                "manifest_id": upsert.excluded.manifest_id,
+                "updated_at": upsert.excluded.updated_at,
+            },
         )
         self.generation = generation or WriteGeneration(None)
         self._cache = ReadCache(self.generation)
@@ -330,30 +344,27 @@ class MetadataStore:
         async with self._write() as connection:
             repository_id = await self._ensure_repository(connection, name)
             await self._check_references(connection, repository_id, manifest)
-            m = t.manifests
             existing = await connection.execute(
-                select(m.c.id).where(
-                    m.c.repository_id == repository_id, m.c.digest == manifest.digest
-                )
+                _MANIFEST_ID, {"repository_id": repository_id, "digest": manifest.digest}
             )
             manifest_id = existing.scalar_one_or_none()
+            now = _now()
             if manifest_id is None:
                 result = await connection.execute(
-                    m.insert()
-                    .values(
-                        repository_id=repository_id,
-                        digest=manifest.digest,
-                        media_type=manifest.media_type,
-                        artifact_type=manifest.artifact_type,
-                        size=len(manifest.payload),
-                        payload=manifest.payload,
-                        subject_digest=manifest.subject_digest,
-                        annotations=json.dumps(manifest.annotations)
+                    _INSERT_MANIFEST,
+                    {
+                        "repository_id": repository_id,
+                        "digest": manifest.digest,
+                        "media_type": manifest.media_type,
+                        "artifact_type": manifest.artifact_type,
+                        "size": len(manifest.payload),
+                        "payload": manifest.payload,
+                        "subject_digest": manifest.subject_digest,
+                        "annotations": json.dumps(manifest.annotations)
                         if manifest.annotations
                         else None,
-                        created_at=_now(),
-                    )
-                    .returning(m.c.id)
+                        "created_at": now,
+                    },
                 )
                 manifest_id = result.scalar_one()
                 references = [
@@ -364,20 +375,16 @@ class MetadataStore:
                     for d in dict.fromkeys(manifest.child_digests)
                 ]
                 if references:
-                    await connection.execute(t.manifest_references.insert(), references)
+                    await connection.execute(_INSERT_REFERENCE, references)
             if tag is not None:
                 await connection.execute(
-                    self._insert(t.tags)
-                    .values(
-                        repository_id=repository_id,
-                        name=tag,
-                        manifest_id=manifest_id,
-                        updated_at=_now(),
-                    )
-                    .on_conflict_do_update(
-                        index_elements=["repository_id", "name"],
-                        set_={"manifest_id": manifest_id, "updated_at": _now()},
-                    )
+                    self._upsert_tag,
+                    {
+                        "repository_id": repository_id,
+                        "name": tag,
+                        "manifest_id": manifest_id,
+                        "updated_at": now,
+                    },
                 )
 
     async def repository_manifest_digests(self, name: str) -> set[str]:
