@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import make_url
 
 from dockyard.api.access_log import AccessLogger
@@ -25,10 +26,12 @@ from dockyard.api.context import UrlBuilder
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.auth.controller import AccessController, OpenAccess
 from dockyard.auth.htpasswd import HtpasswdController, HtpasswdError, HtpasswdFile
+from dockyard.auth.issuer import RulesTokenController, SigningKey, TokenIssuer
 from dockyard.auth.keys import KeyProblem, TrustedKeys, load_certificates, load_jwks
 from dockyard.auth.ratelimit import FailedLoginLimiter
+from dockyard.auth.rules import AccessRules, Rule, RuleError
 from dockyard.auth.token import ASYMMETRIC_ALGORITHMS, Realm, TokenController, TokenVerifier
-from dockyard.config import Config, ConfigError, TokenAuthConfig
+from dockyard.config import AccessConfig, Config, ConfigError, TokenAuthConfig
 from dockyard.importer import ImportReport, import_store
 from dockyard.metadata.engine import create_engine, current_revision, migrate
 from dockyard.metadata.generation import WriteGeneration
@@ -90,29 +93,66 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     return Registry(metadata, make_storage(config), make_settings(config))
 
 
+# --------------------------------------------------------------------------------------
+# Security: the access controller (auth), Dockyard's token service (access), the
+# failed-login limiter, the TLS context (http.tls). All of it reads files the config
+# names, once before the server binds: an unusable file stops startup with a ConfigError
+# naming its key, instead of failing at the first request.
+
+
+@dataclass(frozen=True)
+class Security:
+    """The access controller, and the token endpoint (path, issuer) when Dockyard runs one."""
+
+    controller: AccessController
+    token_service: tuple[str, TokenIssuer] | None = None
+
+
 def make_login_limiter(config: Config) -> FailedLoginLimiter:
     """The failed-login limiter; build it before forking workers so that they share it."""
     failed = config.security.failedlogins
     return FailedLoginLimiter(failed.limit, failed.window.total_seconds())
 
 
-def make_access_controller(
-    config: Config, limiter: FailedLoginLimiter | None = None
-) -> AccessController:
-    """The controller ``auth`` asks for; raises ConfigError when its files are unusable."""
+def make_security(config: Config, limiter: FailedLoginLimiter | None = None) -> Security:
+    """What ``auth`` and ``access`` ask for; raises ConfigError when a file is unusable."""
     limiter = limiter or make_login_limiter(config)
     htpasswd = config.auth.htpasswd
     if htpasswd is not None:
-        users = HtpasswdFile(htpasswd.path)
-        try:
-            users.check_readable()
-        except HtpasswdError as exc:
-            raise ConfigError(f"auth.htpasswd.path: {exc}") from None
-        return HtpasswdController(htpasswd.realm, users, limiter)
+        users = _htpasswd(htpasswd.path, "auth.htpasswd.path")
+        return Security(HtpasswdController(htpasswd.realm, users, limiter))
     token = config.auth.token
-    if token is not None:
-        return TokenController(token_realm(token), token.service, make_token_verifier(token))
-    return OpenAccess()
+    if token is None:
+        return Security(OpenAccess())
+    realm = token_realm(token)
+    if not config.access.enabled:
+        return Security(TokenController(realm, token.service, make_token_verifier(token)))
+    access = config.access
+    key = load_signing_key(access)
+    rules = make_rules(access)
+    own = TrustedKeys()
+    own.add_key(key.public_key())
+    verifier = make_token_verifier(token, own)
+    issuer = TokenIssuer(
+        key,
+        issuer=token.issuer,
+        service=token.service,
+        users=_htpasswd(access.htpasswd or "", "access.htpasswd"),
+        rules=rules,
+        expiration=int(access.expiration.total_seconds()),
+        limiter=limiter,
+    )
+    controller = RulesTokenController(realm, token.service, verifier, rules)
+    return Security(controller, (config.token_endpoint_path(), issuer))
+
+
+def _htpasswd(path: str, key: str) -> HtpasswdFile:
+    users = HtpasswdFile(path)
+    try:
+        users.check_readable()
+    except HtpasswdError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    return users
 
 
 def token_realm(token: TokenAuthConfig) -> Realm:
@@ -144,23 +184,74 @@ def make_token_verifier(
     return TokenVerifier(token.issuer, token.service, trusted, algorithms)
 
 
+def load_signing_key(access: AccessConfig) -> SigningKey:
+    path = Path(access.signingkey or "")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"access.signingkey: {path}: cannot read: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"access.signingkey: {path}: not an unencrypted PEM private key ({exc})"
+        ) from None
+    if not isinstance(key, SigningKey):
+        raise ConfigError(
+            f"access.signingkey: {path}: a {type(key).__name__} cannot sign tokens "
+            "(use RSA, EC P-256/P-384/P-521 or Ed25519)"
+        )
+    return key
+
+
+def make_rules(access: AccessConfig) -> AccessRules:
+    try:
+        rules = [
+            Rule.build(r.repositories, r.actions, r.users, r.groups, r.anonymous)
+            for r in access.rules
+        ]
+        return AccessRules(rules, access.groups, access.admins.users, access.admins.groups)
+    except RuleError as exc:
+        raise ConfigError(f"access.rules: {exc}") from None
+
+
+def make_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context (``http.tls``), or None for plain HTTP."""
+    tls = config.http.tls
+    if not tls.enabled or tls.certificate is None or tls.key is None:
+        return None
+    try:
+        return server_context(
+            tls.certificate,
+            tls.key,
+            minimum=tls.minimumtls,
+            cipher_suites=tls.ciphersuites,
+            client_cas=tls.clientcas,
+            client_auth=tls.clientauth,
+        )
+    except TlsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def make_web_app(
     config: Config,
     registry: Registry,
     maintenance: bool = True,
-    access: AccessController | None = None,
+    security: Security | None = None,
 ) -> web.Application:
     """The application; ``maintenance`` adds the background upload purger (one worker)."""
     urls = UrlBuilder(
         prefix=config.http.prefix, host=config.http.host, relative=config.http.relativeurls
     )
     proxies = ProxyPolicy(parse_networks(config.security.trustedproxies))
+    security = security or make_security(config)
     app = build_app(
         registry,
         urls,
         config.http.headers,
-        access=access if access is not None else make_access_controller(config),
+        access=security.controller,
         proxies=proxies,
+        token_service=security.token_service,
     )
     purging = config.storage.maintenance.uploadpurging
     if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
@@ -204,24 +295,6 @@ def _bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_ssl_context(config: Config) -> ssl.SSLContext | None:
-    """The server's TLS context (``http.tls``), or None for plain HTTP."""
-    tls = config.http.tls
-    if not tls.enabled or tls.certificate is None or tls.key is None:
-        return None
-    try:
-        return server_context(
-            tls.certificate,
-            tls.key,
-            minimum=tls.minimumtls,
-            cipher_suites=tls.ciphersuites,
-            client_cas=tls.clientcas,
-            client_auth=tls.clientauth,
-        )
-    except TlsError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 @dataclass(frozen=True)
 class Prepared:
     """What ``serve`` makes once, before forking, for every worker: the failed-login counts
@@ -234,14 +307,13 @@ class Prepared:
 def prepare(config: Config) -> Prepared:
     """Build the shared parts; raises ConfigError when a file the config names is unusable."""
     limiter = make_login_limiter(config)
-    make_access_controller(config, limiter)
+    make_security(config, limiter)
     return Prepared(limiter, make_ssl_context(config))
 
 
 async def _serve(config: Config, sock: socket.socket, maintenance: bool, shared: Prepared) -> None:
     registry = await open_registry(config)
-    access = make_access_controller(config, shared.limiter)
-    app = make_web_app(config, registry, maintenance, access)
+    app = make_web_app(config, registry, maintenance, make_security(config, shared.limiter))
     runner = web.AppRunner(
         app,
         access_log_class=AccessLogger,

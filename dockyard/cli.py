@@ -94,7 +94,8 @@ def config() -> None:
 @config.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
 def check(config_path: Path) -> None:
-    """Validate CONFIG (with REGISTRY_* overrides) and print the effective configuration."""
+    """Validate CONFIG (with REGISTRY_* overrides) and the files it names (htpasswd, keys,
+    certificates), and print the effective configuration."""
     try:
         loaded = load_config(config_path)
     except ConfigError as exc:
@@ -102,6 +103,14 @@ def check(config_path: Path) -> None:
         sys.exit(1)
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
+    from dockyard.app import make_security, make_ssl_context
+
+    try:  # the files the configuration names: htpasswd, keys, certificates
+        make_security(loaded.config)
+        make_ssl_context(loaded.config)
+    except ConfigError as exc:
+        click.echo(f"invalid: {exc}", err=True)
+        sys.exit(1)
     click.echo(render_effective(loaded.config), nl=False)
     click.echo(f"# metadata database: {loaded.config.database_url()}", err=True)
     click.echo("configuration is valid", err=True)
@@ -109,7 +118,7 @@ def check(config_path: Path) -> None:
 
 @main.group()
 def htpasswd() -> None:
-    """Manage htpasswd files of bcrypt entries (auth.htpasswd, access.users)."""
+    """Manage htpasswd files of bcrypt entries (auth.htpasswd.path, access.htpasswd)."""
 
 
 _HTPASSWD_FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))

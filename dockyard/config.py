@@ -57,7 +57,10 @@ __all__ = [
     "REFUSED_KEYS",
     "SUPPORTED_STORAGE_DRIVERS",
     "UNSUPPORTED_KEYS",
+    "AccessConfig",
     "AccessLogConfig",
+    "AccessRuleConfig",
+    "AdminsConfig",
     "AuthConfig",
     "CatalogConfig",
     "Config",
@@ -673,6 +676,85 @@ def _networks(value: list[str]) -> list[str]:
     return value
 
 
+AccessAction = Literal["pull", "push", "delete", "*"]
+
+
+class AccessRuleConfig(_Section):
+    """One rule of ``access.rules``: who may do what on which repositories."""
+
+    repositories: list[str] = Field(min_length=1)
+    actions: list[AccessAction] = Field(min_length=1)
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    anonymous: bool = False
+
+    @model_validator(mode="after")
+    def _sensible(self) -> AccessRuleConfig:
+        if not self.users and not self.groups and not self.anonymous:
+            raise ValueError("a rule must name users, groups or anonymous: true")
+        if self.anonymous and set(self.actions) != {"pull"}:
+            raise ValueError("anonymous callers may only be given pull")
+        for glob in self.repositories:
+            if not glob.strip() or any(c.isspace() for c in glob):
+                raise ValueError(f"{glob!r} is not a repository glob")
+        return self
+
+
+class AdminsConfig(_Section):
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+
+class AccessConfig(_Section):
+    """``access`` (Dockyard's own): the built-in token service and its rules."""
+
+    signingkey: str | None = None
+    htpasswd: str | None = None
+    expiration: Duration = timedelta(minutes=5)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    admins: AdminsConfig = Field(default_factory=AdminsConfig)
+    rules: list[AccessRuleConfig] = Field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.signingkey is not None
+
+    @field_validator("signingkey", "htpasswd", mode="before")
+    @classmethod
+    def _optional_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("expiration")
+    @classmethod
+    def _expiration(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=10) <= value <= timedelta(hours=24):
+            raise ValueError("must be between 10s and 24h")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> AccessConfig:
+        configured = self.htpasswd or self.rules or self.groups or self.admins.users
+        if not self.enabled:
+            if configured:
+                raise ValueError(
+                    "signingkey is required: the private key the token service signs with"
+                )
+            return self
+        if not self.htpasswd:
+            raise ValueError("htpasswd is required: the users of the token service")
+        known = set(self.groups)
+        for index, rule in enumerate(self.rules):
+            unknown = sorted(set(rule.groups) - known)
+            if unknown:
+                raise ValueError(
+                    f"rules[{index}]: unknown group {unknown[0]!r} (define it in groups)"
+                )
+        unknown = sorted(set(self.admins.groups) - known)
+        if unknown:
+            raise ValueError(f"admins: unknown group {unknown[0]!r} (define it in groups)")
+        return self
+
+
 class FailedLoginsConfig(_Section):
     limit: int = Field(default=10, ge=0)
     window: Duration = timedelta(minutes=1)
@@ -699,6 +781,7 @@ class Config(_Section):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
     @field_validator("version")
     @classmethod
@@ -712,12 +795,33 @@ class Config(_Section):
     @model_validator(mode="after")
     def _token_keys(self) -> Config:
         token = self.auth.token
-        if token is not None and not token.rootcertbundle and not token.jwks:
+        if self.access.enabled:
+            if token is None:
+                raise ValueError(
+                    "access: Dockyard's token service issues the tokens that auth.token "
+                    "verifies: configure auth.token (realm: /auth/token, service, issuer)"
+                )
+            path = self.token_endpoint_path()
+            if path == "/" or path.startswith(f"{self.http.prefix}/v2"):
+                raise ValueError(
+                    f"auth.token.realm: the token service cannot be served at {path!r} "
+                    "(choose a path outside the registry API, e.g. /auth/token)"
+                )
+        elif token is not None and not token.rootcertbundle and not token.jwks:
             raise ValueError(
                 "auth.token: no key to verify tokens with: set rootcertbundle (the token "
                 "server's certificates) or jwks"
             )
         return self
+
+    def token_endpoint_path(self) -> str:
+        """Where Dockyard's token service answers: the path of the token realm."""
+        token = self.auth.token
+        if token is None:
+            return ""
+        if token.autoredirect:
+            return token.autoredirectpath
+        return urlsplit(token.realm).path or "/"
 
     def database_url(self) -> str:
         """The SQLAlchemy URL of the metadata database.

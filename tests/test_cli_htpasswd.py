@@ -77,3 +77,19 @@ def test_serve_refuses_a_missing_htpasswd_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "auth.htpasswd.path: htpasswd" in result.stderr
     assert "cannot read" in result.stderr
+
+
+def test_config_check_reads_the_files_the_config_names(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    users = tmp_path / "htpasswd"
+    config.write_text(
+        "version: 0.1\nstorage:\n  inmemory:\n"
+        f"auth:\n  htpasswd:\n    realm: r\n    path: {users}\n"
+    )
+    result = dockyard("config", "check", str(config))
+    assert result.returncode == 1
+    assert f"invalid: auth.htpasswd.path: htpasswd {users}: cannot read" in result.stderr
+    dockyard("htpasswd", "add", str(users), "alice", "--password-stdin", stdin="pw\n")
+    result = dockyard("config", "check", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "configuration is valid" in result.stderr

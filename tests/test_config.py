@@ -695,6 +695,99 @@ def test_token_auth(tmp_path: Path) -> None:
     assert again.warnings == [] and again.config == loaded.config
 
 
+ACCESS = """\
+auth:
+  token:
+    realm: /auth/token
+    service: registry.example.com
+    issuer: dockyard
+access:
+  signingkey: /etc/dockyard/token.key
+  htpasswd: /etc/dockyard/htpasswd
+  expiration: 10m
+  groups:
+    developers: [alice, bob]
+    ops: [carol]
+  admins:
+    users: [root]
+    groups: [ops]
+  rules:
+    - repositories: ["public/**"]
+      actions: [pull]
+      anonymous: true
+    - repositories: ["team/**", "shared/*"]
+      actions: [pull, push]
+      groups: [developers]
+    - repositories: ["users/${user}/**"]
+      actions: ["*"]
+      users: ["*"]
+"""
+
+
+def test_access_token_service(tmp_path: Path) -> None:
+    loaded = load(tmp_path, MINIMAL + ACCESS)
+    assert loaded.warnings == []
+    access = loaded.config.access
+    assert access.enabled
+    assert access.expiration == timedelta(minutes=10)
+    assert access.groups == {"developers": ["alice", "bob"], "ops": ["carol"]}
+    assert access.admins.users == ["root"] and access.admins.groups == ["ops"]
+    assert [rule.repositories for rule in access.rules] == [
+        ["public/**"],
+        ["team/**", "shared/*"],
+        ["users/${user}/**"],
+    ]
+    assert access.rules[0].anonymous and access.rules[2].actions == ["*"]
+    assert loaded.config.token_endpoint_path() == "/auth/token"
+    again = load(tmp_path, render_effective(loaded.config))
+    assert again.warnings == [] and again.config == loaded.config
+    assert not load(tmp_path, MINIMAL).config.access.enabled
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("  signingkey: /etc/dockyard/token.key\n", ""), "access: signingkey is required"),
+        (("  htpasswd: /etc/dockyard/htpasswd\n", ""), "access: htpasswd is required"),
+        (("groups: [developers]", "groups: [devs]"), "rules[1]: unknown group 'devs'"),
+        (("    groups: [ops]", "    groups: [sre]"), "access: admins: unknown group 'sre'"),
+        (
+            ("actions: [pull]\n      anonymous", "actions: [push]\n      anonymous"),
+            "only be given pull",
+        ),
+        (
+            ("actions: [pull, push]", "actions: [pull, fly]"),
+            "access.rules[1].actions[1]: Input should be",
+        ),
+        (("      groups: [developers]\n", ""), "a rule must name users, groups or anonymous"),
+        (("expiration: 10m", "expiration: 2s"), "access.expiration: must be between 10s and 24h"),
+        (
+            ("realm: /auth/token", "realm: /v2/token"),
+            "the token service cannot be served at '/v2/token'",
+        ),
+        (("auth:\n  token:", "auth:\n  none:\n  x:"), "auth.x: unknown auth type"),
+    ],
+)
+def test_access_errors(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    assert ACCESS.count(change[0]) == 1, change[0]
+    assert expected in config_error(tmp_path, MINIMAL + ACCESS.replace(*change))
+
+
+def test_the_documented_token_service_example_loads(tmp_path: Path) -> None:
+    docs = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = docs[docs.index("### `access`") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("\n```\n")]
+    loaded = load(tmp_path, example + "\n")
+    assert loaded.warnings == []
+    assert loaded.config.access.enabled and loaded.config.auth.token is not None
+    assert len(loaded.config.access.rules) == 5
+
+
+def test_access_needs_token_auth(tmp_path: Path) -> None:
+    text = MINIMAL + ACCESS[ACCESS.index("access:") :]
+    assert "access: Dockyard's token service issues the tokens" in config_error(tmp_path, text)
+
+
 def test_security_section(tmp_path: Path) -> None:
     text = MINIMAL + (
         "security:\n  trustedproxies: [127.0.0.1, 10.0.0.0/8, '::1']\n"

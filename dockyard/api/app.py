@@ -8,7 +8,9 @@ from dockyard.api.context import UrlBuilder
 from dockyard.api.dispatch import Dispatcher
 from dockyard.api.forwarded import ProxyPolicy, forwarded_middleware
 from dockyard.api.table import ROUTES
+from dockyard.api.token import add_token_endpoint
 from dockyard.auth.controller import AccessController
+from dockyard.auth.issuer import TokenIssuer
 from dockyard.registry.service import Registry
 
 REGISTRY_KEY = web.AppKey("registry", Registry)
@@ -20,14 +22,18 @@ def build_app(
     extra_headers: dict[str, list[str]] | None = None,
     access: AccessController | None = None,
     proxies: ProxyPolicy | None = None,
+    token_service: tuple[str, TokenIssuer] | None = None,
 ) -> web.Application:
     """The registry API. ``access`` decides who may do what (default: everyone everything);
-    ``proxies`` names the reverse proxies whose ``X-Forwarded-*`` headers are believed."""
+    ``proxies`` names the reverse proxies whose ``X-Forwarded-*`` headers are believed;
+    ``token_service`` is Dockyard's token endpoint (its path and issuer), if it runs one."""
     urls = urls or UrlBuilder()
     middlewares = [forwarded_middleware(proxies)] if proxies and proxies.trusted else []
     app = web.Application(client_max_size=1024**2, middlewares=middlewares)
     app[REGISTRY_KEY] = registry
     dispatcher = Dispatcher(registry, urls, ROUTES, access)
+    if token_service is not None:
+        add_token_endpoint(app, *token_service)
     app.router.add_route("*", f"{urls.prefix}/v2", dispatcher.handle)
     app.router.add_route("*", f"{urls.prefix}/v2/{{tail:.*}}", dispatcher.handle)
 

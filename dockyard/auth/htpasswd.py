@@ -26,9 +26,11 @@ import logging
 import os
 import secrets
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import bcrypt
 
@@ -46,6 +48,7 @@ from dockyard.auth.ratelimit import FailedLoginLimiter
 
 log = logging.getLogger("dockyard.auth")
 
+T = TypeVar("T")
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 # bcrypt reads at most 72 bytes of a password; longer ones are checked on their first 72
 # bytes, as Apache's htpasswd and registry:2 do.
@@ -195,7 +198,7 @@ class HtpasswdFile:
                     user,
                 )
             # Spend the time a real check takes, so timing does not reveal known users.
-            await asyncio.to_thread(self._check_dummy, secret, htpasswd.typical_cost())
+            await _in_bcrypt_pool(self._check_dummy, secret, htpasswd.typical_cost())
             return False
         tag = hmac.new(self._cache_key, secret, hashlib.sha256).digest()
         cached = self._cache.get((user, stored))
@@ -209,7 +212,7 @@ class HtpasswdFile:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            ok = await asyncio.to_thread(_checkpw, secret, stored)
+            ok = await _in_bcrypt_pool(_checkpw, secret, stored)
             if ok:
                 self._remember((user, stored), tag)
             future.set_result(ok)
@@ -234,6 +237,19 @@ class HtpasswdFile:
             dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
             self._dummies[cost] = dummy
         _checkpw(secret, dummy)
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+async def _in_bcrypt_pool(function: Callable[..., T], *args: object) -> T:
+    """Run a bcrypt in this process's own small pool: a burst of logins must not take the
+    threads that uploads and file reads use."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():  # made after a fork, once per process
+        workers = max(2, os.cpu_count() or 2)
+        _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="bcrypt"))
+    return await asyncio.get_running_loop().run_in_executor(_pool[1], function, *args)
 
 
 def _checkpw(secret: bytes, stored: bytes) -> bool:

@@ -9,9 +9,10 @@ client asked for (``scope``) and the access rules allow, nothing more; a caller 
 not log in gets what anonymous rules allow (possibly nothing).
 
 On the registry side, :class:`RulesTokenController` verifies these tokens like any others
-and also knows the rules: listings show only what the caller may pull, and a logged-in
-user asking for what no token could give them gets ``403 DENIED`` instead of a ``401``
-that would send the client back for another token.
+and also knows the rules: listings show only what the caller may pull. A token without an
+access the request needs gets ``401`` (with ``error="insufficient_scope"``) when nobody
+logged in, since a login may help; a logged-in user gets ``403 DENIED`` with the same
+challenge, as RFC 6750 has it: the message says whether another token would help.
 """
 
 from __future__ import annotations
@@ -184,11 +185,18 @@ class RulesTokenController(TokenController):
         missing = [access for access in required if not self.allows(identity, access)]
         if not missing:
             return
-        if identity.name is not None and not all(
-            self.rules.permits(identity.name, access) for access in missing
-        ):
-            raise denied(required)  # no token the service would issue allows this
-        raise unauthorized(self.challenge(request, required, "insufficient_scope"), required)
+        challenge = self.challenge(request, required, "insufficient_scope")
+        if identity.name is None:  # logging in may help
+            raise unauthorized(challenge, required)
+        # A logged-in user: 403 with the challenge (RFC 6750). Clients that follow
+        # challenges lazily (oras) fetch a new token on a 403, never on a 401.
+        if all(self.rules.permits(identity.name, access) for access in missing):
+            message = "the token does not grant this; ask for the scope in WWW-Authenticate"
+        else:
+            message = None  # no token this service issues allows it
+        error = denied(required, message)
+        error.headers["WWW-Authenticate"] = challenge
+        raise error
 
     def listing_filter(self, identity: Identity) -> ListingFilter | None:
         if self.rules.is_admin(identity.name):

@@ -2,8 +2,8 @@
 
 A rule grants ``actions`` (``pull``, ``push``, ``delete``, or ``*`` for all three) on the
 repositories matching one of its ``repositories`` globs to the callers it names: ``users``
-(``*`` is any logged-in user), ``groups``, and, with ``anonymous``, callers who did not log
-in (anonymous rules may only grant ``pull``). What a caller may do on a repository is the
+(``*`` is any logged-in user), ``groups``, or, with ``anonymous``, every caller, logged in
+or not (anonymous rules may only grant ``pull``). What a caller may do on a repository is the
 union of every rule that names them; there are no deny rules, so adding a rule can only
 give. Admins may do everything everywhere and see every repository.
 
@@ -112,8 +112,10 @@ class Rule:
         return cls(tuple(repositories), granted, users, groups, anonymous, static)
 
     def names(self, user: str | None, user_groups: frozenset[str]) -> bool:
+        if self.anonymous:  # what anyone may do without logging in, a login does not take away
+            return True
         if user is None:
-            return self.anonymous
+            return False
         return ANY_USER in self.users or user in self.users or bool(self.groups & user_groups)
 
     def covers(self, repository: str, user: str | None) -> bool:
@@ -197,9 +199,7 @@ class AccessRules:
         for scope in requested:
             if scope.type == REPOSITORY:
                 allowed = self.actions(user, scope.name)
-                wanted = (
-                    REPOSITORY_ACTIONS if ANY_ACTION in scope.actions else scope.actions
-                )
+                wanted = REPOSITORY_ACTIONS if ANY_ACTION in scope.actions else scope.actions
                 actions = [a for a in wanted if a in allowed]
             elif (scope.type, scope.name) == (REGISTRY, CATALOG) and self.may_list_catalog(user):
                 actions = [ANY_ACTION]

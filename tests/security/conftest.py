@@ -1,5 +1,9 @@
 """Fixtures of the security suite: a PKI made at run time, live servers with TLS and
-credentials, and the real clients of the e2e suite (imported, so both suites share them)."""
+credentials, and the real clients of the e2e suite (imported, so both suites share them).
+
+The suite tests Dockyard's own security features, so its servers are Dockyard whatever
+``DOCKYARD_E2E_SERVER`` says; registry:2 is started explicitly where it is the reference.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures, registered by import)
     repo,
     skopeo,
 )
-from tests.e2e.server import SERVER_KIND
 
 from .harness import SecureServer
 from .pki import Pki, make_pki
@@ -60,7 +63,7 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFact
         credentials: tuple[str, str] | None = None,
         tls: bool = True,
         client_cert: bool = False,
-        kind: str = SERVER_KIND,
+        kind: str = "dockyard",
     ) -> SecureServer:
         server = SecureServer(kind, tmp_path_factory.mktemp(f"{kind}-"), pki=pki)
         server.configure(extra, tls=tls)

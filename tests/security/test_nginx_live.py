@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,10 @@ from tests.e2e.clients import ContainersTool, Ctr, Docker, Skopeo
 from tests.e2e.images import Image
 
 from . import flows
-from .conftest import PASSWORD, USER, write_htpasswd
+from .conftest import PASSWORD, USER, ServerFactory, write_htpasswd
 from .harness import SecureServer, basic_header
 from .nginx import Nginx
-from .pki import Pki
+from .pki import Pki, issue, key_pem, new_key
 
 pytestmark = pytest.mark.e2e
 
@@ -75,6 +76,16 @@ def test_urls_follow_what_the_client_used(front: SecureServer, nginx: Nginx) -> 
     data = os.urandom(3 * 1024 * 1024)
     digest = front.push_blob("behind/nginx", data)
     assert front.get_blob("behind/nginx", digest).body == data
+
+
+def test_clients_that_offer_http2_get_it_from_nginx(front: SecureServer, nginx: Nginx) -> None:
+    context = front.ssl_context()
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection(("127.0.0.1", nginx.port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "h2"
 
 
 def test_skopeo(
@@ -173,3 +184,37 @@ def test_multi_gib_upload_streams_through(
     assert r.status == 206
     assert r.body == block[:-8] + (size // MIB - 1).to_bytes(8, "big")
     front.request("DELETE", f"/v2/{repo}/blobs/{digest}")
+
+
+def test_token_service_behind_nginx(
+    make_server: ServerFactory,
+    pki: Pki,
+    skopeo: Skopeo,
+    image: Image,
+    repo: str,
+    tmp_path: Path,
+) -> None:
+    """The realm Dockyard announces through nginx is nginx's https URL, and the flow works."""
+    from .test_token_service_live import PASSWORDS, SERVICE, token_service_config
+
+    issued = issue("dockyard token signer", new_key("ec"))
+    signing_key = tmp_path / "signing.key"
+    signing_key.write_bytes(key_pem(issued.key))
+    server = make_server(
+        token_service_config(tmp_path, signing_key) + "security:\n  trustedproxies: [127.0.0.1]\n"
+    )
+    proxy = Nginx(tmp_path / "nginx", server.port, pki)
+    proxy.start()
+    try:
+        front = SecureServer("nginx", tmp_path, port=proxy.port, pki=pki)
+        r = front.request("GET", "/v2/")
+        assert r.status == 401
+        assert r.headers["www-authenticate"] == (
+            f'Bearer realm="https://{proxy.host}/auth/token",service="{SERVICE}"'
+        )
+        endpoint = flows.Endpoint(proxy.host, pki.cert_dir)
+        flows.skopeo_flow(
+            skopeo, endpoint, ("alice", PASSWORDS["alice"]), image, f"team/{repo}", tmp_path
+        )
+    finally:
+        proxy.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -96,7 +97,7 @@ def test_only_http11_is_offered(registry: SecureServer, pki: Pki) -> None:
     context = tls_client(pki)
     context.set_alpn_protocols(["h2", "http/1.1"])
     with (
-        __import__("socket").create_connection(("127.0.0.1", registry.port)) as raw,
+        socket.create_connection(("127.0.0.1", registry.port)) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
         assert tls.selected_alpn_protocol() == "http/1.1"
