@@ -21,9 +21,9 @@ CONFIG_ARG = click.argument(
 )
 
 
-def _load(path: Path | None) -> LoadedConfig:
+def _load(path: Path | None, serving: bool = True) -> LoadedConfig:
     try:
-        loaded = load_config(path)
+        loaded = load_config(path, serving=serving)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     log = loaded.config.log
@@ -78,7 +78,7 @@ def import_store(config_path: Path, dry_run: bool) -> None:
     """
     from dockyard.app import run_import
 
-    config = _load(config_path).config
+    config = _load(config_path, serving=False).config
     report = asyncio.run(run_import(config, dry_run=dry_run))
     click.echo(report.summary())
     if report.problems:

@@ -1156,10 +1156,12 @@ def _env_step(schema: Any, parent: str, node: dict[Any, Any], part: str) -> tupl
 class _Loading:
     """State of one load: warnings so far, and which keys the environment set."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: bool = True) -> None:
         self.warnings: list[str] = []
         self.origins: dict[Path_, str] = {}
         self.deprecated: dict[str, Any] = {}
+        # False for commands that never serve (``dockyard import``): refusals become warnings.
+        self.refuse = refuse
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -1311,7 +1313,10 @@ class _Loading:
         dotted = _dotted(path)
         if dotted in REFUSED_KEYS:
             if _REFUSAL_TRIGGERS[dotted](value):
-                raise ConfigError(REFUSED_KEYS[dotted] + self.source(path))
+                if self.refuse:
+                    raise ConfigError(REFUSED_KEYS[dotted] + self.source(path))
+                self.warn(f"{dotted}: ignored by this command{self.source(path)}")
+                return True
             if _has_content(value):
                 self.warn(f"{dotted}: asks for nothing Distribution would act on, ignored")
             return True
@@ -1541,13 +1546,17 @@ def _validation_message(error: ValidationError, loading: _Loading) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+def load_config(
+    path: Path | None, environ: Mapping[str, str] | None = None, *, serving: bool = True
+) -> LoadedConfig:
     """Read a Distribution ``config.yml`` (or the embedded defaults when ``path`` is None),
     apply ``REGISTRY_*`` overrides from ``environ`` (default: ``os.environ``), and validate.
 
     Raises ConfigError with an operator-facing message when the result cannot be used.
+    With ``serving`` False (commands that never serve, such as ``dockyard import``),
+    sections refused only because serving without them would be unsafe are warnings.
     """
-    loading = _Loading()
+    loading = _Loading(refuse=serving)
     if path is None:
         tree: dict[Any, Any] = copy.deepcopy(dict(_EMBEDDED_DEFAULTS))
     else:

@@ -62,3 +62,18 @@ def test_serve_refuses_auth_it_cannot_enforce(tmp_path: Path) -> None:
     result = dockyard("serve", str(config))
     assert result.returncode != 0
     assert "auth" in result.stderr
+
+
+def test_import_reads_a_config_that_serve_would_refuse(tmp_path: Path) -> None:
+    """A registry:2 pull-through cache config cannot be served yet, but its store can be
+    imported: the import never serves, so the proxy section is only a warning there."""
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'store'}}}}}\n"
+        "proxy: {remoteurl: https://registry-1.docker.io}\n"
+    )
+    assert dockyard("config", "check", str(config)).returncode == 1
+    result = dockyard("import", "--dry-run", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "proxy" in result.stderr
