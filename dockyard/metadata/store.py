@@ -404,28 +404,29 @@ class MetadataStore:
     async def _check_references(
         self, connection: DbConnection, repository_id: int, manifest: ManifestToStore
     ) -> None:
-        missing_blobs: list[str] = []
-        missing_manifests: list[str] = []
-        if manifest.blob_digests:
-            wanted = set(manifest.blob_digests)
-            found = await connection.execute(
-                select(t.repository_blobs.c.digest).where(
-                    t.repository_blobs.c.repository_id == repository_id,
-                    t.repository_blobs.c.digest.in_(wanted),
-                )
-            )
-            missing_blobs = sorted(wanted - set(found.scalars()))
-        if manifest.child_digests:
-            wanted = set(manifest.child_digests)
-            found = await connection.execute(
-                select(t.manifests.c.digest).where(
-                    t.manifests.c.repository_id == repository_id,
-                    t.manifests.c.digest.in_(wanted),
-                )
-            )
-            missing_manifests = sorted(wanted - set(found.scalars()))
+        missing_blobs = await self._missing(
+            connection, t.repository_blobs, repository_id, manifest.blob_digests
+        )
+        missing_manifests = await self._missing(
+            connection, t.manifests, repository_id, manifest.child_digests
+        )
         if missing_blobs or missing_manifests:
             raise MissingReferencesError(missing_blobs, missing_manifests)
+
+    @staticmethod
+    async def _missing(
+        connection: DbConnection, table: Table, repository_id: int, digests: Sequence[str]
+    ) -> list[str]:
+        """Which of ``digests`` have no row in ``table`` for the repository, sorted."""
+        if not digests:
+            return []
+        wanted = set(digests)
+        found = await connection.execute(
+            select(table.c.digest).where(
+                table.c.repository_id == repository_id, table.c.digest.in_(wanted)
+            )
+        )
+        return sorted(wanted - set(found.scalars()))
 
     async def delete_manifest(self, name: str, digest: str) -> bool:
         """Delete a manifest and every tag that points at it."""
