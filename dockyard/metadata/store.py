@@ -16,7 +16,7 @@ from sqlalchemy import Select, Table, and_, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.engine import Database, DbConnection, InlineEngine
+from dockyard.metadata.engine import Database, DbConnection, InlineConnection, InlineEngine
 from dockyard.metadata.generation import MISS, ReadCache, WriteGeneration
 from dockyard.metadata.records import (
     ManifestRecord,
@@ -78,6 +78,13 @@ _CATALOG_PAGE = (
     .where(bindparam("after") < _CATALOG_KEY)
     .order_by(_CATALOG_KEY)
     .limit(bindparam("limit"))
+)
+_compiled_tags_page = _TAGS_PAGE.compile(dialect=sqlite.dialect())
+# The same statement as SQLite's DB-API runs it: SQL text and the order of its parameters.
+_TAGS_PAGE_SQLITE = (
+    str(_compiled_tags_page),
+    tuple(_compiled_tags_page.positiontup or ()),
+    dict(_compiled_tags_page.params),
 )
 # What "no limit" means in a LIMIT clause that always has a value.
 _NO_LIMIT = 2**62
@@ -464,12 +471,18 @@ class MetadataStore:
             repository_id = await self._repository_id(connection, name)
             found: list[str] | None = None
             if repository_id is not None:
-                result = await connection.execute(
-                    _TAGS_PAGE,
-                    {"repository_id": repository_id, "last": last or "", "limit": _limit(limit)},
-                )
-                # fetchall + unpack: a third faster than scalars() on 10,000 rows
-                found = [row[0] for row in result.fetchall()]
+                values = {
+                    "repository_id": repository_id,
+                    "last": last or "",
+                    "limit": _limit(limit),
+                }
+                if isinstance(connection, InlineConnection):
+                    sql, order, defaults = _TAGS_PAGE_SQLITE
+                    given = {**defaults, **values}
+                    rows = connection.driver_rows(sql, tuple(given[k] for k in order))
+                else:
+                    rows = list((await connection.execute(_TAGS_PAGE, values)).fetchall())
+                found = [row[0] for row in rows]
         self._cache.put(key, generation, found)
         return found
 

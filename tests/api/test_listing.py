@@ -100,3 +100,14 @@ async def test_method_not_allowed(client: Client) -> None:
     response = await client.post("/v2/_catalog")
     assert response.status == 405
     assert await error_code(response) == "UNSUPPORTED"
+
+
+async def test_tag_list_body_is_the_json_of_its_fields(client: Client) -> None:
+    name = "json/check"
+    for tag in ("v1.0", "latest", "a_b-c"):
+        await push_image(client, name, tag, layers=1)
+    response = await client.get(f"/v2/{name}/tags/list")
+    assert json.loads(await response.read()) == {"name": name, "tags": ["a_b-c", "latest", "v1.0"]}
+    assert response.headers["Content-Type"] == "application/json"
+    response = await client.get(f"/v2/{name}/tags/list?n=0")
+    assert json.loads(await response.read()) == {"name": name, "tags": []}
