@@ -86,8 +86,12 @@ class UploadService:
         await self._forget(name, upload_id)
 
     async def _forget(self, name: str, upload_id: str) -> None:
-        """Drop what is left of an ended session: its hash state and its files."""
+        """Drop what is left of an ended session: its hash state, lock and files.
+
+        The lock lives as long as the session, so that requests on one upload never
+        overlap; a request still waiting on it finds the session gone."""
         self._hashes.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
         with contextlib.suppress(PathNotFoundError):
             await self._storage.delete(paths.upload_dir(name, upload_id))
 
@@ -122,7 +126,6 @@ class UploadService:
                 return writer.size
             finally:
                 await writer.close()
-                self._locks.pop(upload_id, None)
 
     async def _write_chunk(
         self,
@@ -203,12 +206,9 @@ class UploadService:
             )
             if small and not await self._storage.stat(data_path):
                 assert body is not None and content_length is not None
-                try:
-                    return await self._complete_in_memory(
-                        name, upload_id, digest, body, content_length
-                    )
-                finally:
-                    self._locks.pop(upload_id, None)
+                return await self._complete_in_memory(
+                    name, upload_id, digest, body, content_length
+                )
             writer = await self._storage.writer(data_path, append=True)
             try:
                 if body is not None:
@@ -218,16 +218,13 @@ class UploadService:
             except BaseException:
                 await writer.close()
                 raise
-            try:
-                actual = await self._digest_of(upload_id, data_path, digest.algorithm, size)
-                await self._require_digest(name, upload_id, digest, actual)
-                if await self._metadata.blob_size(str(digest)) is None:
-                    await self._storage.move(data_path, paths.blob_data(digest))
-                await self._metadata.commit_blob(name, str(digest), size, upload_id)
-                await self._forget(name, upload_id)
-                return size
-            finally:
-                self._locks.pop(upload_id, None)
+            actual = await self._digest_of(upload_id, data_path, digest.algorithm, size)
+            await self._require_digest(name, upload_id, digest, actual)
+            if await self._metadata.blob_size(str(digest)) is None:
+                await self._storage.move(data_path, paths.blob_data(digest))
+            await self._metadata.commit_blob(name, str(digest), size, upload_id)
+            await self._forget(name, upload_id)
+            return size
 
     async def _complete_in_memory(
         self, name: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes], length: int
@@ -252,7 +249,7 @@ class UploadService:
         if await self._metadata.blob_size(str(digest)) is None:
             await self._storage.put_content(paths.blob_data(digest), data)
         await self._metadata.commit_blob(name, str(digest), length, upload_id)
-        self._hashes.pop(upload_id, None)
+        await self._forget(name, upload_id)
         return length
 
     async def _require_digest(
