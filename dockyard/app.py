@@ -373,7 +373,7 @@ def serve(config: Config, workers: int) -> None:
         workers,
         "" if workers == 1 else "s",
         config.storage.driver,
-        _redact(config.database_url()),
+        _redact(config.database_url()).replace("sqlite+aiosqlite:", "sqlite:"),
     )
     if shared.ssl_context is not None:
         tls = config.http.tls
