@@ -206,9 +206,7 @@ class UploadService:
             )
             if small and not await self._storage.stat(data_path):
                 assert body is not None and content_length is not None
-                return await self._complete_in_memory(
-                    name, upload_id, digest, body, content_length
-                )
+                return await self._complete_in_memory(name, upload_id, digest, body, content_length)
             writer = await self._storage.writer(data_path, append=True)
             try:
                 if body is not None:
