@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 SERVER_KINDS = ("dockyard", "registry2")
 SERVER_KIND = os.environ.get("DOCKYARD_E2E_SERVER", "dockyard").strip() or "dockyard"
@@ -195,6 +196,10 @@ class RegistryServer:
         env.update(self.env)
         return env
 
+    #: what ``wait_ready`` sends to ``GET /v2/`` and which answers mean "serving"
+    ready_headers: ClassVar[dict[str, str]] = {}
+    ready_statuses: ClassVar[tuple[int, ...]] = (200,)
+
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         last: object = None
@@ -206,8 +211,8 @@ class RegistryServer:
                     + self.log_tail()
                 )
             try:
-                r = self.request("GET", "/v2/", timeout=2)
-                if r.status == 200:
+                r = self.request("GET", "/v2/", timeout=2, headers=self.ready_headers)
+                if r.status in self.ready_statuses:
                     return
                 last = f"GET /v2/ -> {r.status}"
             except OSError as e:

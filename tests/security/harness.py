@@ -6,11 +6,11 @@ import base64
 import http.client
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from tests.e2e.server import START_TIMEOUT, RegistryServer, Response, ServerError, write_config
+from tests.e2e.server import RegistryServer, Response, write_config
 
 from .pki import Pki
 
@@ -29,6 +29,9 @@ class SecureServer(RegistryServer):
     pki: Pki | None = None
     credentials: tuple[str, str] | None = None
     client_cert: bool = False
+    # Ready at any HTTP answer without credentials: 401 counts, auth is on.
+    ready_headers: ClassVar[dict[str, str]] = {"Authorization": ""}
+    ready_statuses: ClassVar[tuple[int, ...]] = (200, 401)
 
     @property
     def url(self) -> str:
@@ -81,27 +84,6 @@ class SecureServer(RegistryServer):
             return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
         finally:
             conn.close()
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Ready when ``GET /v2/`` gets any HTTP answer (401 counts: auth is on)."""
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise ServerError(
-                    f"{self.kind} exited with {self.proc.returncode} while starting:\n"
-                    + self.log_tail()
-                )
-            try:
-                r = self.request("GET", "/v2/", timeout=2, headers={"Authorization": ""})
-                if r.status in (200, 401):
-                    return
-                last = f"GET /v2/ -> {r.status}"
-            except (OSError, ssl.SSLError) as e:
-                last = e
-            time.sleep(0.05)
-        raise ServerError(f"{self.kind} not ready after {timeout}s ({last}):\n" + self.log_tail())
 
 
 def raw_exchange(port: int, data: bytes, timeout: float = 5) -> bytes:
