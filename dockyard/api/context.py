@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
+from dockyard.api.direct_body import direct_body
 from dockyard.auth.access import Access
 from dockyard.oci import errors
 from dockyard.registry.service import Registry
-from dockyard.registry.uploads import IncompleteBodyError
+from dockyard.registry.uploads import Body, IncompleteBodyError
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,15 @@ class Call:
         return self.params["name"]
 
 
-async def body_stream(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body in chunks; a body cut short raises IncompleteBodyError."""
+async def body_stream(request: web.Request) -> Body:
+    """The request body in chunks; a body cut short raises IncompleteBodyError.
+
+    A large plain-TCP body is received straight into reusable buffers (see
+    :mod:`dockyard.api.direct_body`): each chunk is then valid only until the iterator
+    has been advanced a few more times (``IN_FLIGHT + 1``)."""
+    chunks = direct_body(request) or request.content.iter_any()
     try:
-        async for chunk in request.content.iter_any():
+        async for chunk in chunks:
             yield chunk
     except (aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError) as exc:
         raise IncompleteBodyError(str(exc)) from exc
@@ -75,5 +81,5 @@ async def read_limited(request: web.Request, limit: int, error: errors.ErrorCode
         total += len(chunk)
         if total > limit:
             raise errors.RegistryError(error, f"body exceeds the limit of {limit} bytes")
-        parts.append(chunk)
+        parts.append(bytes(chunk))  # a view would be reused; bytes(bytes) is no copy
     return b"".join(parts)

@@ -9,6 +9,7 @@ import logging
 from aiohttp import web
 
 from dockyard.api.context import Call, UrlBuilder
+from dockyard.api.direct_body import takes_over
 from dockyard.api.needs import Need, need_for
 from dockyard.api.routes import Route, match
 from dockyard.api.table import ACCESS
@@ -45,6 +46,12 @@ class Dispatcher:
         self._needs = needs if needs is not None else ACCESS
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._respond(request)
+        if takes_over(request):
+            response.force_close()  # the parser missed the body: no further requests
+        return response
+
+    async def _respond(self, request: web.Request) -> web.StreamResponse:
         try:
             response = await self._dispatch(request)
         except errors.RegistryError as exc:

@@ -42,6 +42,9 @@ class UploadRecord:
     id: str
     repository: str
     started_at: datetime
+    # The saved sha256 state (oci/resumable.py) and how many bytes it covers, if any.
+    hash_offset: int | None = None
+    hash_state: bytes | None = None
 
 
 class MissingReferencesError(Exception):

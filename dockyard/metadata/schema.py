@@ -113,5 +113,9 @@ uploads = Table(
     Column("id", String(64), primary_key=True),
     Column("repository", String(255), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
+    # The sha256 state after the first ``hash_offset`` bytes (oci/resumable.py), so that a
+    # chunk on another worker or replica does not hash the upload again from the start.
+    Column("hash_offset", BigInteger, nullable=True),
+    Column("hash_state", LargeBinary, nullable=True),
     Index(None, "started_at"),
 )

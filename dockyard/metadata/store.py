@@ -7,12 +7,13 @@ references and tag) happen inside one ``_write()`` block.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, select
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.metadata import schema as t
@@ -88,6 +89,19 @@ _TAGS_PAGE_SQLITE = (
 )
 # What "no limit" means in a LIMIT clause that always has a value.
 _NO_LIMIT = 2**62
+# Every tag of a repository in one string (see TagList). Without an ORDER BY inside the
+# aggregate (SQLite 3.44+), SQLite feeds it the rows of the ordered subquery in order: a
+# subquery with ORDER BY is never flattened into an aggregate query, and the covering
+# primary-key index yields one repository's names in order anyway. Tests pin the order.
+_TAG_NAMES = (
+    select(t.tags.c.name)
+    .where(t.tags.c.repository_id == bindparam("repository_id"))
+    .order_by(t.tags.c.name)
+)
+_compiled_tag_list = select(
+    func.group_concat(_TAG_NAMES.subquery().c.name, bindparam("separator"))
+).compile(dialect=sqlite.dialect())
+_TAG_LIST_SQLITE = (str(_compiled_tag_list), tuple(_compiled_tag_list.positiontup or ()))
 
 
 def _limit(limit: int | None) -> int:
@@ -102,6 +116,11 @@ _MANIFEST_ID = select(t.manifests.c.id).where(
 _INSERT_MANIFEST = t.manifests.insert().returning(t.manifests.c.id)
 _INSERT_REFERENCE = t.manifest_references.insert()
 _DELETE_UPLOAD = delete(t.uploads).where(t.uploads.c.id == bindparam("id"))
+_SAVE_UPLOAD_HASH = (
+    update(t.uploads)
+    .where(t.uploads.c.id == bindparam("upload_id"))
+    .values(hash_offset=bindparam("offset"), hash_state=bindparam("state"))
+)
 
 
 def _now() -> datetime:
@@ -111,6 +130,117 @@ def _now() -> datetime:
 def _utc(moment: datetime) -> datetime:
     """A stored time as an aware UTC instant (SQLite hands it back without an offset)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# Tags match ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` (oci.names) and never hold a '"', so
+# this separator cannot occur inside one. It is the one between the tags of a tag-list
+# response body, so that the body of a whole list needs no second join.
+TAG_SEPARATOR = '", "'
+# Each process keeps whole tag lists of at most this many characters in all; the memory
+# they take is about eight times that (the string, the list split from it, the body).
+TAG_CACHE_CHARS = 2_000_000
+# What an entry costs in the budget besides its characters, so that many empty lists
+# are bounded too.
+_TAG_ENTRY_COST = 100
+
+
+class TagList:
+    """Every tag of one repository in byte order, as one read saw them. Immutable.
+
+    SQLite hands the tags back as one string, joined by :data:`TAG_SEPARATOR`: a row per
+    tag (a tuple and a string made for each) costs three times as much on a long list. The
+    list is split from the string on first use. ``memo`` keeps what callers derive from
+    the list (the API: its response body) for as long as the list itself is cached.
+    """
+
+    __slots__ = ("_joined", "_tags", "memo")
+
+    def __init__(self, joined: str) -> None:
+        self._joined = joined
+        self._tags: list[str] | None = None
+        self.memo: dict[str, object] = {}
+
+    @classmethod
+    def of(cls, tags: Iterable[str]) -> TagList:
+        return cls(TAG_SEPARATOR.join(tags))
+
+    @property
+    def size(self) -> int:
+        """Characters held: what the list costs in the cache's budget."""
+        return len(self._joined)
+
+    @property
+    def tags(self) -> list[str]:
+        if self._tags is None:
+            self._tags = self._joined.split(TAG_SEPARATOR) if self._joined else []
+        return self._tags
+
+    def joined(self, separator: str) -> str:
+        """The tags joined by ``separator``; free for :data:`TAG_SEPARATOR`."""
+        return self._joined if separator == TAG_SEPARATOR else separator.join(self.tags)
+
+    def page(self, limit: int | None, last: str | None) -> list[str]:
+        """Up to ``limit`` tags after ``last``, as the page query returns them: Python
+        compares strings by code point, as SQLite's BINARY collation compares UTF-8."""
+        tags = self.tags
+        start = 0 if last is None else bisect_right(tags, last)
+        return tags[start:] if limit is None else tags[start : start + limit]
+
+
+class _TagListCache:
+    """Whole tag lists by repository, each valid while the write generation it was read
+    at is current; at most ``budget`` characters in all, the least recently used evicted
+    first. A list larger than the whole budget is not kept, only remembered as too large
+    (for its generation), so that its pages are read page by page instead."""
+
+    def __init__(self, generation: WriteGeneration, budget: int) -> None:
+        self._generation = generation
+        self._budget = budget
+        self._used = 0
+        self._entries: dict[str, tuple[int, TagList]] = {}
+        self._too_large: dict[str, int] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return not self._generation.disabled
+
+    def get(self, name: str) -> TagList | None:
+        if self._generation.disabled:
+            return None
+        entry = self._entries.pop(name, None)
+        if entry is None:
+            return None
+        if entry[0] != self._generation.current():
+            self._used -= entry[1].size + _TAG_ENTRY_COST
+            return None
+        self._entries[name] = entry  # now the most recently used
+        return entry[1]
+
+    def too_large(self, name: str) -> bool:
+        return self._too_large.get(name, -1) == self._generation.current()
+
+    def put(self, name: str, generation: int, tags: TagList) -> None:
+        if self._generation.disabled:
+            return
+        old = self._entries.pop(name, None)
+        if old is not None:
+            self._used -= old[1].size + _TAG_ENTRY_COST
+        cost = tags.size + _TAG_ENTRY_COST
+        if cost > self._budget:
+            if len(self._too_large) >= 1000:
+                self._too_large.clear()
+            self._too_large[name] = generation
+            return
+        while self._used + cost > self._budget:
+            evicted = self._entries.pop(next(iter(self._entries)))
+            self._used -= evicted[1].size + _TAG_ENTRY_COST
+        self._entries[name] = (generation, tags)
+        self._used += cost
+
+    @property
+    def used(self) -> int:
+        """Characters held, entries' overhead included (for tests)."""
+        return self._used
 
 
 class MetadataStore:
@@ -137,6 +267,7 @@ class MetadataStore:
         )
         self.generation = generation or WriteGeneration(None)
         self._cache = ReadCache(self.generation)
+        self._tag_lists = _TagListCache(self.generation, TAG_CACHE_CHARS)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -460,8 +591,42 @@ class MetadataStore:
 
     # -- tags -----------------------------------------------------------------------------
 
+    async def tag_list(self, name: str) -> TagList | None:
+        """Every tag of ``name`` in byte order, or None when the repository is unknown;
+        cached until the next write (within :data:`TAG_CACHE_CHARS`)."""
+        cached = self._tag_lists.get(name)
+        if cached is not None:
+            return cached
+        generation = self.generation.current()
+        async with self._read() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return None
+            if isinstance(connection, InlineConnection):
+                sql, order = _TAG_LIST_SQLITE
+                given = {"repository_id": repository_id, "separator": TAG_SEPARATOR}
+                rows = connection.driver_rows(sql, tuple(given[k] for k in order))
+                found = TagList(rows[0][0] or "")
+            else:
+                result = await connection.execute(_TAG_NAMES, {"repository_id": repository_id})
+                found = TagList.of(result.scalars())
+        self._tag_lists.put(name, generation, found)
+        return found
+
     async def list_tags(self, name: str, limit: int | None, last: str | None) -> list[str] | None:
-        """Tags of ``name`` in lexical order, or None when the repository is unknown (cached)."""
+        """Tags of ``name`` in lexical order, or None when the repository is unknown.
+
+        On SQLite a page is cut from the whole cached list (:meth:`tag_list`), so that one
+        read serves every page. Elsewhere (PostgreSQL orders by its collation, which Python
+        cannot reproduce), and for a list too large to cache, the database reads the page.
+        """
+        if (
+            isinstance(self.engine, InlineEngine)
+            and self._tag_lists.enabled
+            and not self._tag_lists.too_large(name)
+        ):
+            whole = await self.tag_list(name)
+            return None if whole is None else whole.page(limit, last)
         key = ("tags", name, limit, last)
         cached = self._cache.get(key)
         if cached is not MISS:
@@ -548,7 +713,17 @@ class MetadataStore:
             row = (await connection.execute(_UPLOAD, {"id": upload_id})).one_or_none()
         if row is None:
             return None
-        return UploadRecord(row.id, row.repository, _utc(row.started_at))
+        return UploadRecord(
+            row.id, row.repository, _utc(row.started_at), row.hash_offset, row.hash_state
+        )
+
+    async def save_upload_hash(self, upload_id: str, offset: int, state: bytes) -> None:
+        """Keep the upload's hash state after ``offset`` bytes (for whoever gets the next
+        chunk)."""
+        async with self._write(invalidates=False) as connection:
+            await connection.execute(
+                _SAVE_UPLOAD_HASH, {"upload_id": upload_id, "offset": offset, "state": state}
+            )
 
     async def delete_upload(self, upload_id: str) -> bool:
         async with self._write(invalidates=False) as connection:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from dockyard.metadata.store import MetadataStore
+from dockyard.metadata.store import MetadataStore, TagList
 from dockyard.oci import errors, mediatypes
 from dockyard.oci.digest import Digest
 from dockyard.oci.pagination import Page
@@ -15,11 +14,28 @@ from dockyard.oci.pagination import Page
 _FILTER_BATCH = 500
 
 
-@dataclass(frozen=True)
 class Listing:
-    entries: list[str]
-    # The last entry when the page is full and more may follow: the Link header's ``last``.
-    next_last: str | None
+    """A page of entries. ``next_last`` is the last entry when the page is full and more
+    may follow: the Link header's ``last``. ``whole`` is set when the page is a repository's
+    whole tag list as the store caches it; the API keeps its response body there."""
+
+    __slots__ = ("_entries", "next_last", "whole")
+
+    def __init__(
+        self, entries: list[str] | None, next_last: str | None, whole: TagList | None = None
+    ) -> None:
+        if entries is None and whole is None:
+            raise ValueError("a listing needs entries or a whole tag list")
+        self._entries = entries
+        self.next_last = next_last
+        self.whole = whole
+
+    @property
+    def entries(self) -> list[str]:
+        if self._entries is None:
+            assert self.whole is not None
+            return self.whole.tags
+        return self._entries
 
 
 def _listing(entries: list[str], page: Page) -> Listing:
@@ -45,6 +61,11 @@ class ListingService:
             if not await self._metadata.repository_exists(name):
                 raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
             return Listing([], None)
+        if page.limit is None and page.last is None:
+            whole = await self._metadata.tag_list(name)
+            if whole is None:
+                raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
+            return Listing(None, None, whole)
         found = await self._metadata.list_tags(name, _probe(page), page.last)
         if found is None:
             raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})

@@ -16,23 +16,31 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from dockyard.metadata.records import UploadRecord
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.oci.ranges import ByteRange
+from dockyard.oci.resumable import ResumableSha256, new_sha256, saved_state
 from dockyard.storage import paths
 from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_CACHED_HASHERS = 10_000
 COPY_BUFFER = 4 * 1024 * 1024
+# Buffers of one upload being hashed and written at the same time.
+IN_FLIGHT = 2
 # A final request with at most this many bytes and nothing stored before is verified in memory.
 SMALL_BODY = COPY_BUFFER
+
+
+# A request body in chunks; a chunk may be a view into a buffer that is reused later.
+Body = AsyncIterator[bytes | memoryview]
 
 
 class IncompleteBodyError(Exception):
@@ -62,15 +70,16 @@ class UploadService:
         """A new session; its data file appears with the first bytes (the row is the session)."""
         upload_id = str(uuid.uuid4())
         await self._metadata.create_upload(upload_id, name)
-        self._remember(upload_id, _HashState(0, new_hasher()))
+        self._remember(upload_id, _HashState(0, new_sha256()))
         return upload_id
 
-    async def _check(self, name: str, upload_id: str) -> None:
+    async def _check(self, name: str, upload_id: str) -> UploadRecord:
         if not _UPLOAD_ID.fullmatch(upload_id):
             raise _unknown(upload_id)
         record = await self._metadata.get_upload(upload_id)
         if record is None or record.repository != name:
             raise _unknown(upload_id)
+        return record
 
     async def status(self, name: str, upload_id: str) -> int:
         await self._check(name, upload_id)
@@ -113,25 +122,30 @@ class UploadService:
         self,
         name: str,
         upload_id: str,
-        body: AsyncIterator[bytes],
+        body: Body,
         content_range: ByteRange | None,
         content_length: int | None,
     ) -> int:
         """Append one chunk; returns the upload's new size."""
         async with self._lock(upload_id):
-            await self._check(name, upload_id)
+            record = await self._check(name, upload_id)
             writer = await self._storage.writer(paths.upload_data(name, upload_id), append=True)
             try:
-                await self._write_chunk(upload_id, writer, body, content_range, content_length)
-                return writer.size
+                await self._write_chunk(record, writer, body, content_range, content_length)
+                size = writer.size
             finally:
                 await writer.close()
+            state = self._hashes.get(upload_id)
+            saved = saved_state(state.hasher) if state is not None else None
+            if saved is not None and state is not None and state.offset == size:
+                await self._metadata.save_upload_hash(upload_id, size, saved)
+            return size
 
     async def _write_chunk(
         self,
-        upload_id: str,
+        record: UploadRecord,
         writer: FileWriter,
-        body: AsyncIterator[bytes],
+        body: Body,
         content_range: ByteRange | None,
         content_length: int | None,
     ) -> None:
@@ -151,9 +165,8 @@ class UploadService:
                     f"length {content_range.length}",
                 )
             limit = content_range.length
-        state = self._hashes.get(upload_id)
-        if state is None or state.offset != start:
-            state = _HashState(start, await self._hash_prefix(upload_id, start))
+        upload_id = record.id
+        state = await self._hash_state_at(record, start)
         self._hashes.pop(upload_id, None)
         try:
             written = await _copy(body, writer, state.hasher, limit)
@@ -168,20 +181,25 @@ class UploadService:
             )
         self._remember(upload_id, _HashState(start + written, state.hasher))
 
-    async def _hash_prefix(self, upload_id: str, size: int) -> Hasher:
-        hasher = new_hasher()
-        if size == 0:
-            return hasher
-        name = await self._repository_of(upload_id)
-        async for chunk in self._storage.reader(paths.upload_data(name, upload_id), 0, size):
-            await _update(hasher, chunk)
-        return hasher
-
-    async def _repository_of(self, upload_id: str) -> str:
-        record = await self._metadata.get_upload(upload_id)
-        if record is None:
-            raise _unknown(upload_id)
-        return record.repository
+    async def _hash_state_at(self, record: UploadRecord, start: int) -> _HashState:
+        """The sha256 of the upload's first ``start`` bytes: this process's own state, or
+        the one saved with the upload, whichever covers more, brought up to ``start``
+        from the stored bytes; from the first byte when neither is there."""
+        state = self._hashes.get(record.id)
+        if state is not None and state.offset == start:
+            return state
+        if state is None or state.offset > start:
+            state = _HashState(0, new_sha256())
+        saved, offset = record.hash_state, record.hash_offset
+        if saved is not None and offset is not None and state.offset < offset <= start:
+            restored = ResumableSha256.restore(saved)
+            if restored is not None:
+                state = _HashState(offset, restored)
+        if state.offset < start:
+            path = paths.upload_data(record.repository, record.id)
+            async for chunk in self._storage.reader(path, state.offset, start - state.offset):
+                await _update(state.hasher, chunk)
+        return _HashState(start, state.hasher)
 
     # -- completion -----------------------------------------------------------------------
 
@@ -190,13 +208,13 @@ class UploadService:
         name: str,
         upload_id: str,
         digest: Digest,
-        body: AsyncIterator[bytes] | None,
+        body: Body | None,
         content_range: ByteRange | None,
         content_length: int | None,
     ) -> int:
         """Append an optional last chunk, verify the digest and commit the blob."""
         async with self._lock(upload_id):
-            await self._check(name, upload_id)
+            record = await self._check(name, upload_id)
             data_path = paths.upload_data(name, upload_id)
             small = (
                 body is not None
@@ -210,13 +228,13 @@ class UploadService:
             writer = await self._storage.writer(data_path, append=True)
             try:
                 if body is not None:
-                    await self._write_chunk(upload_id, writer, body, content_range, content_length)
+                    await self._write_chunk(record, writer, body, content_range, content_length)
                 size = writer.size
                 await writer.commit()
             except BaseException:
                 await writer.close()
                 raise
-            actual = await self._digest_of(upload_id, data_path, digest.algorithm, size)
+            actual = await self._digest_of(record, digest.algorithm, size)
             await self._require_digest(name, upload_id, digest, actual)
             if await self._metadata.blob_size(str(digest)) is None:
                 await self._storage.move(data_path, paths.blob_data(digest))
@@ -225,11 +243,11 @@ class UploadService:
             return size
 
     async def _complete_in_memory(
-        self, name: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes], length: int
+        self, name: str, upload_id: str, digest: Digest, body: Body, length: int
     ) -> int:
         """A whole small blob in one request: verify it in memory and write it straight to
         its blob path (atomically), skipping the upload file."""
-        pieces: list[bytes] = []
+        pieces: list[bytes | memoryview] = []
         received = 0
         async for chunk in body:
             received += len(chunk)
@@ -262,17 +280,17 @@ class UploadService:
                 detail={"digest": str(digest)},
             )
 
-    async def _digest_of(self, upload_id: str, path: str, algorithm: str, size: int) -> str:
-        state = self._hashes.get(upload_id)
-        if algorithm == "sha256" and state is not None and state.offset == size:
-            return state.hasher.hexdigest()
+    async def _digest_of(self, record: UploadRecord, algorithm: str, size: int) -> str:
+        if algorithm == "sha256":
+            return (await self._hash_state_at(record, size)).hasher.hexdigest()
         hasher = new_hasher(algorithm)
+        path = paths.upload_data(record.repository, record.id)
         async for chunk in self._storage.reader(path, 0, size):
             await _update(hasher, chunk)
         return hasher.hexdigest()
 
     async def monolithic(
-        self, name: str, digest: Digest, body: AsyncIterator[bytes], content_length: int | None
+        self, name: str, digest: Digest, body: Body, content_length: int | None
     ) -> int:
         """A single-request upload (``POST ?digest=``)."""
         upload_id = await self.start(name)
@@ -296,26 +314,36 @@ class UploadService:
         return [r.id for r in records]
 
 
-async def _update(hasher: Hasher, chunk: bytes) -> None:
+async def _update(hasher: Hasher, chunk: bytes | memoryview) -> None:
     if len(chunk) >= 256 * 1024:
         await asyncio.to_thread(hasher.update, chunk)
     else:
         hasher.update(chunk)
 
 
-async def _copy(
-    body: AsyncIterator[bytes], writer: FileWriter, hasher: Hasher, limit: int | None
-) -> int:
+async def _copy(body: Body, writer: FileWriter, hasher: Hasher, limit: int | None) -> int:
     """Stream ``body`` into ``writer`` and ``hasher``; stops one byte past ``limit``.
 
     Incoming pieces (often 64 KiB) are gathered into buffers of ``COPY_BUFFER`` bytes; each
     buffer is hashed and written in worker threads while the event loop receives the next
-    one. Two buffers at most are in memory per upload, and the thread hand-offs stay few.
+    ones. Up to ``IN_FLIGHT`` buffers are written at once (a disk takes several writes in
+    flight faster than one); hashing stays in order. A chunk of ``body`` is released once
+    the iterator has been advanced ``IN_FLIGHT + 1`` more times.
     """
     written = 0
-    pieces: list[bytes] = []
+    pieces: list[bytes | memoryview] = []
     gathered = 0
-    pending: asyncio.Future[object] | None = None
+    flights: deque[asyncio.Future[object]] = deque()
+    hashed: asyncio.Future[None] | None = None
+
+    def launch() -> None:
+        nonlocal hashed, written, pieces, gathered
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        hashed = asyncio.ensure_future(_hash_after(hashed, hasher, data))
+        flights.append(asyncio.ensure_future(asyncio.gather(writer.write(data), hashed)))
+        written += gathered
+        pieces, gathered = [], 0
+
     try:
         async for chunk in body:
             if limit is not None and written + gathered + len(chunk) > limit:
@@ -323,25 +351,22 @@ async def _copy(
             pieces.append(chunk)
             gathered += len(chunk)
             if gathered >= COPY_BUFFER:
-                if pending is not None:
-                    await pending
-                pending = _flush(writer, hasher, pieces)
-                written += gathered
-                pieces, gathered = [], 0
-        if pending is not None:
-            await pending
-            pending = None
+                if len(flights) == IN_FLIGHT:
+                    await flights.popleft()
+                launch()
         if pieces:
-            await _flush(writer, hasher, pieces)
-            written += gathered
+            launch()
+        while flights:
+            await flights.popleft()
         return written
     finally:
-        if pending is not None and not pending.done():
-            await asyncio.wait([pending])
+        if flights:
+            await asyncio.wait(flights)
 
 
-def _flush(writer: FileWriter, hasher: Hasher, pieces: list[bytes]) -> asyncio.Future[object]:
-    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-    return asyncio.ensure_future(
-        asyncio.gather(writer.write(data), asyncio.to_thread(hasher.update, data))
-    )
+async def _hash_after(
+    previous: asyncio.Future[None] | None, hasher: Hasher, data: bytes | memoryview
+) -> None:
+    if previous is not None:
+        await previous
+    await asyncio.to_thread(hasher.update, data)

@@ -57,7 +57,9 @@ class FileWriter(ABC):
         """Bytes in the file so far, including what earlier writers appended."""
 
     @abstractmethod
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes | memoryview) -> None:
+        """Append ``data``. Several writes may be in flight at once: each lands where the
+        file ended when it was called, and ``size`` counts it from then on."""
 
     @abstractmethod
     async def truncate(self, size: int) -> None:

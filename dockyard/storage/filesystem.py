@@ -17,6 +17,7 @@ from dockyard.storage.driver import (
     StorageDriver,
     check_path,
 )
+from dockyard.storage.pagecache import PageRecycler, aligned, open_direct, write_direct
 
 READ_CHUNK = 1024 * 1024
 # Linux limits: a name of at most 255 bytes, a path of fewer than 4096.
@@ -41,6 +42,10 @@ class _FilesystemWriter(FileWriter):
         self._path = path
         self._fd: int | None = fd
         self._size = size
+        self._pages = PageRecycler(fd, size)
+        # A second descriptor for O_DIRECT writes, opened at the first aligned write.
+        self._direct_fd: int | None = None
+        self._direct_refused = False
 
     @property
     def size(self) -> int:
@@ -51,10 +56,27 @@ class _FilesystemWriter(FileWriter):
             raise ValueError("writer is closed")
         return self._fd
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
         fd = self._require_fd()
-        await asyncio.to_thread(_write_all, fd, data)
+        start = self._size
+        # Taken before the first await: writes in flight together never overlap. A failed
+        # write leaves the size past the data; the caller truncates (as after any failure).
         self._size += len(data)
+        await asyncio.to_thread(self._write_sync, fd, data, start)
+
+    def _write_sync(self, fd: int, data: bytes | memoryview, start: int) -> None:
+        if not self._direct_refused and aligned(data, start):
+            if self._direct_fd is None:
+                self._direct_fd = open_direct(self._path)
+                self._direct_refused = self._direct_fd is None
+            if self._direct_fd is not None:
+                assert isinstance(data, memoryview)
+                done = write_direct(self._direct_fd, data, start)
+                if done == len(data):
+                    return
+                data, start = data[done:], start + done
+        _write_all(fd, data, start)
+        self._pages.written(start + len(data))
 
     async def truncate(self, size: int) -> None:
         fd = self._require_fd()
@@ -62,11 +84,16 @@ class _FilesystemWriter(FileWriter):
             raise ValueError(f"cannot truncate a {self._size}-byte file to {size} bytes")
         await asyncio.to_thread(os.ftruncate, fd, size)
         self._size = size
+        self._pages.truncated(size)
 
     async def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._direct_fd is not None:
+            os.close(self._direct_fd)
+            self._direct_fd = None
+            self._direct_refused = True
 
     async def commit(self) -> None:
         fd = self._require_fd()
@@ -78,11 +105,12 @@ class _FilesystemWriter(FileWriter):
         await asyncio.to_thread(self._path.unlink, True)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = os.pwrite(fd, view, offset)
         view = view[written:]
+        offset += written
 
 
 class FilesystemDriver(StorageDriver):
@@ -161,8 +189,8 @@ class FilesystemDriver(StorageDriver):
 
         def open_sync() -> tuple[int, int]:
             full.parent.mkdir(parents=True, exist_ok=True)
-            # Always O_APPEND: every write lands at the end, also after a truncate.
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+            # Writes go to explicit offsets (the writer's size), also after a truncate.
+            flags = os.O_WRONLY | os.O_CREAT | (0 if append else os.O_TRUNC)
             fd = os.open(full, flags, 0o644)
             return fd, os.fstat(fd).st_size
 

@@ -31,7 +31,7 @@ class _MemoryWriter(FileWriter):
     def size(self) -> int:
         return len(self._data)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
         if self._closed:
             raise ValueError("writer is closed")
         self._data.extend(data)

@@ -111,3 +111,59 @@ async def test_tag_list_body_is_the_json_of_its_fields(client: Client) -> None:
     assert response.headers["Content-Type"] == "application/json"
     response = await client.get(f"/v2/{name}/tags/list?n=0")
     assert json.loads(await response.read()) == {"name": name, "tags": []}
+
+
+async def test_tag_list_body_bytes(client: Client) -> None:
+    """The full list's body is cached; it keeps the exact bytes it always had."""
+    name = "json/bytes"
+    for tag in ("b", "a"):
+        await push_image(client, name, tag, layers=1)
+    for _ in range(2):  # the second answer comes from the cache
+        response = await client.get(f"/v2/{name}/tags/list")
+        assert await response.read() == b'{"name": "json/bytes", "tags": ["a", "b"]}'
+        assert "Link" not in response.headers
+    response = await client.get(f"/v2/{name}/tags/list?n=1")
+    assert await response.read() == b'{"name": "json/bytes", "tags": ["a"]}'
+    assert response.headers["Link"] == f'</v2/{name}/tags/list?n=1&last=a>; rel="next"'
+
+
+async def test_tag_list_of_a_repository_without_tags(client: Client) -> None:
+    await push_blob(client, "no/tags", os.urandom(10))
+    for query in ("", "?n=5", "?last=a"):
+        response = await client.get(f"/v2/no/tags/tags/list{query}")
+        assert response.status == 200
+        assert await response.read() == b'{"name": "no/tags", "tags": []}'
+        assert "Link" not in response.headers
+
+
+async def test_tag_writes_show_at_once_in_cached_lists_and_pages(client: Client) -> None:
+    name = "cached/tags"
+
+    async def listed(query: str = "") -> list[str]:
+        response = await client.get(f"/v2/{name}/tags/list{query}")
+        assert response.status == 200
+        return list((await response.json())["tags"])
+
+    async def walked() -> list[str]:
+        tags: list[str] = []
+        url: str | None = f"/v2/{name}/tags/list?n=2"
+        while url is not None:
+            response = await client.get(url)
+            tags += (await response.json())["tags"]
+            link = response.headers.get("Link")
+            url = link[1 : link.index(">")] if link else None
+        return tags
+
+    for tag in ("t1", "t3", "t5"):
+        await push_image(client, name, tag, layers=1)
+    assert await listed() == await walked() == ["t1", "t3", "t5"]
+    assert await listed("?n=1&last=t1") == ["t3"]
+    digest, _, _ = await push_image(client, name, "t2", layers=1)
+    assert await listed() == await walked() == ["t1", "t2", "t3", "t5"]
+    assert await listed("?n=1&last=t1") == ["t2"]
+    assert (await client.delete(f"/v2/{name}/manifests/t3")).status == 202
+    assert await listed() == await walked() == ["t1", "t2", "t5"]
+    assert await listed("?n=1&last=t2") == ["t5"]
+    assert (await client.delete(f"/v2/{name}/manifests/{digest}")).status == 202
+    assert await listed() == await walked() == ["t1", "t5"]
+    assert await listed("?last=t1") == ["t5"]

@@ -264,3 +264,36 @@ def test_workers_exit_when_the_parent_is_killed(live_server: ServerFactory) -> N
         time.sleep(0.1)
     assert not any(Path(f"/proc/{p}/status").exists() for p in workers)
     server.proc = None
+
+
+def test_large_bodies_from_the_socket(live_server: ServerFactory) -> None:
+    """Bodies of many MiB are read straight from the socket into aligned buffers and written
+    with O_DIRECT (api/direct_body.py): on the real server (uvloop, two workers) the bytes
+    are exact, the connection closes after the answer, and a body cut short is undone."""
+    server = live_server()
+    data = os.urandom(41 * 1024 * 1024 + 4321)
+    r = server.request("POST", f"/v2/big/one/blobs/uploads/?digest={sha256(data)}", body=data)
+    assert r.status == 201, r.body
+    assert r.headers["connection"] == "close"
+    assert server.get_blob("big/one", sha256(data)).body == data
+    assert chunked_push(server, "big/two", data, 16 * 1024 * 1024) == sha256(data)
+    assert server.get_blob("big/two", sha256(data)).body == data
+
+    r = server.request("POST", "/v2/big/three/blobs/uploads/")
+    location = location_path(r.headers["location"])
+    declared = 32 * 1024 * 1024
+    partial = _send_partial_request(
+        server.port,
+        f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n",
+        os.urandom(20 * 1024 * 1024),
+    )
+    partial.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        r = server.request("GET", location)
+        if r.headers["range"] == "0-0":
+            break
+        time.sleep(0.05)
+    assert r.status == 204 and r.headers["range"] == "0-0"
+    r = server.request("PUT", f"{location}?digest={sha256(data)}", body=data)
+    assert r.status == 201, r.body

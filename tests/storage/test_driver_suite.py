@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import mmap
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -647,3 +648,42 @@ async def test_walk_yields_every_file_depth_first(driver: StorageDriver) -> None
     assert await collect(driver.walk("/w/a")) == ["/w/a/1", "/w/a/2", "/w/a/deep/er/3"]
     assert await collect(driver.walk("/")) == files
     assert await collect(driver.walk("/missing")) == []
+
+
+def page_aligned(size: int, seed: int) -> memoryview:
+    """A writable, page-aligned buffer (what a taken-over request body is made of)."""
+    buffer = mmap.mmap(-1, size)
+    buffer.write(random_bytes(size, seed))
+    return memoryview(buffer)
+
+
+async def test_writes_in_flight_together_land_in_call_order(driver: StorageDriver) -> None:
+    head = random_bytes(4096, 1)
+    views = [page_aligned(256 * 1024, seed) for seed in range(3)]
+    tail = random_bytes(1000, 9)
+    writer = await driver.writer("/upload/data")
+    await writer.write(head)
+    await asyncio.gather(*(writer.write(view) for view in views), writer.write(tail))
+    assert writer.size == 4096 + 3 * 256 * 1024 + 1000
+    await writer.close()
+    # An aligned buffer at an unaligned offset, then after a truncate.
+    writer = await driver.writer("/upload/data", append=True)
+    await writer.write(views[0])
+    await writer.truncate(writer.size - 10)
+    await writer.write(views[1])
+    await writer.commit()
+    expected = head + b"".join(map(bytes, views)) + tail
+    expected = expected + bytes(views[0])[:-10] + bytes(views[1])
+    assert await driver.get_content("/upload/data") == expected
+
+
+async def test_many_mebibytes_written_then_truncated_read_back(driver: StorageDriver) -> None:
+    pieces = [page_aligned(4 * MiB, seed) for seed in range(6)]
+    writer = await driver.writer("/upload/big")
+    for piece in pieces:
+        await writer.write(piece)
+    await writer.truncate(9 * MiB + 1)
+    await writer.write(b"end")
+    await writer.commit()
+    data = await driver.get_content("/upload/big")
+    assert data == b"".join(map(bytes, pieces))[: 9 * MiB + 1] + b"end"
