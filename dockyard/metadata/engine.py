@@ -4,9 +4,10 @@ SQLite runs *inline*: its statements execute on the calling (event-loop) thread 
 SQLAlchemy's synchronous engine. A typical query takes tens of microseconds there, while a
 hop to aiosqlite's thread and back costs hundreds, and under load milliseconds (measured:
 docs/performance.md). Transactions never span an await that suspends, so one process's
-transactions never interleave. SQLite runs in WAL mode with a busy timeout, and write
-transactions start with ``BEGIN IMMEDIATE`` so that writers in several worker processes
-queue for the write lock instead of failing on a lock upgrade.
+transactions never interleave. SQLite runs in WAL mode, and write transactions start with
+``BEGIN IMMEDIATE`` so that writers in several worker processes queue for the write lock
+instead of failing on a lock upgrade; the store's writer waits for that lock without
+blocking the event loop (:class:`InlineConnection`).
 
 PostgreSQL runs through SQLAlchemy's asyncio engine (asyncpg). Both kinds of engine offer
 the same ``connect()`` → ``execute()`` surface to :mod:`dockyard.metadata.store`.
@@ -14,6 +15,8 @@ the same ``connect()`` → ``execute()`` surface to :mod:`dockyard.metadata.stor
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,21 +27,31 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, CursorResult, Dialect, Executable, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+# How the store's writer polls for a write lock another process holds (seconds).
+LOCK_POLL_FIRST = 0.0002
+LOCK_POLL_MAX = 0.005
 # Execution option that makes a SQLite transaction take the write lock at BEGIN.
 WRITE = {"dockyard_write": True}
 T = TypeVar("T")
 
 
 class InlineConnection:
-    """A synchronous SQLAlchemy connection with the awaitable surface of AsyncConnection."""
+    """A synchronous SQLAlchemy connection with the awaitable surface of AsyncConnection.
 
-    def __init__(self, connection: Connection) -> None:
+    With ``wait_async``, a transaction that finds the write lock taken by another process
+    waits for it with ``asyncio.sleep`` (SQLite's own busy handler sleeps on the event loop
+    thread, stalling every other request of the worker meanwhile); the connection's busy
+    timeout must then be 0."""
+
+    def __init__(self, connection: Connection, wait_async: bool = False) -> None:
         self.sync_connection = connection
+        self._wait_async = wait_async
 
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
         return self.sync_connection.execute(statement, parameters)
@@ -49,7 +62,22 @@ class InlineConnection:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[None]:
-        with self.sync_connection.begin():
+        if not self._wait_async:
+            with self.sync_connection.begin():
+                yield
+            return
+        delay, waited = LOCK_POLL_FIRST, 0.0
+        while True:
+            try:
+                transaction = self.sync_connection.begin()
+                break
+            except OperationalError as exc:
+                if not _is_busy(exc) or waited >= BUSY_TIMEOUT_MS / 1000:
+                    raise
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, LOCK_POLL_MAX)
+        with transaction:
             yield
 
     async def commit(self) -> None:
@@ -87,7 +115,11 @@ class InlineEngine:
 
     def writer(self) -> InlineConnection:
         if self._writer is None:
-            self._writer = InlineConnection(self.sync_engine.connect().execution_options(**WRITE))
+            connection = self.sync_engine.connect().execution_options(**WRITE)
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")  # waits in InlineConnection.begin
+            self._writer = InlineConnection(connection, wait_async=True)
         return self._writer
 
     @property
@@ -105,6 +137,11 @@ class InlineEngine:
                 connection.sync_connection.close()
         self._reader = self._writer = None
         self.sync_engine.dispose()
+
+
+def _is_busy(error: OperationalError) -> bool:
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(error.orig)
 
 
 Database = AsyncEngine | InlineEngine

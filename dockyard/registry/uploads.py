@@ -94,15 +94,17 @@ class UploadService:
         await self._metadata.delete_upload(upload_id)
         await self._forget(name, upload_id)
 
-    async def _forget(self, name: str, upload_id: str) -> None:
-        """Drop what is left of an ended session: its hash state, lock and files.
+    async def _forget(self, name: str, upload_id: str, files: bool = True) -> None:
+        """Drop what is left of an ended session: its hash state, lock and (unless it is
+        known to have none) files.
 
         The lock lives as long as the session, so that requests on one upload never
         overlap; a request still waiting on it finds the session gone."""
         self._hashes.pop(upload_id, None)
         self._locks.pop(upload_id, None)
-        with contextlib.suppress(PathNotFoundError):
-            await self._storage.delete(paths.upload_dir(name, upload_id))
+        if files:
+            with contextlib.suppress(PathNotFoundError):
+                await self._storage.delete(paths.upload_dir(name, upload_id))
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
@@ -222,9 +224,14 @@ class UploadService:
                 and 0 < content_length <= SMALL_BODY
                 and (content_range is None or content_range.start == 0)
             )
-            if small and not await self._storage.stat(data_path):
+            stored = await self._storage.stat(data_path) if small else None
+            if small and not stored:
+                # Nothing stored before: written straight to the blob path. Without even
+                # an empty data file, the upload has no files to remove afterwards.
                 assert body is not None and content_length is not None
-                return await self._complete_in_memory(name, upload_id, digest, body, content_length)
+                return await self._complete_in_memory(
+                    name, upload_id, digest, body, content_length, files=stored is not None
+                )
             writer = await self._storage.writer(data_path, append=True)
             try:
                 if body is not None:
@@ -243,7 +250,7 @@ class UploadService:
             return size
 
     async def _complete_in_memory(
-        self, name: str, upload_id: str, digest: Digest, body: Body, length: int
+        self, name: str, upload_id: str, digest: Digest, body: Body, length: int, files: bool
     ) -> int:
         """A whole small blob in one request: verify it in memory and write it straight to
         its blob path (atomically), skipping the upload file."""
@@ -265,7 +272,7 @@ class UploadService:
         if await self._metadata.blob_size(str(digest)) is None:
             await self._storage.put_content(paths.blob_data(digest), data)
         await self._metadata.commit_blob(name, str(digest), length, upload_id)
-        await self._forget(name, upload_id)
+        await self._forget(name, upload_id, files)
         return length
 
     async def _require_digest(
