@@ -39,7 +39,7 @@ assert MIN_BODY > SMALL_BODY
 _KEY = web.RequestKey("dockyard.direct_body", bool)
 # Free buffers kept per process for the next upload: mapping fresh memory costs more
 # than the copies it saves when it happens per request.
-_POOL_LIMIT = 2 * BUFFERS
+_POOL_LIMIT = BUFFERS
 _pool: list[mmap.mmap] = []
 
 
