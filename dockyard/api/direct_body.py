@@ -111,7 +111,8 @@ class _Receiver(asyncio.BufferedProtocol):
         self._wake()
 
     def eof_received(self) -> bool | None:
-        self._fail(IncompleteBodyError(f"connection closed with {self._remaining} bytes to go"))
+        if self._remaining:
+            self._fail(IncompleteBodyError(f"connection closed with {self._remaining} bytes to go"))
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -143,10 +144,10 @@ class _Receiver(asyncio.BufferedProtocol):
                 if len(self._handed) > IN_FLIGHT:
                     self._release(self._handed.popleft())
                 if not self._ready:
+                    if self._remaining == 0 and self._filling is None and self._filled == 0:
+                        return  # the whole body was handed over
                     if self._error is not None:
                         raise self._error
-                    if self._remaining == 0 and self._filling is None and self._filled == 0:
-                        return
                     self._waiter = asyncio.get_running_loop().create_future()
                     await self._waiter
                     self._waiter = None
