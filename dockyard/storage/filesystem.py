@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -46,6 +47,7 @@ class _FilesystemWriter(FileWriter):
         # A second descriptor for O_DIRECT writes, opened at the first aligned write.
         self._direct_fd: int | None = None
         self._direct_refused = False
+        self._direct_lock = threading.Lock()
 
     @property
     def size(self) -> int:
@@ -66,9 +68,10 @@ class _FilesystemWriter(FileWriter):
 
     def _write_sync(self, fd: int, data: bytes | memoryview, start: int) -> None:
         if not self._direct_refused and aligned(data, start):
-            if self._direct_fd is None:
-                self._direct_fd = open_direct(self._path)
-                self._direct_refused = self._direct_fd is None
+            with self._direct_lock:  # two writes in flight may both be the first
+                if self._direct_fd is None and not self._direct_refused:
+                    self._direct_fd = open_direct(self._path)
+                    self._direct_refused = self._direct_fd is None
             if self._direct_fd is not None:
                 assert isinstance(data, memoryview)
                 done = write_direct(self._direct_fd, data, start)

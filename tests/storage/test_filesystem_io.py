@@ -3,6 +3,7 @@ filesystem takes it, the page cache (recycled) otherwise; the bytes are the same
 
 from __future__ import annotations
 
+import asyncio
 import mmap
 import os
 from pathlib import Path
@@ -84,3 +85,16 @@ def test_recycler_survives_truncation(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes() == data[: pagecache.WINDOW + 5] + more
+
+
+async def test_writes_in_flight_together_leave_no_descriptor_open(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path / "store")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        writer = await driver.writer("/u/data")
+        buffers = [aligned_buffer(MiB) for _ in range(4)]
+        await asyncio.gather(*(writer.write(buffer) for buffer in buffers))
+        await writer.commit()
+        data = (tmp_path / "store" / "u" / "data").read_bytes()
+        assert data == b"".join(map(bytes, buffers))
+    assert len(os.listdir("/proc/self/fd")) == before
