@@ -17,7 +17,13 @@ from sqlalchemy import Select, Table, and_, bindparam, delete, func, select, upd
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.engine import Database, DbConnection, InlineConnection, InlineEngine
+from dockyard.metadata.engine import (
+    Database,
+    DbConnection,
+    InlineConnection,
+    InlineEngine,
+    prepared,
+)
 from dockyard.metadata.generation import MISS, ReadCache, WriteGeneration
 from dockyard.metadata.records import (
     ManifestRecord,
@@ -30,9 +36,11 @@ from dockyard.metadata.records import (
 _PATH_SEPARATOR_KEY = "\x01"
 
 # Hot-path statements, built once: building a statement costs more than running it.
-_REPOSITORY_ID = select(t.repositories.c.id).where(t.repositories.c.name == bindparam("name"))
-_BLOB_SIZE = select(t.blobs.c.size).where(t.blobs.c.digest == bindparam("digest"))
-_REPOSITORY_BLOB_SIZE = (
+_REPOSITORY_ID = prepared(
+    select(t.repositories.c.id).where(t.repositories.c.name == bindparam("name"))
+)
+_BLOB_SIZE = prepared(select(t.blobs.c.size).where(t.blobs.c.digest == bindparam("digest")))
+_REPOSITORY_BLOB_SIZE = prepared(
     select(t.blobs.c.size)
     .select_from(
         t.repositories.join(
@@ -50,14 +58,14 @@ _MANIFEST_COLUMNS = (
     t.manifests.c.size,
     t.manifests.c.payload,
 )
-_MANIFEST_BY_DIGEST = (
+_MANIFEST_BY_DIGEST = prepared(
     select(*_MANIFEST_COLUMNS)
     .select_from(
         t.repositories.join(t.manifests, t.manifests.c.repository_id == t.repositories.c.id)
     )
     .where(t.repositories.c.name == bindparam("name"), t.manifests.c.digest == bindparam("ref"))
 )
-_MANIFEST_BY_TAG = (
+_MANIFEST_BY_TAG = prepared(
     select(*_MANIFEST_COLUMNS)
     .select_from(
         t.repositories.join(t.manifests, t.manifests.c.repository_id == t.repositories.c.id).join(
@@ -66,7 +74,7 @@ _MANIFEST_BY_TAG = (
     )
     .where(t.repositories.c.name == bindparam("name"), t.tags.c.name == bindparam("ref"))
 )
-_UPLOAD = select(t.uploads).where(t.uploads.c.id == bindparam("id"))
+_UPLOAD = prepared(select(t.uploads).where(t.uploads.c.id == bindparam("id")))
 _TAGS_PAGE = (
     select(t.tags.c.name)
     .where(t.tags.c.repository_id == bindparam("repository_id"), t.tags.c.name > bindparam("last"))
@@ -108,15 +116,17 @@ def _limit(limit: int | None) -> int:
     return _NO_LIMIT if limit is None else limit
 
 
-_INSERT_UPLOAD = t.uploads.insert()
-_MANIFEST_ID = select(t.manifests.c.id).where(
-    t.manifests.c.repository_id == bindparam("repository_id"),
-    t.manifests.c.digest == bindparam("digest"),
+_INSERT_UPLOAD = prepared(t.uploads.insert())
+_MANIFEST_ID = prepared(
+    select(t.manifests.c.id).where(
+        t.manifests.c.repository_id == bindparam("repository_id"),
+        t.manifests.c.digest == bindparam("digest"),
+    )
 )
-_INSERT_MANIFEST = t.manifests.insert().returning(t.manifests.c.id)
-_INSERT_REFERENCE = t.manifest_references.insert()
-_DELETE_UPLOAD = delete(t.uploads).where(t.uploads.c.id == bindparam("id"))
-_SAVE_UPLOAD_HASH = (
+_INSERT_MANIFEST = prepared(t.manifests.insert().returning(t.manifests.c.id))
+_INSERT_REFERENCE = prepared(t.manifest_references.insert())
+_DELETE_UPLOAD = prepared(delete(t.uploads).where(t.uploads.c.id == bindparam("id")))
+_SAVE_UPLOAD_HASH = prepared(
     update(t.uploads)
     .where(t.uploads.c.id == bindparam("upload_id"))
     .values(hash_offset=bindparam("offset"), hash_state=bindparam("state"))
@@ -250,20 +260,26 @@ class MetadataStore:
         self.engine = engine
         self._dialect = engine.dialect.name
         insert = self._insert
-        self._insert_blob = insert(t.blobs).on_conflict_do_nothing(index_elements=["digest"])
-        self._insert_repository = insert(t.repositories).on_conflict_do_nothing(
-            index_elements=["name"]
+        self._insert_blob = prepared(
+            insert(t.blobs).on_conflict_do_nothing(index_elements=["digest"])
         )
-        self._insert_link = insert(t.repository_blobs).on_conflict_do_nothing(
-            index_elements=["repository_id", "digest"]
+        self._insert_repository = prepared(
+            insert(t.repositories).on_conflict_do_nothing(index_elements=["name"])
+        )
+        self._insert_link = prepared(
+            insert(t.repository_blobs).on_conflict_do_nothing(
+                index_elements=["repository_id", "digest"]
+            )
         )
         upsert = insert(t.tags)
-        self._upsert_tag = upsert.on_conflict_do_update(
-            index_elements=["repository_id", "name"],
-            set_={
-                "manifest_id": upsert.excluded.manifest_id,
-                "updated_at": upsert.excluded.updated_at,
-            },
+        self._upsert_tag = prepared(
+            upsert.on_conflict_do_update(
+                index_elements=["repository_id", "name"],
+                set_={
+                    "manifest_id": upsert.excluded.manifest_id,
+                    "updated_at": upsert.excluded.updated_at,
+                },
+            )
         )
         self.generation = generation or WriteGeneration(None)
         self._cache = ReadCache(self.generation)
