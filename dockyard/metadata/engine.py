@@ -216,13 +216,6 @@ class InlineConnection:
     async def run_sync(self, function: Callable[[Connection], T]) -> T:
         return function(self.sync_connection)
 
-    def driver_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-        """Rows straight from the DB-API cursor, for bulk reads: SQLAlchemy's row
-        processing costs about 1.5 µs a row, three times the query itself."""
-        driver = self.sync_connection.connection.driver_connection
-        assert driver is not None
-        return list(driver.execute(sql, parameters).fetchall())
-
 
 class InlineEngine:
     """An engine whose connections execute on the calling thread (used for SQLite).

@@ -75,7 +75,7 @@ _MANIFEST_BY_TAG = prepared(
     .where(t.repositories.c.name == bindparam("name"), t.tags.c.name == bindparam("ref"))
 )
 _UPLOAD = prepared(select(t.uploads).where(t.uploads.c.id == bindparam("id")))
-_TAGS_PAGE = (
+_TAGS_PAGE = prepared(
     select(t.tags.c.name)
     .where(t.tags.c.repository_id == bindparam("repository_id"), t.tags.c.name > bindparam("last"))
     .order_by(t.tags.c.name)
@@ -88,13 +88,6 @@ _CATALOG_PAGE = (
     .order_by(_CATALOG_KEY)
     .limit(bindparam("limit"))
 )
-_compiled_tags_page = _TAGS_PAGE.compile(dialect=sqlite.dialect())
-# The same statement as SQLite's DB-API runs it: SQL text and the order of its parameters.
-_TAGS_PAGE_SQLITE = (
-    str(_compiled_tags_page),
-    tuple(_compiled_tags_page.positiontup or ()),
-    dict(_compiled_tags_page.params),
-)
 # What "no limit" means in a LIMIT clause that always has a value.
 _NO_LIMIT = 2**62
 # Every tag of a repository in one string (see TagList). Without an ORDER BY inside the
@@ -106,10 +99,9 @@ _TAG_NAMES = (
     .where(t.tags.c.repository_id == bindparam("repository_id"))
     .order_by(t.tags.c.name)
 )
-_compiled_tag_list = select(
-    func.group_concat(_TAG_NAMES.subquery().c.name, bindparam("separator"))
-).compile(dialect=sqlite.dialect())
-_TAG_LIST_SQLITE = (str(_compiled_tag_list), tuple(_compiled_tag_list.positiontup or ()))
+_TAG_LIST_SQLITE = prepared(
+    select(func.group_concat(_TAG_NAMES.subquery().c.name, bindparam("separator")))
+)
 
 
 def _limit(limit: int | None) -> int:
@@ -619,10 +611,9 @@ class MetadataStore:
             if repository_id is None:
                 return None
             if isinstance(connection, InlineConnection):
-                sql, order = _TAG_LIST_SQLITE
                 given = {"repository_id": repository_id, "separator": TAG_SEPARATOR}
-                rows = connection.driver_rows(sql, tuple(given[k] for k in order))
-                found = TagList(rows[0][0] or "")
+                joined = (await connection.execute(_TAG_LIST_SQLITE, given)).scalar_one_or_none()
+                found = TagList(joined or "")
             else:
                 result = await connection.execute(_TAG_NAMES, {"repository_id": repository_id})
                 found = TagList.of(result.scalars())
@@ -657,12 +648,7 @@ class MetadataStore:
                     "last": last or "",
                     "limit": _limit(limit),
                 }
-                if isinstance(connection, InlineConnection):
-                    sql, order, defaults = _TAGS_PAGE_SQLITE
-                    given = {**defaults, **values}
-                    rows = connection.driver_rows(sql, tuple(given[k] for k in order))
-                else:
-                    rows = list((await connection.execute(_TAGS_PAGE, values)).fetchall())
+                rows = (await connection.execute(_TAGS_PAGE, values)).fetchall()
                 found = [row[0] for row in rows]
         self._cache.put(key, generation, found)
         return found

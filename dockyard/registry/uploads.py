@@ -138,9 +138,10 @@ class UploadService:
             finally:
                 await writer.close()
             state = self._hashes.get(upload_id)
-            saved = saved_state(state.hasher) if state is not None else None
-            if saved is not None and state is not None and state.offset == size:
-                await self._metadata.save_upload_hash(upload_id, size, saved)
+            if state is not None and state.offset == size:
+                saved = saved_state(state.hasher)
+                if saved is not None:
+                    await self._metadata.save_upload_hash(upload_id, size, saved)
             return size
 
     async def _write_chunk(
