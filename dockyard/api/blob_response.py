@@ -65,22 +65,45 @@ def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
         count -= sent
 
 
+class BytesMissingError(Exception):
+    """The file of a blob the database knows is not there (nothing was sent yet)."""
+
+
+def _open(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise BytesMissingError(str(path)) from None
+
+
 async def send_local_file(
     request: web.Request, path: Path, size: int, headers: dict[str, str]
 ) -> web.StreamResponse:
+    """Serve ``size`` bytes of a local file. The file is opened before anything is sent,
+    so a missing file raises BytesMissingError while an error response is still possible."""
     chosen = _select_range(request, size, headers)
     if isinstance(chosen, web.Response):
         return chosen
     selected, status = chosen
     length = max(selected.length, 0)
-    if length <= SMALL_BLOB:
-        body = await asyncio.to_thread(_read_range, path, selected.start, length)
-        return web.Response(status=status, body=body, headers=headers)
-    if _is_tls(request):
-        # sendfile writes to the raw socket and would bypass TLS: stream through the transport
-        return await _stream_file(request, path, selected, status, headers)
+    fd = await asyncio.to_thread(_open, path)
+    try:
+        if length <= SMALL_BLOB:
+            body = await asyncio.to_thread(os.pread, fd, length, selected.start)
+            return web.Response(status=status, body=body, headers=headers)
+        if _is_tls(request):
+            # sendfile writes to the raw socket and would bypass TLS: stream via the transport
+            return await _stream_file(request, fd, selected, status, headers)
+        return await _sendfile(request, fd, selected, status, headers)
+    finally:
+        os.close(fd)
+
+
+async def _sendfile(
+    request: web.Request, fd: int, selected: ByteRange, status: int, headers: dict[str, str]
+) -> web.StreamResponse:
     response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = length
+    response.content_length = selected.length
     writer = await response.prepare(request)
     transport = request.transport
     socket = transport.get_extra_info("socket") if transport is not None else None
@@ -93,13 +116,9 @@ async def send_local_file(
             break
         await writer.drain()
         await asyncio.sleep(0.001)
-    fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
-    try:
-        await asyncio.get_running_loop().run_in_executor(
-            _sendfile_pool, _send_all, socket.fileno(), fd, selected.start, length
-        )
-    finally:
-        os.close(fd)
+    await asyncio.get_running_loop().run_in_executor(
+        _sendfile_pool, _send_all, socket.fileno(), fd, selected.start, selected.length
+    )
     await response.write_eof()
     return response
 
@@ -110,14 +129,14 @@ def _is_tls(request: web.Request) -> bool:
 
 
 async def _stream_file(
-    request: web.Request, path: Path, selected: ByteRange, status: int, headers: dict[str, str]
+    request: web.Request, fd: int, selected: ByteRange, status: int, headers: dict[str, str]
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = selected.length
     await response.prepare(request)
     offset, remaining = selected.start, selected.length
     while remaining > 0:
-        chunk = await asyncio.to_thread(_read_range, path, offset, min(remaining, SMALL_BLOB))
+        chunk = await asyncio.to_thread(os.pread, fd, min(remaining, SMALL_BLOB), offset)
         if not chunk:
             raise ConnectionResetError("file ended before the blob's size")
         await response.write(chunk)
@@ -127,28 +146,26 @@ async def _stream_file(
     return response
 
 
-def _read_range(path: Path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        return handle.read(length)
-
-
 async def send_stream(
     request: web.Request,
     size: int,
     headers: dict[str, str],
     open_stream: Callable[[int, int], AsyncIterator[bytes]],
 ) -> web.StreamResponse:
-    """Serve from a driver's reader (no local file)."""
+    """Serve from a driver's reader (no local file). The first piece is read before the
+    response starts, so that a driver's PathNotFoundError can still become a 404."""
     chosen = _select_range(request, size, headers)
     if isinstance(chosen, web.Response):
         return chosen
     selected, status = chosen
+    pieces = open_stream(selected.start, selected.length) if selected.length > 0 else None
+    first = await anext(pieces, b"") if pieces is not None else b""
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = max(selected.length, 0)
     await response.prepare(request)
-    if selected.length > 0:
-        async for chunk in open_stream(selected.start, selected.length):
+    if pieces is not None:
+        await response.write(first)
+        async for chunk in pieces:
             await response.write(chunk)
     await response.write_eof()
     return response

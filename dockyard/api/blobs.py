@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.blob_response import send_local_file, send_stream
+from dockyard.api.blob_response import BytesMissingError, send_local_file, send_stream
 from dockyard.api.context import Call
-from dockyard.oci import errors
 from dockyard.oci.digest import Digest
+from dockyard.storage.driver import PathNotFoundError
 
 
-def _blob_headers(digest: Digest, size: int) -> dict[str, str]:
+def _blob_headers(digest: Digest) -> dict[str, str]:
     return {
         "Docker-Content-Digest": str(digest),
         "Content-Type": "application/octet-stream",
@@ -23,20 +23,24 @@ def _blob_headers(digest: Digest, size: int) -> dict[str, str]:
 async def get_blob(request: web.Request, call: Call) -> web.StreamResponse:
     digest = Digest.parse(call.params["digest"])
     location = await call.registry.blobs.locate(call.name, digest, request.method)
-    headers = _blob_headers(digest, location.size)
+    headers = _blob_headers(digest)
     if location.redirect_url is not None:
         raise web.HTTPTemporaryRedirect(location.redirect_url, headers=headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(location.size)
         return web.Response(status=200, headers=headers)
-    if location.local_path is not None:
-        return await send_local_file(request, location.local_path, location.size, headers)
-    return await send_stream(
-        request,
-        location.size,
-        headers,
-        lambda offset, length: call.registry.blobs.stream(digest, offset, length),
-    )
+    try:
+        if location.local_path is not None:
+            return await send_local_file(request, location.local_path, location.size, headers)
+        return await send_stream(
+            request,
+            location.size,
+            headers,
+            lambda offset, length: call.registry.blobs.stream(digest, offset, length),
+        )
+    except (BytesMissingError, PathNotFoundError):
+        # Raised before the response started: the bytes are gone although the row is not.
+        raise await call.registry.blobs.bytes_missing(call.name, digest) from None
 
 
 async def delete_blob(request: web.Request, call: Call) -> web.StreamResponse:
@@ -51,7 +55,3 @@ def blob_location_headers(request: web.Request, call: Call, digest: Digest) -> d
         "Location": call.urls.build(request, f"/v2/{call.name}/blobs/{digest}"),
         "Docker-Content-Digest": str(digest),
     }
-
-
-def unsupported_method() -> errors.RegistryError:
-    return errors.RegistryError(errors.UNSUPPORTED, "method not allowed on this route")

@@ -18,7 +18,7 @@ from dockyard.oci import errors
 from dockyard.oci.names import validate_name
 from dockyard.registry.service import Registry
 from dockyard.registry.uploads import IncompleteBodyError
-from dockyard.storage.driver import InvalidPathError
+from dockyard.storage.driver import InvalidPathError, StorageFullError
 
 log = logging.getLogger("dockyard.api")
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -62,6 +62,9 @@ class Dispatcher:
             )
         except InvalidPathError:
             return error_response(errors.RegistryError(errors.NAME_INVALID))
+        except StorageFullError as exc:
+            log.error("%s %s: %s", request.method, request.path, exc)
+            return error_response(errors.RegistryError(errors.STORAGE_FULL))
         except web.HTTPException:
             raise
         except Exception:

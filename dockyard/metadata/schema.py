@@ -45,6 +45,9 @@ blobs = Table(
     Column("digest", String(200), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set when a read found the bytes gone (e.g. registry:2's garbage-collect ran on the
+    # store): the blob then counts as unknown everywhere until it is uploaded again.
+    Column("missing_at", DateTime(timezone=True), nullable=True),
 )
 
 # A blob linked into a repository (pushed or mounted there): what GET /blobs may serve.
@@ -118,4 +121,14 @@ uploads = Table(
     Column("hash_offset", BigInteger, nullable=True),
     Column("hash_state", LargeBinary, nullable=True),
     Index(None, "started_at"),
+)
+
+# Facts about the store itself, by key: e.g. ``served_write_at``, when Dockyard first
+# changed what the store holds (so that an import cannot silently revert it).
+registry_state = Table(
+    "registry_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

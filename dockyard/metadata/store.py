@@ -34,12 +34,18 @@ from dockyard.metadata.records import (
 )
 
 _PATH_SEPARATOR_KEY = "\x01"
+# The ``registry_state`` key of the first write Dockyard served to the store.
+SERVED_WRITE_KEY = "served_write_at"
 
 # Hot-path statements, built once: building a statement costs more than running it.
 _REPOSITORY_ID = prepared(
     select(t.repositories.c.id).where(t.repositories.c.name == bindparam("name"))
 )
-_BLOB_SIZE = prepared(select(t.blobs.c.size).where(t.blobs.c.digest == bindparam("digest")))
+# A blob whose bytes were found missing (``missing_at``) is unknown until uploaded again.
+_PRESENT = t.blobs.c.missing_at.is_(None)
+_BLOB_SIZE = prepared(
+    select(t.blobs.c.size).where(t.blobs.c.digest == bindparam("digest"), _PRESENT)
+)
 _REPOSITORY_BLOB_SIZE = prepared(
     select(t.blobs.c.size)
     .select_from(
@@ -50,6 +56,7 @@ _REPOSITORY_BLOB_SIZE = prepared(
     .where(
         t.repositories.c.name == bindparam("name"),
         t.repository_blobs.c.digest == bindparam("digest"),
+        _PRESENT,
     )
 )
 _MANIFEST_COLUMNS = (
@@ -248,12 +255,26 @@ class _TagListCache:
 class MetadataStore:
     """Repositories, blobs, manifests, tags, referrers and upload sessions."""
 
-    def __init__(self, engine: Database, generation: WriteGeneration | None = None) -> None:
+    def __init__(
+        self,
+        engine: Database,
+        generation: WriteGeneration | None = None,
+        *,
+        notes_writes: bool = True,
+    ) -> None:
+        """``notes_writes``: record in ``registry_state`` when this store first changes
+        what the registry holds (off for ``dockyard import``, whose writes are not
+        Dockyard serving the store)."""
         self.engine = engine
+        self._notes_writes = notes_writes
+        self._write_noted = False
         self._dialect = engine.dialect.name
         insert = self._insert
+        # A blob committed again is present again, whatever a read had found before.
         self._insert_blob = prepared(
-            insert(t.blobs).on_conflict_do_nothing(index_elements=["digest"])
+            insert(t.blobs).on_conflict_do_update(
+                index_elements=["digest"], set_={"missing_at": None}
+            )
         )
         self._insert_repository = prepared(
             insert(t.repositories).on_conflict_do_nothing(index_elements=["name"])
@@ -293,16 +314,41 @@ class MetadataStore:
 
     @asynccontextmanager
     async def _write(self, invalidates: bool = True) -> AsyncIterator[DbConnection]:
-        """A write transaction; on commit, other processes' read caches are invalidated."""
+        """A write transaction; on commit, other processes' read caches are invalidated.
+
+        A write that changes what the registry holds (``invalidates``) also records, once
+        per process, that Dockyard has written to this store (see :meth:`served_write_at`).
+        """
         if isinstance(self.engine, InlineEngine):
             writer = self.engine.writer()
             async with writer.begin():
                 yield writer
+                if invalidates:
+                    await self._note_write(writer)
         else:
             async with self.engine.connect() as connection, connection.begin():
                 yield connection
+                if invalidates:
+                    await self._note_write(connection)
         if invalidates:
+            self._write_noted = self._write_noted or self._notes_writes
             self.generation.bump()
+
+    async def _note_write(self, connection: DbConnection) -> None:
+        if self._notes_writes and not self._write_noted:
+            now = _now()
+            await connection.execute(
+                self._insert(t.registry_state).on_conflict_do_nothing(index_elements=["key"]),
+                {"key": SERVED_WRITE_KEY, "value": now.isoformat(), "updated_at": now},
+            )
+
+    async def served_write_at(self) -> datetime | None:
+        """When Dockyard first changed what this store holds (a push, mount or delete it
+        served), or None if it never has: an import must not revert such writes."""
+        query = select(t.registry_state.c.value).where(t.registry_state.c.key == SERVED_WRITE_KEY)
+        async with self._read() as connection:
+            value = (await connection.execute(query)).scalar_one_or_none()
+        return None if value is None else _utc(datetime.fromisoformat(value))
 
     def _insert(self, table: Any) -> Any:
         if self._dialect == "postgresql":
@@ -435,16 +481,36 @@ class MetadataStore:
                             t.repository_blobs.c.repository_id == t.repositories.c.id,
                         ).join(t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest)
                     )
-                    .where(t.repositories.c.name == source, t.blobs.c.digest == digest)
+                    .where(
+                        t.repositories.c.name == source, t.blobs.c.digest == digest, _PRESENT
+                    )
                 )
             else:
-                query = select(t.blobs.c.size).where(t.blobs.c.digest == digest)
+                query = select(t.blobs.c.size).where(t.blobs.c.digest == digest, _PRESENT)
             size = (await connection.execute(query)).scalar_one_or_none()
             if size is None:
                 return None
             repository_id = await self._ensure_repository(connection, name)
             await self._link(connection, repository_id, digest)
             return int(size)
+
+    async def mark_blob_missing(self, digest: str) -> bool:
+        """Record that the bytes of ``digest`` are gone from storage: from now on the blob
+        is unknown (``HEAD`` and ``GET`` answer 404, manifests cannot reference it, mounts
+        find nothing) until a client uploads it again. True if this call marked it."""
+        async with self._write() as connection:
+            result = await connection.execute(
+                update(t.blobs)
+                .where(t.blobs.c.digest == digest, _PRESENT)
+                .values(missing_at=_now())
+            )
+            return bool(result.rowcount)
+
+    async def missing_blob_count(self) -> int:
+        """How many blobs are marked missing (see :meth:`mark_blob_missing`)."""
+        query = select(func.count()).select_from(t.blobs).where(t.blobs.c.missing_at.is_not(None))
+        async with self._read() as connection:
+            return int((await connection.execute(query)).scalar_one())
 
     async def unlink_blob(self, name: str, digest: str) -> bool:
         async with self._write() as connection:
@@ -563,15 +629,17 @@ class MetadataStore:
     async def _missing(
         connection: DbConnection, table: Table, repository_id: int, digests: Sequence[str]
     ) -> list[str]:
-        """Which of ``digests`` have no row in ``table`` for the repository, sorted."""
+        """Which of ``digests`` have no row in ``table`` for the repository, sorted. A
+        blob link counts only while the blob's bytes are not known to be missing."""
         if not digests:
             return []
         wanted = set(digests)
-        found = await connection.execute(
-            select(table.c.digest).where(
-                table.c.repository_id == repository_id, table.c.digest.in_(wanted)
-            )
+        query = select(table.c.digest).where(
+            table.c.repository_id == repository_id, table.c.digest.in_(wanted)
         )
+        if table is t.repository_blobs:
+            query = query.join(t.blobs, t.blobs.c.digest == table.c.digest).where(_PRESENT)
+        found = await connection.execute(query)
         return sorted(wanted - set(found.scalars()))
 
     async def delete_manifest(self, name: str, digest: str) -> bool:

@@ -140,6 +140,13 @@ UNAVAILABLE = _register(
     503,
     "The registry is in read-only mode or a backend is unavailable.",
 )
+STORAGE_FULL = _register(
+    "STORAGE_FULL",
+    "the registry's storage is full",
+    507,
+    "The storage has no space left (a full disk or a quota); nothing was stored. "
+    "Dockyard's own code: registry:2 answers 500 UNKNOWN here.",
+)
 UNKNOWN = _register(
     "UNKNOWN",
     "unknown error",

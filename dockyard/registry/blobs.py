@@ -1,7 +1,16 @@
-"""Reading blobs: existence in a repository, size, and where the bytes are."""
+"""Reading blobs: existence in a repository, size, and where the bytes are.
+
+The database says which blobs exist, but something outside Dockyard can still remove their
+bytes (registry:2's ``garbage-collect`` run on a Dockyard store deletes every blob it finds
+no link file for). A read that finds the bytes gone marks the blob missing: from then on it
+is unknown (404 ``BLOB_UNKNOWN``) everywhere, so that clients upload it again instead of
+skipping it, and the next upload makes it whole.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +20,8 @@ from dockyard.oci import errors
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
+
+log = logging.getLogger("dockyard.blobs")
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,10 @@ class BlobLocation:
     redirect_url: str | None
 
 
+def _blob_unknown(digest: Digest) -> errors.RegistryError:
+    return errors.RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
+
+
 class BlobReader:
     def __init__(self, metadata: MetadataStore, storage: StorageDriver) -> None:
         self._metadata = metadata
@@ -31,14 +46,33 @@ class BlobReader:
     async def locate(self, name: str, digest: Digest, method: str = "GET") -> BlobLocation:
         size = await self._metadata.repository_blob_size(name, str(digest))
         if size is None:
-            raise errors.RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
+            raise _blob_unknown(digest)
         path = paths.blob_data(digest)
+        local = self._storage.local_path(path)
+        if local is not None and not await asyncio.to_thread(local.is_file):
+            # A local file is cheap to check, so a HEAD (which clients use to skip an
+            # upload) already finds what a GET would.
+            raise await self.bytes_missing(name, digest)
         return BlobLocation(
             digest=digest,
             size=size,
-            local_path=self._storage.local_path(path),
+            local_path=local,
             redirect_url=await self._storage.redirect_url(path, method),
         )
+
+    async def bytes_missing(self, name: str, digest: Digest) -> errors.RegistryError:
+        """Mark ``digest`` missing after a read found no bytes; the error to answer with."""
+        if await self._metadata.mark_blob_missing(str(digest)):
+            log.error(
+                "blob %s (read through repository %s) has no bytes at %s on storage %s: "
+                "marked missing, so clients upload it again. Was registry:2's "
+                "garbage-collect run on this store? (docs/migrating-from-registry2.md)",
+                digest,
+                name,
+                paths.blob_data(digest),
+                self._storage.name,
+            )
+        return _blob_unknown(digest)
 
     def stream(self, digest: Digest, offset: int, length: int) -> AsyncIterator[bytes]:
         return self._storage.reader(paths.blob_data(digest), offset, length)
@@ -46,4 +80,4 @@ class BlobReader:
     async def delete(self, name: str, digest: Digest) -> None:
         """Unlink a blob from a repository; its bytes stay until garbage collection."""
         if not await self._metadata.unlink_blob(name, str(digest)):
-            raise errors.RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
+            raise _blob_unknown(digest)

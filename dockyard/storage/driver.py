@@ -30,6 +30,14 @@ class PathNotFoundError(StorageError):
         self.path = path
 
 
+class StorageFullError(StorageError):
+    """The storage has no room left (a full disk, a quota): nothing was made visible."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"no space left on the storage at {where}")
+        self.where = where
+
+
 class InvalidPathError(StorageError):
     def __init__(self, path: str) -> None:
         super().__init__(f"invalid storage path: {path[:300]!r}")

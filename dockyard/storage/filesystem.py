@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 import re
 import shutil
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from dockyard.storage.driver import (
@@ -16,6 +18,7 @@ from dockyard.storage.driver import (
     InvalidPathError,
     PathNotFoundError,
     StorageDriver,
+    StorageFullError,
     check_path,
 )
 from dockyard.storage.pagecache import PageRecycler, aligned, open_direct, write_direct
@@ -28,6 +31,20 @@ PATH_MAX = 4096
 # fits wherever its target fits, which list() leaves out.
 _TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")
 _TEMPORARY_NAME_LENGTH = 37
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def _space_at(path: Path) -> Iterator[None]:
+    """A full disk or quota while writing ``path`` raises StorageFullError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise StorageFullError(str(path)) from exc
+        raise
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -64,7 +81,8 @@ class _FilesystemWriter(FileWriter):
         # Taken before the first await: writes in flight together never overlap. A failed
         # write leaves the size past the data; the caller truncates (as after any failure).
         self._size += len(data)
-        await asyncio.to_thread(self._write_sync, fd, data, start)
+        with _space_at(self._path):
+            await asyncio.to_thread(self._write_sync, fd, data, start)
 
     def _write_sync(self, fd: int, data: bytes | memoryview, start: int) -> None:
         if not self._direct_refused and aligned(data, start):
@@ -100,7 +118,8 @@ class _FilesystemWriter(FileWriter):
 
     async def commit(self) -> None:
         fd = self._require_fd()
-        await asyncio.to_thread(os.fdatasync, fd)
+        with _space_at(self._path):
+            await asyncio.to_thread(os.fdatasync, fd)
         await self.close()
 
     async def cancel(self) -> None:
@@ -145,7 +164,8 @@ class FilesystemDriver(StorageDriver):
 
     async def put_content(self, path: str, data: bytes) -> None:
         full = self._full(path)
-        await asyncio.to_thread(self._put_sync, full, data)
+        with _space_at(full):
+            await asyncio.to_thread(self._put_sync, full, data)
 
     @staticmethod
     def _put_sync(full: Path, data: bytes) -> None:
@@ -197,7 +217,8 @@ class FilesystemDriver(StorageDriver):
             fd = os.open(full, flags, 0o644)
             return fd, os.fstat(fd).st_size
 
-        fd, size = await asyncio.to_thread(open_sync)
+        with _space_at(full):
+            fd, size = await asyncio.to_thread(open_sync)
         return _FilesystemWriter(full, fd, size)
 
     async def stat(self, path: str) -> int | None:
@@ -227,7 +248,8 @@ class FilesystemDriver(StorageDriver):
             os.replace(src, dst)
             _fsync_dir(dst.parent)
 
-        await asyncio.to_thread(move_sync)
+        with _space_at(dst):
+            await asyncio.to_thread(move_sync)
 
     async def delete(self, path: str) -> None:
         full = self._full(path)
