@@ -626,18 +626,55 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
 
 
 def test_refusals_from_the_environment(tmp_path: Path) -> None:
-    # podman users' REGISTRY_AUTH_FILE reads as an auth type, as in registry:2
-    message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH_FILE": "/run/auth.json"})
-    assert message.startswith("auth.file: unknown auth type")
-    assert "REGISTRY_AUTH_FILE" in message
+    message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH_LDAP_URL": "ldap://x"})
+    assert message == (
+        "auth.ldap: unknown auth type (supported: htpasswd, token), set by the environment "
+        "variable REGISTRY_AUTH_LDAP_URL; refusing to start without the authentication it "
+        "asks for. To fix it, unset REGISTRY_AUTH_LDAP_URL in the server's environment, or "
+        "configure auth.htpasswd or auth.token instead"
+    )
+    message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH": "ldap"})
+    assert "set by the environment variable REGISTRY_AUTH;" in message
+    assert "unset REGISTRY_AUTH in the server's environment" in message
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH_SILLY_REALM": "r"})
     assert message.startswith("auth.silly: ")
+    assert "unset REGISTRY_AUTH_SILLY_REALM in the server's environment" in message
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE": "/le"})
     assert message.startswith("http.tls.letsencrypt is not supported yet")
     assert "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE" in message
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_STORAGE": "s3"})
     assert "storage.s3: the s3 storage driver is not supported yet" in message
     assert "REGISTRY_STORAGE" in message
+
+
+def test_unknown_auth_type_in_the_file_says_how_to_fix_it(tmp_path: Path) -> None:
+    message = config_error(tmp_path, MINIMAL + "auth:\n  ldap: {url: ldap://x}\n")
+    assert "environment" not in message
+    assert message.endswith(
+        "To fix it, configure auth.htpasswd or auth.token in its place, "
+        "or remove auth.ldap to serve without authentication"
+    )
+
+
+def test_registry_auth_file_is_not_an_override(tmp_path: Path) -> None:
+    """podman, skopeo and buildah users have REGISTRY_AUTH_FILE set; registry:2 reads it as
+    an auth type ``file`` and refuses to start, Dockyard ignores it and says why."""
+    loaded = load(tmp_path, MINIMAL, {"REGISTRY_AUTH_FILE": "/run/user/0/containers/auth.json"})
+    assert loaded.config.auth.kind() is None
+    assert loaded.warnings == [
+        "REGISTRY_AUTH_FILE: not a configuration override, ignored: it names the credentials "
+        "file (containers-auth.json) of podman, skopeo and buildah, not a registry setting"
+    ]
+    # Next to a configured auth type it changes nothing either (no "two auth types").
+    text = MINIMAL + "auth:\n  htpasswd: {realm: r, path: /auth/htpasswd}\n"
+    env = {"REGISTRY_AUTH_FILE": "/auth.json", "REGISTRY_AUTH_HTPASSWD_REALM": "Registry"}
+    loaded = load(tmp_path, text, env)
+    assert loaded.config.auth.htpasswd is not None
+    assert loaded.config.auth.htpasswd.realm == "Registry"
+    assert loaded.config.auth.kind() == "htpasswd"
+    # Only that exact name: a variable inside it is still read (and refused).
+    message = config_error(tmp_path, MINIMAL, {"REGISTRY_AUTH_FILE_PATH": "/x"})
+    assert message.startswith("auth.file: unknown auth type")
 
 
 def test_inert_tls_and_auth_sections_are_accepted(tmp_path: Path) -> None:
@@ -850,10 +887,142 @@ def test_unknown_keys_warn_with_full_dotted_key(tmp_path: Path) -> None:
         "storage.inmemory.size: unknown key, ignored (the inmemory driver takes no parameters)",
         "colour: unknown key, ignored",
         "http.bogus: unknown key, ignored",
-        "log.Level: unknown key, ignored",
-        "log.accesslog.enabled: unknown key, ignored",
+        "log.Level: unknown key, ignored; did you mean log.level?",
+        "log.accesslog.enabled: unknown key, ignored; did you mean log.accesslog.disabled?",
     ]
     assert loaded.config.log.level == "info"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MINIMAL + "  delete:\n    enabeld: true\n",
+            "storage.delete.enabeld: unknown key, ignored; did you mean storage.delete.enabled?",
+        ),
+        (
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdir: /srv\n",
+            "storage.filesystem.rootdir: unknown key, ignored; "
+            "did you mean storage.filesystem.rootdirectory?",
+        ),
+        (
+            MINIMAL + "  maintenance:\n    readonly:\n      enable: true\n",
+            "storage.maintenance.readonly.enable: unknown key, ignored; "
+            "did you mean storage.maintenance.readonly.enabled?",
+        ),
+        (
+            MINIMAL + "http:\n  adr: :5001\n",
+            "http.adr: unknown key, ignored; did you mean http.addr?",
+        ),
+        (
+            MINIMAL + "catalog:\n  maxentrys: 10\n",
+            "catalog.maxentrys: unknown key, ignored; did you mean catalog.maxentries?",
+        ),
+        (
+            MINIMAL + "security:\n  trustedproxy: [127.0.0.1]\n",
+            "security.trustedproxy: unknown key, ignored; did you mean security.trustedproxies?",
+        ),
+        # keys Dockyard knows but does not implement are suggested too
+        (MINIMAL + "helth: {}\n", "helth: unknown key, ignored; did you mean health?"),
+        # nothing close: no suggestion
+        (MINIMAL + "colour: blue\n", "colour: unknown key, ignored"),
+    ],
+)
+def test_unknown_keys_suggest_the_closest_known_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    assert load(tmp_path, text).warnings == [expected]
+
+
+def test_a_typo_leaves_the_setting_at_its_default(tmp_path: Path) -> None:
+    """Why the suggestion matters: the typo'd key is ignored, so deletes stay off."""
+    loaded = load(tmp_path, MINIMAL + "  delete:\n    enabeld: true\n")
+    assert loaded.config.storage.delete.enabled is False
+
+
+def test_unknown_key_in_a_section_from_the_environment_names_the_variable(
+    tmp_path: Path,
+) -> None:
+    loaded = load(tmp_path, MINIMAL, {"REGISTRY_LOG": "{levl: debug}"})
+    assert loaded.warnings == [
+        "log.levl: unknown key, ignored; did you mean log.level? (set by REGISTRY_LOG)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        (
+            "REGISTRY_STORAGE_DELETE_ENABELD",
+            "there is no configuration key storage.delete.enabeld, ignored; "
+            "did you mean REGISTRY_STORAGE_DELETE_ENABLED?",
+        ),
+        (
+            "REGISTRY_STROAGE_DELETE_ENABLED",
+            "there is no configuration key stroage, ignored; "
+            "did you mean REGISTRY_STORAGE_DELETE_ENABLED?",
+        ),
+        (
+            "REGISTRY_VALIDATION_MANIFESTS_URLS_ALOW_0",
+            "there is no configuration key validation.manifests.urls.alow, ignored; "
+            "did you mean REGISTRY_VALIDATION_MANIFESTS_URLS_ALLOW_0?",
+        ),
+        # "serve" is close to "service", but REGISTRY_SERVE_HOST names nothing either
+        ("REGISTRY_SERVICE_HOST", "there is no configuration key service, ignored"),
+    ],
+)
+def test_unknown_variables_suggest_a_variable_that_names_a_key(
+    tmp_path: Path, variable: str, expected: str
+) -> None:
+    assert load(tmp_path, MINIMAL, {variable: "true"}).warnings == [f"{variable}: {expected}"]
+
+
+def test_typo_of_an_auth_type_or_driver_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    message = config_error(tmp_path, MINIMAL + "auth:\n  htpaswd: {realm: r, path: /p}\n")
+    assert message.startswith(
+        "auth.htpaswd: unknown auth type (supported: htpasswd, token; "
+        "did you mean auth.htpasswd?); refusing to start"
+    )
+    message = config_error(tmp_path, "version: 0.1\nstorage:\n  filesytem: {}\n")
+    assert message == (
+        "storage.filesytem: unknown storage driver "
+        "(supported: filesystem, inmemory; did you mean storage.filesystem?)"
+    )
+
+
+# ---- strict mode -------------------------------------------------------------------------
+
+
+def test_strict_turns_every_warning_into_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(
+        MINIMAL + "  delete:\n    enabeld: true\nhealth: {storagedriver: {enabled: true}}\n"
+    )
+    env = {"REGISTRY_HTTP_ADR": ":5001"}
+    warnings = load_config(path, env).warnings
+    assert len(warnings) == 3
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env, strict=True)
+    message = str(caught.value)
+    assert message.startswith(
+        "strict mode turns every configuration warning into an error; 3 warnings:"
+    )
+    for warning in warnings:
+        assert f"\n  {warning}" in message
+
+
+def test_strict_accepts_a_configuration_without_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(MINIMAL)
+    assert load_config(path, {}, strict=True).warnings == []
+    assert load_config(None, {}, strict=True).config.storage.delete.enabled is True
+
+
+def test_strict_counts_the_ignored_registry_auth_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(MINIMAL)
+    with pytest.raises(ConfigError, match="1 warning:\n  REGISTRY_AUTH_FILE: "):
+        load_config(path, {"REGISTRY_AUTH_FILE": "/auth.json"}, strict=True)
 
 
 def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:

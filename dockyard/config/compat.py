@@ -1,0 +1,92 @@
+"""What Dockyard does with the registry:2 keys it knows of but does not implement.
+
+Refused keys stop a serving Dockyard (ignoring them would quietly weaken the deployment),
+unsupported ones are accepted with a warning, deprecated ones are honoured the way
+Distribution honours them. Each table holds the message the operator sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from dockyard.config.tree import has_content, lookup
+
+# Drivers Distribution ships that Dockyard does not implement yet.
+KNOWN_STORAGE_DRIVERS: Final = frozenset({"s3", "gcs", "azure", "swift", "oss"})
+
+
+def _letsencrypt_requested(value: Any) -> bool:
+    # Distribution only uses Let's Encrypt when a cache file is given.
+    return has_content(lookup(value, "cachefile"))
+
+
+def _proxy_requested(value: Any) -> bool:
+    return has_content(lookup(value, "remoteurl"))
+
+
+# Sections Dockyard refuses to ignore: starting without them would quietly weaken the
+# deployment. To implement one, model it and delete its entry here.
+REFUSED_KEYS: Final[Mapping[str, str]] = {
+    "http.tls.letsencrypt": (
+        "http.tls.letsencrypt is not supported yet: refusing to start without the TLS this "
+        "file asks for (give http.tls.certificate and http.tls.key, or terminate TLS in a "
+        "reverse proxy)"
+    ),
+    "proxy": (
+        "proxy is not supported yet: refusing to start as a writable registry where a "
+        "read-only pull-through cache was asked for"
+    ),
+}
+# When a refused section actually asks for its feature (Distribution's own test);
+# a present but inert section is ignored with a warning instead.
+REFUSAL_TRIGGERS: Final[Mapping[str, Callable[[Any], bool]]] = {
+    "http.tls.letsencrypt": _letsencrypt_requested,
+    "proxy": _proxy_requested,
+}
+
+# Auth types Distribution has that Dockyard refuses, with the reason.
+UNSUPPORTED_AUTH: Final[Mapping[str, str]] = {
+    "silly": (
+        "the silly auth type (a development stub that lets any Authorization header in) "
+        "is not supported"
+    ),
+}
+
+# Accepted and ignored, with one warning naming the key.
+UNSUPPORTED_KEYS: Final[frozenset[str]] = frozenset(
+    {
+        "log.hooks",
+        "log.reportcaller",
+        "storage.cache",
+        "storage.redirect",
+        "storage.tag",
+        "http.debug",
+        "http.http2",
+        "middleware",
+        "notifications",
+        "redis",
+        "health",
+        "reporting",
+        "compatibility",
+        "policy",
+    }
+)
+
+# Deprecated keys that are honoured the way Distribution honours them.
+DEPRECATED_KEYS: Final[Mapping[str, str]] = {
+    "loglevel": "loglevel: deprecated, use log.level",
+    "validation.enabled": "validation.enabled: deprecated, use validation.disabled",
+}
+
+_SPECIAL_KEYS: Final = frozenset(REFUSED_KEYS) | UNSUPPORTED_KEYS | frozenset(DEPRECATED_KEYS)
+
+
+def special_children(parent: str) -> list[str]:
+    """The names of the refused, unsupported and deprecated keys right under ``parent``."""
+    prefix = parent + "." if parent else ""
+    return [
+        key[len(prefix) :]
+        for key in _SPECIAL_KEYS
+        if key.startswith(prefix) and "." not in key[len(prefix) :]
+    ]

@@ -1,0 +1,41 @@
+"""The effective configuration as YAML, the way ``dockyard config check`` prints it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from dockyard.config.model import Config
+
+
+def _mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def render_effective(config: Config) -> str:
+    """The effective configuration as YAML in Distribution's layout, secrets masked."""
+    data: dict[str, Any] = config.model_dump(mode="json")
+    storage = data["storage"]
+    driver = storage.pop("driver")
+    filesystem = storage.pop("filesystem")
+    data["storage"] = {driver: filesystem if driver == "filesystem" else {}, **storage}
+    if data["http"]["secret"] is not None:
+        data["http"]["secret"] = "***"
+    data["auth"] = {kind: section for kind, section in data["auth"].items() if section}
+    if not config.http.tls.enabled:
+        del data["http"]["tls"]
+    if data["database"]["url"] is not None:
+        data["database"]["url"] = _mask_url_password(data["database"]["url"])
+    header = (
+        "# Dockyard effective configuration: defaults filled in, "
+        "REGISTRY_* overrides applied, secrets masked.\n"
+    )
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return header + body
