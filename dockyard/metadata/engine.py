@@ -3,11 +3,12 @@
 SQLite runs *inline*: its statements execute on the calling (event-loop) thread through
 SQLAlchemy's synchronous engine. A typical query takes tens of microseconds there, while a
 hop to aiosqlite's thread and back costs hundreds, and under load milliseconds (measured:
-docs/performance.md). Transactions never span an await that suspends, so one process's
-transactions never interleave. SQLite runs in WAL mode, and write transactions start with
+docs/performance.md). SQLite runs in WAL mode, and write transactions start with
 ``BEGIN IMMEDIATE`` so that writers in several worker processes queue for the write lock
-instead of failing on a lock upgrade; the store's writer waits for that lock without
-blocking the event loop (:class:`InlineConnection`).
+instead of failing on a lock upgrade. The store's writer waits for that lock without
+blocking the event loop (:class:`InlineConnection`), and the coroutines of one process take
+turns on it (:attr:`InlineEngine.write_lock`), so one process's transactions never
+interleave even when one of them suspends.
 
 PostgreSQL runs through SQLAlchemy's asyncio engine (asyncpg). Both kinds of engine offer
 the same ``connect()`` → ``execute()`` surface to :mod:`dockyard.metadata.store`.
@@ -20,12 +21,16 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Dialect, Executable, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Dialect, Executable, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound, OperationalError
@@ -221,14 +226,19 @@ class InlineEngine:
     """An engine whose connections execute on the calling thread (used for SQLite).
 
     Besides pooled connections (``connect()``), it keeps one reader in autocommit mode and
-    one writer for :mod:`dockyard.metadata.store`, whose blocks never suspend while they hold
-    them: a read then costs one statement, with no pool checkout, BEGIN or ROLLBACK.
+    one writer for :mod:`dockyard.metadata.store`: a read then costs one statement, with no
+    pool checkout, BEGIN or ROLLBACK. Reads never suspend; a write transaction holds
+    :attr:`write_lock` for as long as it runs.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.sync_engine = engine
         self._reader: InlineConnection | None = None
         self._writer: InlineConnection | None = None
+        # Held for a whole write transaction on the writer: a transaction may wait for the
+        # write lock, or for storage (a blob's bytes made visible inside its commit), and
+        # another coroutine of this process must not begin on the same connection meanwhile.
+        self.write_lock = asyncio.Lock()
         self._plans: dict[tuple[int, tuple[str, ...]], tuple[Executable, _Plan]] = {}
 
     def reader(self) -> InlineConnection:
@@ -316,17 +326,61 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
     return config
 
 
-async def migrate(engine: Database) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+# The PostgreSQL advisory lock that migrations hold: "dockyard" in ASCII, a key no other
+# user of the database is likely to pick.
+MIGRATION_LOCK = 0x646F636B79617264
+
+
+@dataclass(frozen=True)
+class Migration:
+    """The schema revision a migration found, and the one it left."""
+
+    before: str | None
+    after: str | None
+
+
+def code_revision() -> str:
+    """The newest revision this version of Dockyard knows: the schema its code expects."""
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+def known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations (a newer Dockyard's is not)."""
+    try:
+        return ScriptDirectory(str(MIGRATIONS)).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+async def migrate(engine: Database) -> Migration:
+    """Bring the schema to the newest revision (idempotent), in one transaction.
+
+    Concurrent migrations (replicas starting together, ``dockyard db migrate`` on two hosts)
+    take turns: on PostgreSQL under an advisory lock, on SQLite under the write lock
+    (``BEGIN IMMEDIATE``); the second finds the schema at head and changes nothing.
+    """
     async with engine.connect() as connection:
         connection = await connection.execution_options(**WRITE)
-        await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
+        done = await connection.run_sync(_upgrade)
         await connection.commit()
+    return done
+
+
+def _upgrade(connection: Connection) -> Migration:
+    if connection.dialect.name == "postgresql":
+        # Held until the transaction ends, so another migration waits here until this one
+        # has committed, then reads the revision it left.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    # This read begins the transaction (on SQLite with the write lock): Alembic then runs
+    # inside it instead of committing on its own.
+    before = MigrationContext.configure(connection).get_current_revision()
+    command.upgrade(_alembic_config(connection), "head")
+    return Migration(before, MigrationContext.configure(connection).get_current_revision())
 
 
 async def current_revision(engine: Database) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     async with engine.connect() as connection:
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()

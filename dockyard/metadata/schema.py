@@ -48,6 +48,10 @@ blobs = Table(
     # Set when a read found the bytes gone (e.g. registry:2's garbage-collect ran on the
     # store): the blob then counts as unknown everywhere until it is uploaded again.
     Column("missing_at", DateTime(timezone=True), nullable=True),
+    # The last time something wanted the blob: its commit, a link or mount into a
+    # repository, a manifest referencing it (NULL in rows older than migration 0004: then
+    # created_at). A collector leaves alone what was wanted within its review delay.
+    Column("wanted_at", DateTime(timezone=True), nullable=True),
 )
 
 # A blob linked into a repository (pushed or mounted there): what GET /blobs may serve.
@@ -79,6 +83,8 @@ manifests = Table(
     Column("subject_digest", String(200), nullable=True),
     Column("annotations", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # As blobs.wanted_at: a push of it, a tag moved to it, an index referencing it.
+    Column("wanted_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("repository_id", "digest"),
     Index(None, "repository_id", "subject_digest"),
 )

@@ -20,11 +20,11 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.engine import (
     Database,
     DbConnection,
-    InlineConnection,
     InlineEngine,
     prepared,
 )
 from dockyard.metadata.generation import MISS, ReadCache, WriteGeneration
+from dockyard.metadata.listings import PATH_SEPARATOR_KEY, limit_value, listings
 from dockyard.metadata.records import (
     ManifestRecord,
     ManifestToStore,
@@ -33,7 +33,6 @@ from dockyard.metadata.records import (
     UploadRecord,
 )
 
-_PATH_SEPARATOR_KEY = "\x01"
 # The ``registry_state`` key of the first write Dockyard served to the store.
 SERVED_WRITE_KEY = "served_write_at"
 
@@ -82,39 +81,6 @@ _MANIFEST_BY_TAG = prepared(
     .where(t.repositories.c.name == bindparam("name"), t.tags.c.name == bindparam("ref"))
 )
 _UPLOAD = prepared(select(t.uploads).where(t.uploads.c.id == bindparam("id")))
-_TAGS_PAGE = prepared(
-    select(t.tags.c.name)
-    .where(t.tags.c.repository_id == bindparam("repository_id"), t.tags.c.name > bindparam("last"))
-    .order_by(t.tags.c.name)
-    .limit(bindparam("limit"))
-)
-_CATALOG_KEY = func.replace(t.repositories.c.name, "/", _PATH_SEPARATOR_KEY)
-_CATALOG_PAGE = (
-    select(t.repositories.c.name)
-    .where(bindparam("after") < _CATALOG_KEY)
-    .order_by(_CATALOG_KEY)
-    .limit(bindparam("limit"))
-)
-# What "no limit" means in a LIMIT clause that always has a value.
-_NO_LIMIT = 2**62
-# Every tag of a repository in one string (see TagList). Without an ORDER BY inside the
-# aggregate (SQLite 3.44+), SQLite feeds it the rows of the ordered subquery in order: a
-# subquery with ORDER BY is never flattened into an aggregate query, and the covering
-# primary-key index yields one repository's names in order anyway. Tests pin the order.
-_TAG_NAMES = (
-    select(t.tags.c.name)
-    .where(t.tags.c.repository_id == bindparam("repository_id"))
-    .order_by(t.tags.c.name)
-)
-_TAG_LIST_SQLITE = prepared(
-    select(func.group_concat(_TAG_NAMES.subquery().c.name, bindparam("separator")))
-)
-
-
-def _limit(limit: int | None) -> int:
-    return _NO_LIMIT if limit is None else limit
-
-
 _INSERT_UPLOAD = prepared(t.uploads.insert())
 _MANIFEST_ID = prepared(
     select(t.manifests.c.id).where(
@@ -124,6 +90,11 @@ _MANIFEST_ID = prepared(
 )
 _INSERT_MANIFEST = prepared(t.manifests.insert().returning(t.manifests.c.id))
 _INSERT_REFERENCE = prepared(t.manifest_references.insert())
+_WANT_MANIFEST = prepared(
+    update(t.manifests)
+    .where(t.manifests.c.id == bindparam("manifest_id"))
+    .values(wanted_at=bindparam("now"))
+)
 _DELETE_UPLOAD = prepared(delete(t.uploads).where(t.uploads.c.id == bindparam("id")))
 _SAVE_UPLOAD_HASH = prepared(
     update(t.uploads)
@@ -156,8 +127,8 @@ _TAG_ENTRY_COST = 100
 class TagList:
     """Every tag of one repository in byte order, as one read saw them. Immutable.
 
-    SQLite hands the tags back as one string, joined by :data:`TAG_SEPARATOR`: a row per
-    tag (a tuple and a string made for each) costs three times as much on a long list. The
+    The database hands the tags back as one string, joined by :data:`TAG_SEPARATOR`: a
+    row per tag (a tuple and a string made for each) costs more on a long list. The
     list is split from the string on first use. ``memo`` keeps what callers derive from
     the list (the API: its response body) for as long as the list itself is cached.
     """
@@ -172,6 +143,16 @@ class TagList:
     @classmethod
     def of(cls, tags: Iterable[str]) -> TagList:
         return cls(TAG_SEPARATOR.join(tags))
+
+    @classmethod
+    def in_byte_order(cls, joined: str) -> TagList:
+        """The list of tags ``joined`` in an order nothing promised, in byte order: sorted
+        here unless it already is (checking costs a fifth of the read on long lists)."""
+        tags = joined.split(TAG_SEPARATOR) if joined else []
+        ordered = sorted(tags)
+        found = cls(joined if ordered == tags else TAG_SEPARATOR.join(ordered))
+        found._tags = ordered
+        return found
 
     @property
     def size(self) -> int:
@@ -269,11 +250,14 @@ class MetadataStore:
         self._notes_writes = notes_writes
         self._write_noted = False
         self._dialect = engine.dialect.name
+        self._listings = listings(self._dialect)
         insert = self._insert
         # A blob committed again is present again, whatever a read had found before.
+        blob = insert(t.blobs)
         self._insert_blob = prepared(
-            insert(t.blobs).on_conflict_do_update(
-                index_elements=["digest"], set_={"missing_at": None}
+            blob.on_conflict_do_update(
+                index_elements=["digest"],
+                set_={"missing_at": None, "wanted_at": blob.excluded.wanted_at},
             )
         )
         self._insert_repository = prepared(
@@ -321,7 +305,7 @@ class MetadataStore:
         """
         if isinstance(self.engine, InlineEngine):
             writer = self.engine.writer()
-            async with writer.begin():
+            async with self.engine.write_lock, writer.begin():
                 yield writer
                 if invalidates:
                     await self._note_write(writer)
@@ -391,10 +375,10 @@ class MetadataStore:
         if cached is not MISS:
             return cast(list[str], cached)
         generation = self.generation.current()
-        after = last.replace("/", _PATH_SEPARATOR_KEY) if last is not None else ""
+        after = last.replace("/", PATH_SEPARATOR_KEY) if last is not None else ""
         async with self._read() as connection:
             result = await connection.execute(
-                _CATALOG_PAGE, {"after": after, "limit": _limit(limit)}
+                self._listings.catalog_page, {"after": after, "limit": limit_value(limit)}
             )
             names = [row[0] for row in result.fetchall()]
         self._cache.put(key, generation, names)
@@ -423,19 +407,40 @@ class MetadataStore:
         self._cache.put(key, generation, size)
         return size
 
-    async def commit_blob(
+    @asynccontextmanager
+    async def committing_blob(
         self, name: str, digest: str, size: int, upload_id: str | None = None
-    ) -> None:
-        """Record a verified blob and link it into repository ``name``; with ``upload_id``,
-        end that upload session in the same transaction."""
+    ) -> AsyncIterator[bool]:
+        """Commit a verified blob in one transaction, and link it into repository ``name``;
+        with ``upload_id``, end that upload session in it too.
+
+        Yields whether the store already holds the blob's bytes. Until the block ends the
+        blob's row stays locked (PostgreSQL: ``FOR UPDATE``; SQLite: the write lock), so a
+        collector cannot delete the blob between that answer and the link: a caller told
+        False makes the bytes visible inside the block, and an error there commits nothing.
+        """
         async with self._write() as connection:
+            query = select(t.blobs.c.missing_at).where(t.blobs.c.digest == digest)
+            if self._dialect == "postgresql":
+                query = query.with_for_update()
+            row = (await connection.execute(query)).one_or_none()
+            yield row is not None and row.missing_at is None
+            now = _now()
             await connection.execute(
-                self._insert_blob, {"digest": digest, "size": size, "created_at": _now()}
+                self._insert_blob,
+                {"digest": digest, "size": size, "created_at": now, "wanted_at": now},
             )
             repository_id = await self._ensure_repository(connection, name)
             await self._link(connection, repository_id, digest)
             if upload_id is not None:
                 await connection.execute(_DELETE_UPLOAD, {"id": upload_id})
+
+    async def commit_blob(
+        self, name: str, digest: str, size: int, upload_id: str | None = None
+    ) -> None:
+        """:meth:`committing_blob` for bytes already in place."""
+        async with self.committing_blob(name, digest, size, upload_id):
+            pass
 
     async def link_blobs(self, name: str, blobs: Sequence[tuple[str, int]]) -> None:
         """``commit_blob`` for many ``(digest, size)`` pairs, in one transaction."""
@@ -445,8 +450,12 @@ class MetadataStore:
             now = _now()
             await connection.execute(
                 self._insert(t.blobs).on_conflict_do_nothing(index_elements=["digest"]),
-                [{"digest": d, "size": size, "created_at": now} for d, size in blobs],
+                [
+                    {"digest": d, "size": size, "created_at": now, "wanted_at": now}
+                    for d, size in blobs
+                ],
             )
+            await self._want_blobs(connection, [d for d, _ in blobs], now)
             repository_id = await self._ensure_repository(connection, name)
             await connection.execute(
                 self._insert(t.repository_blobs).on_conflict_do_nothing(
@@ -461,6 +470,24 @@ class MetadataStore:
     async def repository_blob_digests(self, name: str) -> set[str]:
         """Every blob linked into repository ``name``."""
         return await self._digests_in(t.repository_blobs, name)
+
+    def _for_share(self, query: Select[Any], table: Table) -> Select[Any]:
+        """On PostgreSQL, lock the rows of ``table`` that ``query`` finds until the end of
+        the transaction, so that a collector (which locks them ``FOR UPDATE``) cannot
+        delete them under a link or reference that this transaction records. SQLite's
+        write lock already serialises the two."""
+        if self._dialect == "postgresql":
+            return query.with_for_update(read=True, of=table)
+        return query
+
+    async def _want_blobs(
+        self, connection: DbConnection, digests: Sequence[str], now: datetime
+    ) -> None:
+        """Record that ``digests`` were wanted at ``now`` (see ``blobs.wanted_at``)."""
+        if digests:
+            await connection.execute(
+                update(t.blobs).where(t.blobs.c.digest.in_(set(digests))).values(wanted_at=now)
+            )
 
     async def _link(self, connection: DbConnection, repository_id: int, digest: str) -> None:
         await connection.execute(
@@ -481,17 +508,16 @@ class MetadataStore:
                             t.repository_blobs.c.repository_id == t.repositories.c.id,
                         ).join(t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest)
                     )
-                    .where(
-                        t.repositories.c.name == source, t.blobs.c.digest == digest, _PRESENT
-                    )
+                    .where(t.repositories.c.name == source, t.blobs.c.digest == digest, _PRESENT)
                 )
             else:
                 query = select(t.blobs.c.size).where(t.blobs.c.digest == digest, _PRESENT)
-            size = (await connection.execute(query)).scalar_one_or_none()
+            size = (await connection.execute(self._for_share(query, t.blobs))).scalar_one_or_none()
             if size is None:
                 return None
             repository_id = await self._ensure_repository(connection, name)
             await self._link(connection, repository_id, digest)
+            await self._want_blobs(connection, [digest], _now())
             return int(size)
 
     async def mark_blob_missing(self, digest: str) -> bool:
@@ -576,6 +602,7 @@ class MetadataStore:
                         if manifest.annotations
                         else None,
                         "created_at": now,
+                        "wanted_at": now,
                     },
                 )
                 manifest_id = result.scalar_one()
@@ -588,6 +615,18 @@ class MetadataStore:
                 ]
                 if references:
                     await connection.execute(_INSERT_REFERENCE, references)
+            else:
+                await connection.execute(_WANT_MANIFEST, {"manifest_id": manifest_id, "now": now})
+            await self._want_blobs(connection, manifest.blob_digests, now)
+            if manifest.child_digests:
+                await connection.execute(
+                    update(t.manifests)
+                    .where(
+                        t.manifests.c.repository_id == repository_id,
+                        t.manifests.c.digest.in_(set(manifest.child_digests)),
+                    )
+                    .values(wanted_at=now)
+                )
             if tag is not None:
                 await connection.execute(
                     self._upsert_tag,
@@ -625,12 +664,12 @@ class MetadataStore:
         if missing_blobs or missing_manifests:
             raise MissingReferencesError(missing_blobs, missing_manifests)
 
-    @staticmethod
     async def _missing(
-        connection: DbConnection, table: Table, repository_id: int, digests: Sequence[str]
+        self, connection: DbConnection, table: Table, repository_id: int, digests: Sequence[str]
     ) -> list[str]:
         """Which of ``digests`` have no row in ``table`` for the repository, sorted. A
-        blob link counts only while the blob's bytes are not known to be missing."""
+        blob link counts only while the blob's bytes are not known to be missing. The rows
+        found stay locked against a collector until the transaction ends."""
         if not digests:
             return []
         wanted = set(digests)
@@ -639,6 +678,9 @@ class MetadataStore:
         )
         if table is t.repository_blobs:
             query = query.join(t.blobs, t.blobs.c.digest == table.c.digest).where(_PRESENT)
+            query = self._for_share(query, t.blobs)
+        else:
+            query = self._for_share(query, table)
         found = await connection.execute(query)
         return sorted(wanted - set(found.scalars()))
 
@@ -678,28 +720,23 @@ class MetadataStore:
             repository_id = await self._repository_id(connection, name)
             if repository_id is None:
                 return None
-            if isinstance(connection, InlineConnection):
-                given = {"repository_id": repository_id, "separator": TAG_SEPARATOR}
-                joined = (await connection.execute(_TAG_LIST_SQLITE, given)).scalar_one_or_none()
-                found = TagList(joined or "")
-            else:
-                result = await connection.execute(_TAG_NAMES, {"repository_id": repository_id})
-                found = TagList.of(result.scalars())
+            given = {"repository_id": repository_id, "separator": TAG_SEPARATOR}
+            result = await connection.execute(self._listings.tag_list, given)
+            joined = result.scalar_one_or_none() or ""
+        found = (
+            TagList(joined) if self._listings.tag_list_ordered else TagList.in_byte_order(joined)
+        )
         self._tag_lists.put(name, generation, found)
         return found
 
     async def list_tags(self, name: str, limit: int | None, last: str | None) -> list[str] | None:
-        """Tags of ``name`` in lexical order, or None when the repository is unknown.
+        """Tags of ``name`` in byte order, or None when the repository is unknown.
 
-        On SQLite a page is cut from the whole cached list (:meth:`tag_list`), so that one
-        read serves every page. Elsewhere (PostgreSQL orders by its collation, which Python
-        cannot reproduce), and for a list too large to cache, the database reads the page.
+        While tag lists are cached (not on PostgreSQL: see :mod:`generation`), a page is cut
+        from the whole cached list (:meth:`tag_list`), so that one read serves every page.
+        Otherwise, and for a list too large to cache, the database reads the page.
         """
-        if (
-            isinstance(self.engine, InlineEngine)
-            and self._tag_lists.enabled
-            and not self._tag_lists.too_large(name)
-        ):
+        if self._tag_lists.enabled and not self._tag_lists.too_large(name):
             whole = await self.tag_list(name)
             return None if whole is None else whole.page(limit, last)
         key = ("tags", name, limit, last)
@@ -714,9 +751,9 @@ class MetadataStore:
                 values = {
                     "repository_id": repository_id,
                     "last": last or "",
-                    "limit": _limit(limit),
+                    "limit": limit_value(limit),
                 }
-                rows = (await connection.execute(_TAGS_PAGE, values)).fetchall()
+                rows = (await connection.execute(self._listings.tags_page, values)).fetchall()
                 found = [row[0] for row in rows]
         self._cache.put(key, generation, found)
         return found

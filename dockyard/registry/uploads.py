@@ -17,7 +17,7 @@ import contextlib
 import re
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -244,9 +244,13 @@ class UploadService:
                 raise
             actual = await self._digest_of(record, digest.algorithm, size)
             await self._require_digest(name, upload_id, digest, actual)
-            if await self._metadata.blob_size(str(digest)) is None:
-                await self._storage.move(data_path, paths.blob_data(digest))
-            await self._metadata.commit_blob(name, str(digest), size, upload_id)
+            await self._commit(
+                name,
+                upload_id,
+                digest,
+                size,
+                lambda: self._storage.move(data_path, paths.blob_data(digest)),
+            )
             await self._forget(name, upload_id)
             return size
 
@@ -270,11 +274,39 @@ class UploadService:
         hasher = new_hasher(digest.algorithm)
         await _update(hasher, data)
         await self._require_digest(name, upload_id, digest, hasher.hexdigest())
-        if await self._metadata.blob_size(str(digest)) is None:
-            await self._storage.put_content(paths.blob_data(digest), data)
-        await self._metadata.commit_blob(name, str(digest), length, upload_id)
+        await self._commit(
+            name,
+            upload_id,
+            digest,
+            length,
+            lambda: self._storage.put_content(paths.blob_data(digest), data),
+        )
         await self._forget(name, upload_id, files)
         return length
+
+    async def _commit(
+        self,
+        name: str,
+        upload_id: str,
+        digest: Digest,
+        size: int,
+        make_visible: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Make a verified blob visible and link it into ``name``, safe beside a collector.
+
+        When the store lacks the blob, its bytes are put in place before the transaction
+        (so that no lock is held while they are written). The transaction then checks again
+        under the blob's row lock: in the rare case that a collector removed the blob since
+        the first look, the bytes are put in place inside it. (A collector deletes bytes
+        under the same lock, before its transaction commits: docs/architecture.md.)
+        """
+        written = False
+        if await self._metadata.blob_size(str(digest)) is None:
+            await make_visible()
+            written = True
+        async with self._metadata.committing_blob(name, str(digest), size, upload_id) as present:
+            if not present and not written:
+                await make_visible()
 
     async def _require_digest(
         self, name: str, upload_id: str, digest: Digest, actual_hex: str
