@@ -44,7 +44,6 @@ async def get_blob(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def delete_blob(request: web.Request, call: Call) -> web.StreamResponse:
-    call.registry.check_delete_enabled()
     digest = Digest.parse(call.params["digest"])
     await call.registry.blobs.delete(call.name, digest)
     return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

@@ -8,6 +8,7 @@ import logging
 
 from aiohttp import web
 
+from dockyard.api.access_log import remember_user
 from dockyard.api.context import Call, UrlBuilder
 from dockyard.api.direct_body import takes_over
 from dockyard.api.needs import Need, need_for
@@ -99,8 +100,11 @@ class Dispatcher:
             base_url=f"{request.scheme}://{request.host}",
         )
         identity = await self._access.authenticate(caller, required)
+        remember_user(request, identity.name)  # logged even when authorize refuses
         self._access.authorize(identity, caller, required)
-        if need.write:
+        if need.delete:
+            self._registry.check_delete_enabled()
+        elif need.write:
             self._registry.check_writable()
         call = Call(
             self._registry,

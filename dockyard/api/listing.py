@@ -37,7 +37,7 @@ def _link(
 
 async def list_tags(request: web.Request, call: Call) -> web.StreamResponse:
     page = parse_page(request.query.get("n"), request.query.get("last"))
-    listing = await call.registry.listing.tags(call.name, page)
+    listing = await call.registry.tags.list(call.name, page)
     if listing.next_last is None:
         headers = _JSON
     else:
@@ -77,7 +77,7 @@ async def catalog(request: web.Request, call: Call) -> web.StreamResponse:
         request.query.get("last"),
         call.registry.settings.catalog_max_entries,
     )
-    listing = await call.registry.listing.catalog(page, call.visible)
+    listing = await call.registry.listings.catalog(page, call.visible)
     return json_response(
         {"repositories": listing.entries},
         _link(request, call, "/v2/_catalog", listing, page.limit),
@@ -87,6 +87,6 @@ async def catalog(request: web.Request, call: Call) -> web.StreamResponse:
 async def referrers(request: web.Request, call: Call) -> web.StreamResponse:
     subject = Digest.parse(call.params["digest"])
     artifact_type = request.query.get("artifactType") or None
-    index = await call.registry.listing.referrers(call.name, subject, artifact_type)
+    index = await call.registry.listings.referrers(call.name, subject, artifact_type)
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
     return json_response(index, headers, content_type=mediatypes.OCI_INDEX)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from dockyard.api.context import Call, read_limited
 from dockyard.oci import errors, mediatypes
+from dockyard.oci.digest import is_digest
 
 
 async def get_manifest(request: web.Request, call: Call) -> web.StreamResponse:
@@ -26,7 +27,6 @@ async def get_manifest(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def put_manifest(request: web.Request, call: Call) -> web.StreamResponse:
-    call.registry.check_writable()
     limit = call.registry.settings.manifest_max_bytes
     payload = await read_limited(request, limit, errors.MANIFEST_INVALID)
     pushed = await call.registry.manifests.push(
@@ -42,6 +42,10 @@ async def put_manifest(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def delete_manifest(request: web.Request, call: Call) -> web.StreamResponse:
-    call.registry.check_delete_enabled()
-    await call.registry.manifests.delete(call.name, call.params["reference"])
+    """By digest: the manifest and its tags. By tag: only the tag."""
+    reference = call.params["reference"]
+    if is_digest(reference):
+        await call.registry.manifests.delete(call.name, reference)
+    else:
+        await call.registry.tags.delete(call.name, reference)
     return web.Response(status=202)

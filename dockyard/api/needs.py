@@ -10,12 +10,14 @@ from dockyard.auth.access import CATALOG_ACCESS, Access, repository_access
 @dataclass(frozen=True)
 class Need:
     """``actions`` on the repository named in the path; ``catalog`` is
-    ``registry:catalog:*``; ``write`` requests are refused in read-only mode. A need with
-    none of these still requires an authenticated caller (``/v2/``)."""
+    ``registry:catalog:*``; ``write`` requests are refused in read-only mode, ``delete``
+    requests also when deletes are disabled (``storage.delete.enabled``). A need with none
+    of these still requires an authenticated caller (``/v2/``)."""
 
     actions: tuple[str, ...] = ()
     catalog: bool = False
     write: bool = False
+    delete: bool = False
 
     def required(self, params: dict[str, str]) -> list[Access]:
         required = repository_access(params["name"], *self.actions) if self.actions else []

@@ -63,7 +63,7 @@ ACCESS: dict[str, dict[str, Need]] = {
     "manifest": {
         "GET": Need((PULL,)),
         "PUT": Need((PUSH,), write=True),
-        "DELETE": Need((DELETE,), write=True),
+        "DELETE": Need((DELETE,), write=True, delete=True),
     },
     "upload_start": {"POST": Need((PUSH,), write=True)},
     "upload": {
@@ -72,6 +72,6 @@ ACCESS: dict[str, dict[str, Need]] = {
         "PUT": Need((PUSH,), write=True),
         "DELETE": Need((PUSH,), write=True),
     },
-    "blob": {"GET": Need((PULL,)), "DELETE": Need((DELETE,), write=True)},
+    "blob": {"GET": Need((PULL,)), "DELETE": Need((DELETE,), write=True, delete=True)},
     "referrers": {"GET": Need((PULL,))},
 }

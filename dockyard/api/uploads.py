@@ -41,7 +41,6 @@ def _digest_param(request: web.Request) -> Digest | None:
 
 
 async def start_upload(request: web.Request, call: Call) -> web.StreamResponse:
-    call.registry.check_writable()
     uploads = call.registry.uploads
     mount = request.query.get("mount")
     if mount is not None:
@@ -72,7 +71,6 @@ async def upload_status(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def patch_upload(request: web.Request, call: Call) -> web.StreamResponse:
-    call.registry.check_writable()
     upload_id = call.params["uuid"]
     size = await call.registry.uploads.append(
         call.name,
@@ -85,7 +83,6 @@ async def patch_upload(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 async def complete_upload(request: web.Request, call: Call) -> web.StreamResponse:
-    call.registry.check_writable()
     digest = _digest_param(request)
     if digest is None:
         raise errors.RegistryError(
@@ -103,6 +100,5 @@ async def complete_upload(request: web.Request, call: Call) -> web.StreamRespons
 
 
 async def cancel_upload(request: web.Request, call: Call) -> web.StreamResponse:
-    call.registry.check_writable()
     await call.registry.uploads.cancel(call.name, call.params["uuid"])
     return web.Response(status=204)

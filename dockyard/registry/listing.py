@@ -1,4 +1,4 @@
-"""Tag lists, the catalog and referrers."""
+"""Pages of listings (Listing), the catalog and referrers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dockyard.metadata.store import MetadataStore, TagList
-from dockyard.oci import errors, mediatypes
+from dockyard.oci import mediatypes
 from dockyard.oci.digest import Digest
 from dockyard.oci.pagination import Page
 
@@ -38,7 +38,7 @@ class Listing:
         return self._entries
 
 
-def _listing(entries: list[str], page: Page) -> Listing:
+def page_of(entries: list[str], page: Page) -> Listing:
     """A page from up to ``limit + 1`` entries: the extra one only says that more follow,
     so a ``Link`` is sent exactly when there is a next page."""
     if page.limit is not None and len(entries) > page.limit:
@@ -47,29 +47,16 @@ def _listing(entries: list[str], page: Page) -> Listing:
     return Listing(entries, None)
 
 
-def _probe(page: Page) -> int | None:
+def probe(page: Page) -> int | None:
     """How many entries to read for ``page``: one more than it shows."""
     return None if page.limit is None else page.limit + 1
 
 
 class ListingService:
+    """The catalog and the referrers of a manifest."""
+
     def __init__(self, metadata: MetadataStore) -> None:
         self._metadata = metadata
-
-    async def tags(self, name: str, page: Page) -> Listing:
-        if page.limit == 0:
-            if not await self._metadata.repository_exists(name):
-                raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
-            return Listing([], None)
-        if page.limit is None and page.last is None:
-            whole = await self._metadata.tag_list(name)
-            if whole is None:
-                raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
-            return Listing(None, None, whole)
-        found = await self._metadata.list_tags(name, _probe(page), page.last)
-        if found is None:
-            raise errors.RegistryError(errors.NAME_UNKNOWN, detail={"name": name})
-        return _listing(found, page)
 
     async def catalog(self, page: Page, visible: Callable[[str], bool] | None = None) -> Listing:
         """A page of repository names; with ``visible``, only the names it accepts (the
@@ -77,8 +64,8 @@ class ListingService:
         if page.limit == 0:
             return Listing([], None)
         if visible is None:
-            names = await self._metadata.list_repositories(_probe(page), page.last)
-            return _listing(names, page)
+            names = await self._metadata.list_repositories(probe(page), page.last)
+            return page_of(names, page)
         entries: list[str] = []
         batch = max(page.limit or 0, _FILTER_BATCH)
         last = page.last
@@ -88,7 +75,7 @@ class ListingService:
                 if visible(name):
                     entries.append(name)
                     if page.limit is not None and len(entries) > page.limit:
-                        return _listing(entries, page)
+                        return page_of(entries, page)
             if len(rows) < batch:
                 return Listing(entries, None)
             last = rows[-1]

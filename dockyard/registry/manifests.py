@@ -116,15 +116,11 @@ class ManifestService:
                     return found
         return None
 
-    async def delete(self, name: str, reference: str) -> None:
-        """Delete by digest (the manifest and its tags) or by tag (only the tag)."""
-        canonical, by_digest = parse_reference(reference)
-        if by_digest:
-            deleted = await self._metadata.delete_manifest(name, canonical)
-        else:
-            deleted = await self._metadata.delete_tag(name, canonical)
-        if not deleted:
-            raise _manifest_unknown(name, reference)
+    async def delete(self, name: str, digest: str) -> None:
+        """Delete the manifest at ``digest`` and every tag that points at it."""
+        canonical = str(Digest.parse(digest))
+        if not await self._metadata.delete_manifest(name, canonical):
+            raise _manifest_unknown(name, digest)
 
 
 def manifest_to_store(digest: Digest, parsed: ParsedManifest, payload: bytes) -> ManifestToStore:

@@ -1,4 +1,9 @@
-"""The registry service: one object that the API calls for every use case."""
+"""The registry service: the use cases the API calls, and the settings they share.
+
+``Registry`` receives its use cases (:class:`~dockyard.registry.protocols.UseCases`); by
+default the plain implementations over one metadata store and one storage driver. A
+wrapper replaces one of them without any handler knowing (``UseCases.wrapped``).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,60 @@ from dockyard.oci import errors
 from dockyard.registry.blobs import BlobReader
 from dockyard.registry.listing import ListingService
 from dockyard.registry.manifests import ManifestService
+from dockyard.registry.protocols import Blobs, Listings, Manifests, Tags, Uploads, UseCases
 from dockyard.registry.settings import RegistrySettings
+from dockyard.registry.tags import TagService
 from dockyard.registry.uploads import UploadService
 from dockyard.storage.driver import StorageDriver
 
 
+def default_use_cases(
+    metadata: MetadataStore, storage: StorageDriver, settings: RegistrySettings
+) -> UseCases:
+    return UseCases(
+        uploads=UploadService(metadata, storage),
+        blobs=BlobReader(metadata, storage),
+        manifests=ManifestService(metadata, storage, settings),
+        tags=TagService(metadata),
+        listings=ListingService(metadata),
+    )
+
+
 class Registry:
+    """What the API calls. ``metadata`` and ``storage`` are kept for the wiring (closing,
+    background jobs, import); handlers go through the use cases."""
+
     def __init__(
-        self, metadata: MetadataStore, storage: StorageDriver, settings: RegistrySettings
+        self,
+        metadata: MetadataStore,
+        storage: StorageDriver,
+        settings: RegistrySettings,
+        use_cases: UseCases | None = None,
     ) -> None:
         self.metadata = metadata
         self.storage = storage
         self.settings = settings
-        self.blobs = BlobReader(metadata, storage)
-        self.uploads = UploadService(metadata, storage)
-        self.manifests = ManifestService(metadata, storage, settings)
-        self.listing = ListingService(metadata)
+        self.use_cases = use_cases or default_use_cases(metadata, storage, settings)
+
+    @property
+    def uploads(self) -> Uploads:
+        return self.use_cases.uploads
+
+    @property
+    def blobs(self) -> Blobs:
+        return self.use_cases.blobs
+
+    @property
+    def manifests(self) -> Manifests:
+        return self.use_cases.manifests
+
+    @property
+    def tags(self) -> Tags:
+        return self.use_cases.tags
+
+    @property
+    def listings(self) -> Listings:
+        return self.use_cases.listings
 
     def check_writable(self) -> None:
         if self.settings.read_only:
