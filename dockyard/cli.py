@@ -1,29 +1,44 @@
-"""The ``dockyard`` command: serve, import a registry:2 store, check a configuration,
-manage htpasswd files."""
+"""The ``dockyard`` command: serve, import a registry:2 store (and export back to one),
+check a configuration, manage htpasswd files."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from dockyard import __version__
-from dockyard.config import ConfigError, LoadedConfig, load_config, render_effective
+from dockyard.config import (
+    ConfigError,
+    LoadedConfig,
+    load_config,
+    masked_url,
+    render_effective,
+)
 from dockyard.observability.logging import configure_logging
+from dockyard.registry2.reports import EXIT_STOPPED, Report
 
+# Optional: without it, the embedded defaults. The metavar says so in the usage line.
 CONFIG_ARG = click.argument(
     "config_path",
-    metavar="CONFIG",
+    metavar="[CONFIG]",
     required=False,
     type=click.Path(dir_okay=False, path_type=Path),
 )
+STRICT_OPTION = click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat every configuration warning (unknown key, unsupported section...) as an error.",
+)
 
 
-def _load(path: Path | None, serving: bool = True) -> LoadedConfig:
+def _load(path: Path | None, serving: bool = True, strict: bool = False) -> LoadedConfig:
     try:
-        loaded = load_config(path, serving=serving)
+        loaded = load_config(path, serving=serving, strict=strict)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     log = loaded.config.log
@@ -54,36 +69,122 @@ def main() -> None:
     default=None,
     help="Worker processes sharing the port (default: serve.workers, else one per core).",
 )
-def serve(config_path: Path | None, workers: int | None) -> None:
+@STRICT_OPTION
+def serve(config_path: Path | None, workers: int | None, strict: bool) -> None:
     """Serve the registry API."""
     from dockyard.app import serve as run
+    from dockyard.startup import StartupError
 
-    config = _load(config_path).config
-    if workers is not None and workers > 1 and config.storage.driver == "inmemory":
-        raise click.ClickException("inmemory storage lives in one process: use --workers 1")
+    config = _load(config_path, strict=strict).config
+    if workers is not None and workers > 1 and config.storage.in_process:
+        raise click.ClickException(
+            f"{config.storage.driver} storage lives in one process: use --workers 1"
+        )
     try:
-        run(config, workers or config.worker_count())
+        status = run(config, workers or config.worker_count())
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(status)
 
 
-@main.command(name="import")
+_EXIT_STATUSES = """
+    \b
+    Exit status:
+      0  done (with --dry-run: would be done), nothing to report
+      1  done, with problems reported as warning: lines
+      2  refused: nothing was changed (the reason follows error:)
+      3  stopped by a storage error: partly done; run it again once fixed
+"""
+
+
+@main.command(name="import", epilog=_EXIT_STATUSES)
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Report what would be imported; change nothing.")
-def import_store(config_path: Path, dry_run: bool) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Import even though Dockyard has served writes to the store, undoing them.",
+)
+def import_store(config_path: Path, dry_run: bool, force: bool) -> None:
     """Take over, in place, a store written by registry:2.
 
     Reads Distribution's link files (repositories, tags, manifest revisions, layer links)
     under the configured storage root into Dockyard's database. Blobs are not copied.
+
+    Refuses when the storage root holds no registry:2 store (creating nothing), and once
+    Dockyard has served pushes or deletions on the store: the link files no longer say
+    what it holds, and importing them would set tags back and bring deleted images back.
     """
-    from dockyard.app import run_import
+    from dockyard.registry2_commands import run_import
 
     config = _load(config_path, serving=False).config
-    report = asyncio.run(run_import(config, dry_run=dry_run))
-    click.echo(report.summary())
-    if report.problems:
-        for problem in report.problems:
-            click.echo(f"warning: {problem}", err=True)
+    with _stopped_by_storage_errors("import"):
+        report = asyncio.run(run_import(config, dry_run=dry_run, force=force))
+    _finish(report)
+
+
+@main.command(name="export", epilog=_EXIT_STATUSES)
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Report what would be written; change nothing.")
+def export_store(config_path: Path, dry_run: bool) -> None:
+    """Write registry:2's link files for what Dockyard holds: the way back to registry:2.
+
+    Writes, under the configured storage root, the link files registry:2 (Distribution 2.8)
+    would have for every repository, tag, manifest and blob link in Dockyard's database, and
+    removes those of manifests, tags and blob links Dockyard no longer holds. Stop Dockyard
+    (or make it read-only) first. Blobs are not copied.
+    """
+    from dockyard.registry2_commands import run_export
+
+    config = _load(config_path, serving=False).config
+    with _stopped_by_storage_errors("export"), _repository_progress("Exporting") as progress:
+        report = asyncio.run(run_export(config, dry_run=dry_run, progress=progress))
+    _finish(report)
+
+
+@contextlib.contextmanager
+def _stopped_by_storage_errors(command: str) -> Iterator[None]:
+    """A storage failure (permissions, a full disk) stops the command with exit status 3;
+    what was done so far stays done, and running the command again continues it."""
+    from dockyard.storage.driver import StorageError
+
+    try:
+        yield
+    except (StorageError, OSError) as exc:
+        click.echo(f"error: {command} stopped: {exc}; fix that and run it again", err=True)
+        sys.exit(EXIT_STOPPED)
+
+
+@contextlib.contextmanager
+def _repository_progress(verb: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A per-repository progress bar on a terminal (standard error); None elsewhere."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"{verb} repositories", total=None)
+
+        def advance(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{verb} {name}")
+
+        yield advance
+
+
+def _finish(report: Report) -> None:
+    """Print a report of import or export and exit with its status."""
+    if report.refused is not None:
+        prefix = "dry run: " if report.dry_run else ""
+        click.echo(f"error: {prefix}refused: {report.refused}", err=True)
+    else:
+        click.echo(report.summary())
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    sys.exit(report.exit_status)
 
 
 @main.group()
@@ -92,18 +193,20 @@ def config() -> None:
 
 
 @config.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
-def check(config_path: Path) -> None:
-    """Validate CONFIG (with REGISTRY_* overrides) and the files it names (htpasswd, keys,
-    certificates), and print the effective configuration."""
+@CONFIG_ARG
+@STRICT_OPTION
+def check(config_path: Path | None, strict: bool) -> None:
+    """Validate CONFIG (or, without it, the embedded defaults) with REGISTRY_* overrides,
+    exactly as serve would, and the files it names (htpasswd, keys, certificates); print
+    the effective configuration."""
     try:
-        loaded = load_config(config_path)
+        loaded = load_config(config_path, strict=strict)
     except ConfigError as exc:
         click.echo(f"invalid: {exc}", err=True)
         sys.exit(1)
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
-    from dockyard.app import make_security, make_ssl_context
+    from dockyard.security import make_security, make_ssl_context
 
     try:  # the files the configuration names: htpasswd, keys, certificates
         make_security(loaded.config)
@@ -112,7 +215,7 @@ def check(config_path: Path) -> None:
         click.echo(f"invalid: {exc}", err=True)
         sys.exit(1)
     click.echo(render_effective(loaded.config), nl=False)
-    click.echo(f"# metadata database: {loaded.config.database_url()}", err=True)
+    click.echo(f"# metadata database: {masked_url(loaded.config.database_url())}", err=True)
     click.echo("configuration is valid", err=True)
 
 
@@ -136,17 +239,22 @@ _HTPASSWD_FILE = click.argument("file", type=click.Path(dir_okay=False, path_typ
 def htpasswd_add(file: Path, user: str, password_stdin: bool, cost: int) -> None:
     """Add USER to FILE (created if missing, mode 0600), or set USER's new password.
 
-    Prompts twice for the password unless --password-stdin. The running server picks the
-    change up at the next login.
+    Prompts twice for the password on the terminal; without a terminal (scripts, CI),
+    pass --password-stdin. The running server picks the change up at the next login.
     """
-    from dockyard.auth import htpasswd as files
+    from dockyard.auth import htpasswd_edit as files
 
     try:
         files.validate_user(user)
         if password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
-        else:
+        elif sys.stdin.isatty():
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:  # getpass would read stdin with echo on, after a Python warning
+            raise files.HtpasswdError(
+                "stdin is not a terminal, so the password cannot be asked for: "
+                "pass --password-stdin and write the password on stdin"
+            )
         if not password:
             raise files.HtpasswdError("the password must not be empty")
         hashed = files.hash_password(password, cost)
@@ -162,7 +270,7 @@ def htpasswd_add(file: Path, user: str, password_stdin: bool, cost: int) -> None
 @click.argument("user")
 def htpasswd_remove(file: Path, user: str) -> None:
     """Remove USER from FILE."""
-    from dockyard.auth import htpasswd as files
+    from dockyard.auth import htpasswd_edit as files
 
     try:
         lines, removed = files.remove_user(files.read_lines(file), user)
@@ -178,7 +286,7 @@ def htpasswd_remove(file: Path, user: str) -> None:
 @_HTPASSWD_FILE
 def htpasswd_list(file: Path) -> None:
     """List the users of FILE; entries that are not bcrypt are marked (they cannot log in)."""
-    from dockyard.auth import htpasswd as files
+    from dockyard.auth import htpasswd_edit as files
 
     try:
         if not file.exists():
@@ -188,3 +296,56 @@ def htpasswd_list(file: Path) -> None:
         raise click.ClickException(str(exc)) from None
     for user, usable in users:
         click.echo(user if usable else f"{user}\t(not bcrypt: cannot log in)")
+
+
+@main.group()
+def db() -> None:
+    """The metadata database: the revision of its schema, and migrating it."""
+
+
+def _database_config(config_path: Path | None) -> LoadedConfig:
+    """The configuration, refused when its database lives only inside a server."""
+    from dockyard.database import in_process_database
+
+    loaded = _load(config_path, serving=False)
+    if in_process_database(loaded.config.database_url()):
+        raise click.ClickException(
+            "database: in memory (inmemory storage without database.url): the serving "
+            "process creates its schema, there is nothing to migrate"
+        )
+    return loaded
+
+
+@db.command("migrate")
+@CONFIG_ARG
+def db_migrate(config_path: Path | None) -> None:
+    """Bring the database schema to this version's revision.
+
+    Run it once per upgrade, before starting the new version's servers (with PostgreSQL
+    they refuse an older schema unless database.migrate is onstart). Safe to run from
+    several hosts at once: they take turns, and all but the first find nothing to do.
+    """
+    from dockyard.database import SchemaError, migrate_schema, migration_summary
+
+    config = _database_config(config_path).config
+    try:
+        done = asyncio.run(migrate_schema(config))
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(migration_summary(config, done))
+
+
+@db.command("status")
+@CONFIG_ARG
+def db_status(config_path: Path | None) -> None:
+    """Print the schema's revision and this version's; exit 1 unless they are the same."""
+    from dockyard.database import SchemaError, schema_status
+
+    config = _database_config(config_path).config
+    try:
+        status = asyncio.run(schema_status(config))
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in status.report():
+        click.echo(line)
+    sys.exit(0 if status.up_to_date else 1)

@@ -10,11 +10,13 @@
 #   busybox-static          /bin/busybox, the base layer of every test image
 #   docker-registry         CNCF Distribution 2.8.2 (registry:2): the reference server
 #   nginx                   TLS reverse proxy / load balancer in front of Dockyard
+#   postgresql              PostgreSQL 15 (/usr/lib/postgresql/15/bin): the suites' second
+#                           metadata database; tests/postgres.py starts its own cluster
 #
 # The Python side (oras, python-dxf, pytest...) comes from `pip install -e '.[test]'`.
 set -eu
 
-PACKAGES="skopeo podman buildah containerd runc docker.io busybox-static docker-registry nginx"
+PACKAGES="skopeo podman buildah containerd runc docker.io busybox-static docker-registry nginx postgresql"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-test-deps: must run as root" >&2
@@ -37,7 +39,8 @@ fi
 echo "install-test-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 # No service may start during installation: there is no init system in CI containers, and
-# the tests run their own daemons (dockerd, containerd, nginx, docker-registry) by hand.
+# the tests run their own daemons (dockerd, containerd, nginx, docker-registry, postgres)
+# by hand.
 policy_rc=/usr/sbin/policy-rc.d
 created_policy=""
 if [ ! -e "$policy_rc" ]; then

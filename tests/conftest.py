@@ -1,21 +1,46 @@
-"""Shared fixtures: a registry application over real SQLite and a real storage driver."""
+"""Shared fixtures: a registry application over a real database (SQLite, and PostgreSQL
+started for the session) and a real storage driver."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from dockyard.api.app import build_app
-from dockyard.metadata.engine import create_engine, migrate
+from dockyard.metadata.engine import create_engine
+from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.store import MetadataStore
 from dockyard.registry.service import Registry
 from dockyard.registry.settings import RegistrySettings
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from tests.databases import DATABASES, fresh_database
+from tests.postgres import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session, started when a test first needs it."""
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=DATABASES)
+def database(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(database: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh metadata database with the schema at head."""
+    async with fresh_database(database, request) as url:
+        yield url
 
 
 @pytest.fixture(params=["filesystem", "inmemory"])
@@ -32,17 +57,19 @@ def settings() -> RegistrySettings:
 
 @pytest.fixture
 async def registry(
-    tmp_path: Path, storage_driver: StorageDriver, settings: RegistrySettings
+    database_url: str, storage_driver: StorageDriver, settings: RegistrySettings
 ) -> AsyncIterator[Registry]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'dockyard.db'}")
-    await migrate(engine)
-    service = Registry(MetadataStore(engine), storage_driver, settings)
+    # The write counter (and so the read caches) as the server has them: off on PostgreSQL.
+    metadata = MetadataStore(
+        create_engine(database_url), WriteGeneration.for_database(database_url)
+    )
+    service = Registry(metadata, storage_driver, settings)
     yield service
     await service.close()
 
 
 @pytest.fixture
-async def client(registry: Registry) -> AsyncIterator[TestClient[object, object]]:
+async def client(registry: Registry) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = build_app(registry)
     app.on_cleanup.clear()  # the registry fixture closes the service
     async with TestClient(TestServer(app)) as test_client:

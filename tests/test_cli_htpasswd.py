@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +68,55 @@ def test_refusals(tmp_path: Path) -> None:
     assert not path.exists()
     result = dockyard("htpasswd", "list", str(path))
     assert result.returncode == 1 and "no such file" in result.stderr
+
+
+def test_add_without_a_terminal_asks_for_password_stdin(tmp_path: Path) -> None:
+    """No terminal (a new session has none) and no --password-stdin: one clear error, not
+    getpass's warning and a prompt that echoes what it reads from stdin."""
+    path = tmp_path / "htpasswd"
+    argv = [sys.executable, "-m", "dockyard", "htpasswd", "add", str(path), "alice"]
+    for stdin in ({"stdin": subprocess.DEVNULL}, {"input": "secret\n"}):
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, start_new_session=True, **stdin
+        )
+        assert result.returncode == 1
+        assert result.stderr == (
+            "Error: stdin is not a terminal, so the password cannot be asked for: "
+            "pass --password-stdin and write the password on stdin\n"
+        )
+        assert result.stdout == ""
+    assert not path.exists()
+
+
+def test_add_prompts_twice_on_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    argv = [sys.executable, "-m", "dockyard", "htpasswd", "add", str(path), "alice", "--cost=4"]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child, on the pseudo-terminal as its controlling terminal
+        os.execv(sys.executable, argv)
+    seen = b""
+    answers = {b"Password: ": b"tty secret\n", b"Repeat for confirmation: ": b"tty secret\n"}
+    while True:
+        ready, _, _ = select.select([terminal], [], [], 60)
+        assert ready, f"the command stopped talking: {seen!r}"
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        for prompt, answer in list(answers.items()):
+            if seen.endswith(prompt):
+                os.write(terminal, answer)
+                del answers[prompt]
+    os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert not answers
+    assert b"tty secret" not in seen  # not echoed
+    assert f"added user alice in {path}".encode() in seen
+    assert bcrypt.checkpw(b"tty secret", path.read_text().strip().split(":", 1)[1].encode())
 
 
 def test_serve_refuses_a_missing_htpasswd_file(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from dockyard.config import (
     parse_duration,
     render_effective,
 )
+from dockyard.storage.factory import NOT_IMPLEMENTED, driver_names, parameters_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,8 +94,7 @@ def test_registry2_sample_loads_with_warnings_only(tmp_path: Path) -> None:
     assert config.log.fields == {"service": "registry"}
     assert config.log.accesslog.disabled is False
     assert config.storage.driver == "filesystem"
-    assert config.storage.filesystem.rootdirectory == "/var/lib/registry"
-    assert config.storage.filesystem.maxthreads == 100
+    assert config.storage.local_root == "/var/lib/registry"
     assert config.storage.delete.enabled is False
     assert config.storage.maintenance.readonly.enabled is False
     purging = config.storage.maintenance.uploadpurging
@@ -131,7 +131,7 @@ def test_minimal_inmemory(tmp_path: Path) -> None:
 def test_filesystem_without_rootdirectory_uses_distribution_default(tmp_path: Path) -> None:
     config = load(tmp_path, "version: 0.1\nstorage:\n  filesystem:\n").config
     assert config.storage.driver == "filesystem"
-    assert config.storage.filesystem.rootdirectory == "/var/lib/registry"
+    assert config.storage.local_root == "/var/lib/registry"
 
 
 def test_storage_as_a_bare_driver_name(tmp_path: Path) -> None:
@@ -149,7 +149,6 @@ log:
 storage:
   filesystem:
     rootdirectory: /srv/registry
-    maxthreads: 50
   delete:
     enabled: true
   maintenance:
@@ -189,8 +188,7 @@ serve:
     assert config.log.level == "debug"
     assert config.log.formatter == "json"
     assert config.log.accesslog.disabled is True
-    assert config.storage.filesystem.rootdirectory == "/srv/registry"
-    assert config.storage.filesystem.maxthreads == 50
+    assert config.storage.local_root == "/srv/registry"
     assert config.storage.delete.enabled is True
     purging = config.storage.maintenance.uploadpurging
     assert purging.enabled is False
@@ -233,7 +231,7 @@ def test_embedded_defaults() -> None:
     assert loaded.warnings == []
     assert config.version == "0.1"
     assert config.storage.driver == "filesystem"
-    assert config.storage.filesystem.rootdirectory == "./data"
+    assert config.storage.local_root == "./data"
     assert config.storage.delete.enabled is True
     assert config.http.addr == ":5000"
     assert config.log.level == "info"
@@ -243,7 +241,7 @@ def test_embedded_defaults_take_env_overrides() -> None:
     env = {"REGISTRY_HTTP_ADDR": ":5001", "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data"}
     config = load_config(None, env).config
     assert config.http.bind() == ("0.0.0.0", 5001)
-    assert config.storage.filesystem.rootdirectory == "/data"
+    assert config.storage.local_root == "/data"
     assert config.storage.delete.enabled is True
 
 
@@ -262,7 +260,7 @@ def test_env_overrides_nested_keys(tmp_path: Path) -> None:
         "REGISTRY_HTTP_ADDR": ":5001",
     }
     loaded = load(tmp_path, REGISTRY2_SAMPLE, env)
-    assert loaded.config.storage.filesystem.rootdirectory == "/data"
+    assert loaded.config.storage.local_root == "/data"
     assert loaded.config.log.level == "debug"
     assert loaded.config.http.bind() == ("0.0.0.0", 5001)
     assert loaded.config.log.fields == {"service": "registry"}  # siblings untouched
@@ -277,7 +275,7 @@ def test_env_creates_keys_the_file_lacks(tmp_path: Path) -> None:
         "REGISTRY_HTTP_SECRET": "from-env",
         "REGISTRY_HTTP_RELATIVEURLS": "yes",
         "REGISTRY_CATALOG_MAXENTRIES": "25",
-        "REGISTRY_DATABASE_URL": "sqlite+aiosqlite:////tmp/x.db",
+        "REGISTRY_DATABASE_URL": "sqlite:////tmp/x.db",
         "REGISTRY_SERVE_WORKERS": "2",
         "REGISTRY_LIMITS_MANIFESTMAXBYTES": "1024",
     }
@@ -289,7 +287,7 @@ def test_env_creates_keys_the_file_lacks(tmp_path: Path) -> None:
     assert config.http.secret == "from-env"
     assert config.http.relativeurls is True
     assert config.catalog.maxentries == 25
-    assert config.database_url() == "sqlite+aiosqlite:////tmp/x.db"
+    assert config.database_url() == "sqlite:////tmp/x.db"
     assert config.serve.workers == 2
     assert config.limits.manifestmaxbytes == 1024
 
@@ -374,7 +372,7 @@ def test_env_storage_switch_then_nested_keys(tmp_path: Path) -> None:
     }
     storage = load(tmp_path, MINIMAL, env).config.storage
     assert storage.driver == "filesystem"
-    assert storage.filesystem.rootdirectory == "/mnt/data"
+    assert storage.local_root == "/mnt/data"
     assert storage.delete.enabled is True
 
 
@@ -1102,10 +1100,20 @@ def test_distribution_adjustments(tmp_path: Path) -> None:
     loaded = load(tmp_path, text)
     assert loaded.config.catalog.maxentries == 1000
     assert loaded.warnings == ["catalog.maxentries: 0 is not positive, using 1000"]
+
+
+def test_maxthreads_is_accepted_and_ignored(tmp_path: Path) -> None:
+    """Distribution's limit on filesystem threads has nothing to limit in Dockyard."""
     text = "version: 0.1\nstorage:\n  filesystem:\n    maxthreads: 5\n"
     loaded = load(tmp_path, text)
-    assert loaded.config.storage.filesystem.maxthreads == 25
-    assert loaded.warnings == ["storage.filesystem.maxthreads: 5 is below the minimum, using 25"]
+    assert loaded.warnings == ["storage.filesystem.maxthreads: not supported yet, ignored"]
+    assert "maxthreads" not in loaded.config.storage.parameters.model_dump()
+    text = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /srv\n"
+    from_env = load(tmp_path, text, {"REGISTRY_STORAGE_FILESYSTEM_MAXTHREADS": "50"})
+    assert from_env.warnings == [
+        "storage.filesystem.maxthreads: not supported yet, ignored "
+        "(set by REGISTRY_STORAGE_FILESYSTEM_MAXTHREADS)"
+    ]
 
 
 def test_null_values_keep_defaults(tmp_path: Path) -> None:
@@ -1304,14 +1312,14 @@ def test_bind_rejects(addr: str) -> None:
 
 
 def test_database_url_explicit(tmp_path: Path) -> None:
-    text = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /srv\ndatabase:\n  url: sqlite+aiosqlite:////x/y.db\n"
-    assert load(tmp_path, text).config.database_url() == "sqlite+aiosqlite:////x/y.db"
+    text = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /srv\ndatabase:\n  url: sqlite:////x/y.db\n"
+    assert load(tmp_path, text).config.database_url() == "sqlite:////x/y.db"
 
 
 def test_database_url_beside_filesystem_storage(tmp_path: Path) -> None:
     text = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n"
     url = load(tmp_path, text).config.database_url()
-    assert url == "sqlite+aiosqlite:////var/lib/registry/dockyard.db"
+    assert url == "sqlite:////var/lib/registry/dockyard.db"
 
 
 def test_database_url_relative_rootdirectory_is_made_absolute(
@@ -1319,14 +1327,14 @@ def test_database_url_relative_rootdirectory_is_made_absolute(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     config = load_config(None, {}).config
-    assert config.storage.filesystem.rootdirectory == "./data"
-    expected = "sqlite+aiosqlite:///" + os.path.join(os.path.abspath("data"), "dockyard.db")
+    assert config.storage.local_root == "./data"
+    expected = "sqlite:///" + os.path.join(os.path.abspath("data"), "dockyard.db")
     assert config.database_url() == expected
-    assert config.database_url().startswith("sqlite+aiosqlite:////")
+    assert config.database_url().startswith("sqlite:////")
 
 
 def test_database_url_inmemory(tmp_path: Path) -> None:
-    assert load(tmp_path, MINIMAL).config.database_url() == "sqlite+aiosqlite://"
+    assert load(tmp_path, MINIMAL).config.database_url() == "sqlite://"
 
 
 @pytest.mark.parametrize(
@@ -1334,12 +1342,14 @@ def test_database_url_inmemory(tmp_path: Path) -> None:
     [
         ("postgresql://u:p@db/dockyard", "postgresql+asyncpg://u:p@db/dockyard"),
         ("postgres://db/dockyard", "postgresql+asyncpg://db/dockyard"),
-        ("sqlite:////data/d.db", "sqlite+aiosqlite:////data/d.db"),
+        ("sqlite:////data/d.db", "sqlite:////data/d.db"),
+        ("sqlite+aiosqlite:////data/d.db", "sqlite:////data/d.db"),
+        ("sqlite+pysqlite:////data/d.db", "sqlite+pysqlite:////data/d.db"),
         ("postgresql+asyncpg://db/x", "postgresql+asyncpg://db/x"),
         ("  ", None),
     ],
 )
-def test_database_url_gets_an_async_driver(tmp_path: Path, url: str, expected: str | None) -> None:
+def test_database_url_driver_names(tmp_path: Path, url: str, expected: str | None) -> None:
     config = load(tmp_path, MINIMAL + f"database:\n  url: '{url}'\n").config
     assert config.database.url == expected
 
@@ -1369,10 +1379,7 @@ def test_render_effective_layout(tmp_path: Path) -> None:
     rendered = render_effective(load(tmp_path, REGISTRY2_SAMPLE).config)
     data = yaml.safe_load(rendered)
     assert data["version"] == "0.1"
-    assert data["storage"]["filesystem"] == {
-        "rootdirectory": "/var/lib/registry",
-        "maxthreads": 100,
-    }
+    assert data["storage"]["filesystem"] == {"rootdirectory": "/var/lib/registry"}
     assert "driver" not in data["storage"]
     assert data["storage"]["maintenance"]["uploadpurging"]["age"] == "168h"
     assert data["http"]["secret"] is None
@@ -1412,7 +1419,11 @@ def _model_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
         if model is StorageConfig and name == "driver":
-            keys += ["storage.filesystem", "storage.inmemory"]
+            for driver in driver_names():
+                keys += [f"storage.{driver}"]
+                keys += _model_keys(parameters_model(driver), f"storage.{driver}.")
+            continue
+        if model is StorageConfig and name == "parameters":
             continue
         dotted = prefix + name
         core = _core(field.annotation)
@@ -1429,6 +1440,6 @@ def test_every_key_is_documented() -> None:
     assert "storage.filesystem.rootdirectory" in keys
     assert "database.url" in keys
     keys += [*REFUSED_KEYS, *UNSUPPORTED_KEYS, *DEPRECATED_KEYS]
-    keys += ["storage.s3", "storage.gcs", "storage.azure", "storage.swift", "storage.oss"]
+    keys += [f"storage.{name}" for name in NOT_IMPLEMENTED]
     missing = [key for key in keys if f"`{key}`" not in docs]
     assert missing == []

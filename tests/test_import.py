@@ -3,7 +3,9 @@
 Two halves:
 
 * fast tests that lay out a Distribution store by hand (through a storage driver) and run
-  :func:`dockyard.importer.import_store` on it, one odd case at a time;
+  :func:`dockyard.registry2.importer.import_store` on it, one odd case at a time; the
+  ``dockyard import`` command refusing (no store, or a store ``dockyard serve`` has
+  written to) and its exit status;
 * an end-to-end test: real ``docker-registry`` (Distribution 2.8.2) filled with skopeo, then
   ``python -m dockyard import`` and ``python -m dockyard serve`` on the same config file and
   store, and every tag, manifest and blob compared over HTTP with what registry:2 served.
@@ -27,24 +29,27 @@ import tarfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from sqlalchemy import select
 
-from dockyard.app import run_import
 from dockyard.config import load_config
-from dockyard.importer import ImportReport, import_store
 from dockyard.metadata import schema
 from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.records import ManifestToStore
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import Digest
+from dockyard.registry2.importer import ImportReport, import_store
+from dockyard.registry2.reports import EXIT_CLEAN, EXIT_PROBLEMS, EXIT_REFUSED, Report
+from dockyard.registry2_commands import run_import
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from tests.e2e.server import RegistryServer, write_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,7 +215,7 @@ def store(storage: StorageDriver) -> Store:
 
 @pytest.fixture
 async def metadata() -> AsyncIterator[MetadataStore]:
-    engine = create_engine("sqlite+aiosqlite://")
+    engine = create_engine("sqlite://")
     await migrate(engine)
     store = MetadataStore(engine)
     try:
@@ -234,7 +239,7 @@ def counts(report: ImportReport) -> tuple[int, int, int, int]:
     return (c.repositories, c.tags, c.manifests, c.blob_links)
 
 
-def problem_with(report: ImportReport, *words: str) -> str:
+def problem_with(report: Report, *words: str) -> str:
     found = [p for p in report.problems if all(w in p for w in words)]
     assert len(found) == 1, (words, report.problems)
     return found[0]
@@ -324,9 +329,8 @@ async def test_run_import_on_inmemory_storage_has_nothing_to_do(tmp_path: Path) 
 
     report = await run_import(config, dry_run=False)
 
-    assert report.problems == [
-        "storage driver inmemory holds no registry:2 store: nothing to import"
-    ]
+    assert report.refused == "storage driver inmemory holds no registry:2 store: nothing to import"
+    assert report.exit_status == EXIT_REFUSED
 
 
 async def test_dry_run_writes_nothing_and_counts_the_same(
@@ -549,7 +553,8 @@ async def test_leftovers_of_deletes_and_uploads(tmp_path: Path, metadata: Metada
     report = await import_store(metadata, storage)
 
     assert report.problems == [
-        "1 unfinished upload of registry:2 left in _uploads directories: Dockyard does not "
+        "1 unfinished upload of registry:2 left in _uploads directories under "
+        f"{tmp_path / 'store/docker/registry/v2/repositories'}: Dockyard does not "
         "resume them (clients start those uploads again) and does not purge them; delete "
         "them before Dockyard serves, as its own uploads go to the same directories"
     ]
@@ -557,6 +562,169 @@ async def test_leftovers_of_deletes_and_uploads(tmp_path: Path, metadata: Metada
     assert await metadata.list_tags("emptied", None, None) == []
     assert await metadata.get_manifest("app", deleted.digest, by_digest=True) is None
     assert await metadata.get_manifest("app", image.digest, by_digest=True) is not None
+
+
+async def test_unfinished_upload_in_a_repository_without_content_is_counted(
+    store: Store, metadata: MetadataStore
+) -> None:
+    """A push that never finished its first blob leaves a repository of only _uploads."""
+    await store.image("app", "v1")
+    await store.storage.put_content(paths.upload_data("team/pending", "c0ffee-upload"), b"part")
+
+    report = await import_store(metadata, store.storage)
+
+    problem_with(report, "1 unfinished upload of registry:2")
+    assert await metadata.list_repositories(None, None) == ["app"]
+    assert report.exit_status == EXIT_PROBLEMS
+
+
+async def test_warnings_name_where_the_files_are(
+    store: Store, metadata: MetadataStore, tmp_path: Path
+) -> None:
+    await store.image("app", "v1")
+    bad = Digest.parse(sha256(b"bad"))
+    await store.storage.put_content(paths.layer_link("app", bad), b"not a digest")
+
+    report = await import_store(metadata, store.storage)
+
+    warning = problem_with(report, "does not hold a digest")
+    if isinstance(store.storage, FilesystemDriver):  # the real file, under rootdirectory
+        where = str(tmp_path / "store" / paths.layer_link("app", bad).lstrip("/"))
+    else:
+        where = f"{paths.layer_link('app', bad)} (in the inmemory storage)"
+    assert f" {where} " in warning
+
+
+def error_of(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error:`` line of a command's standard error."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def write_store_config(path: Path, root: Path) -> Path:
+    path.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\n")
+    return path
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_missing_rootdirectory_is_refused_and_nothing_created(
+    tmp_path: Path, dry_run: bool
+) -> None:
+    root = tmp_path / "var/lib/registyr"  # mistyped
+    config = write_store_config(tmp_path / "config.yml", root)
+
+    result = dockyard("import", *(["--dry-run"] if dry_run else []), str(config))
+
+    assert result.returncode == EXIT_REFUSED, result
+    assert f"refused: storage.filesystem.rootdirectory {root} does not exist" in result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "var").exists()
+
+
+def test_root_without_a_registry2_store_is_refused(tmp_path: Path) -> None:
+    """An existing directory that is not a registry:2 root gets no database either."""
+    root = tmp_path / "var/lib"
+    (root / "registry/docker/registry/v2/repositories/app/_manifests").mkdir(parents=True)
+    config = write_store_config(tmp_path / "config.yml", root)
+
+    result = dockyard("import", str(config))
+
+    assert result.returncode == EXIT_REFUSED, result
+    assert f"{root / 'docker/registry/v2/repositories'} does not exist or is empty" in (
+        result.stderr
+    )
+    assert sorted(p.name for p in root.iterdir()) == ["registry"]
+
+
+async def test_exit_status_clean_then_with_problems(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    store = Store(FilesystemDriver(root))
+    await store.image("app", "v1")
+    config = write_store_config(tmp_path / "config.yml", root)
+
+    clean = dockyard("import", str(config))
+    await store.storage.put_content(paths.tag_current_link("app", "broken"), b"junk")
+    with_problems = dockyard("import", str(config))
+
+    assert clean.returncode == EXIT_CLEAN, clean
+    assert warnings_of(clean) == []
+    assert with_problems.returncode == EXIT_PROBLEMS, with_problems
+    assert "warning: app: tag broken: current/link does not hold a digest" in (with_problems.stderr)
+
+
+# =========================================================================================
+# An import onto a store Dockyard has served writes to
+
+
+async def tag_targets(database: Path, repo: str) -> dict[str, str]:
+    store = MetadataStore(create_engine(f"sqlite:///{database}"))
+    try:
+        return await store.tag_targets(repo)
+    finally:
+        await store.close()
+
+
+async def served_write_at(database: Path) -> object:
+    store = MetadataStore(create_engine(f"sqlite:///{database}"))
+    try:
+        return await store.served_write_at()
+    finally:
+        await store.close()
+
+
+async def test_import_again_after_dockyard_served_writes_refuses_unless_forced(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    store = Store(FilesystemDriver(root))
+    first = await store.image("app", "v1")
+    doomed = await store.image("app", "v2")
+    port = free_port()
+    config = write_config(tmp_path / "config.yml", store=root, port=port)
+    database = root / "dockyard.db"
+    assert dockyard("import", str(config)).returncode == EXIT_CLEAN
+    assert await served_write_at(database) is None  # the import's writes are not served
+
+    server = RegistryServer("dockyard", tmp_path, port=port)
+    server.start()
+    try:
+        layers = [layer_bytes(b"pushed to dockyard")]
+        config_blob = config_bytes(layers)
+        pushed = image_manifest(config_blob, layers)
+        for blob in [config_blob, *layers]:
+            server.push_blob("app", blob)
+        assert server.put_manifest("app", "v1", pushed, OCI_MANIFEST).status == 201
+        assert server.request("DELETE", f"/v2/app/manifests/{doomed.digest}").status == 202
+    finally:
+        server.stop()
+    served = await tag_targets(database, "app")
+    assert served == {"v1": sha256(pushed)}
+    before = sqlite_dump(database)
+
+    dry = dockyard("import", "--dry-run", str(config))
+    refused = dockyard("import", str(config))
+
+    since = await served_write_at(database)
+    assert isinstance(since, datetime)
+    for result in (dry, refused):
+        assert result.returncode == EXIT_REFUSED, result
+        assert result.stdout == ""
+        message = result.stderr
+        assert f"served writes to this store since {since:%Y-%m-%d %H:%M:%S} UTC" in message
+        assert "it would set 2 tags" in message and "add 1 manifest" in message
+        assert "--force" in message
+    assert error_of(dry).startswith("error: dry run: refused: Dockyard has served writes")
+    assert error_of(refused).startswith("error: refused: Dockyard has served writes")
+    assert sqlite_dump(database) == before
+
+    forced = dockyard("import", "--force", str(config))
+
+    assert forced.returncode == EXIT_CLEAN, forced
+    assert "Imported 0 repositories, 2 tags, 1 manifest, 0 blob links." in forced.stdout
+    assert await tag_targets(database, "app") == {"v1": first.digest, "v2": doomed.digest}
+    assert await served_write_at(database) == since  # still served: refused again next time
+    assert dockyard("import", str(config)).returncode == EXIT_REFUSED
 
 
 # =========================================================================================
@@ -749,9 +917,21 @@ def sqlite_dump(database: Path) -> dict[str, list[tuple[Any, ...]]]:
 Request = tuple[str, str, str | None]  # method, path, Accept
 
 
-def plan_requests(server: Server, deleted: str, tags: dict[str, list[str]]) -> list[Request]:
-    """GET and HEAD of every tag, manifest and blob that ``server`` (registry:2) knows of,
-    plus a deleted manifest, and manifests asked for as blobs (never served as blobs)."""
+class Requester(Protocol):
+    """What the observation needs of a server: :class:`Server`, or an adapter."""
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]: ...
+
+    def reply(self, method: str, path: str, accept: str | None = None) -> Reply: ...
+
+
+def plan_requests(
+    server: Requester, deleted: tuple[str, str], tags: dict[str, list[str]]
+) -> list[Request]:
+    """GET and HEAD of every tag, manifest and blob that ``server`` knows of, plus a deleted
+    manifest (repository, digest), and manifests asked for as blobs (never served as blobs)."""
     manifests: dict[tuple[str, str], bytes] = {}
     requests: list[Request] = []
     for repo, repo_tags in tags.items():
@@ -769,7 +949,7 @@ def plan_requests(server: Server, deleted: str, tags: dict[str, list[str]]) -> l
             )
             assert status == 200, (repo, child, status)
             manifests[(repo, child["digest"])] = child_body
-    digests = {*manifests, ("plain", deleted)}
+    digests = {*manifests, deleted}
     blobs: set[tuple[str, str]] = set()
     for (repo, digest), body in manifests.items():
         parsed = json.loads(body)
@@ -784,13 +964,13 @@ def plan_requests(server: Server, deleted: str, tags: dict[str, list[str]]) -> l
     return requests
 
 
-def observe(server: Server, requests: list[Request]) -> dict[str, Reply]:
+def observe(server: Requester, requests: list[Request]) -> dict[str, Reply]:
     return {
         f"{method} {path}": server.reply(method, path, accept) for method, path, accept in requests
     }
 
 
-def list_tags(server: Server, repos: list[str]) -> dict[str, list[str] | None]:
+def list_tags(server: Requester, repos: list[str]) -> dict[str, list[str] | None]:
     listed: dict[str, list[str] | None] = {}
     for repo in repos:
         status, _, body = server.request("GET", f"/v2/{repo}/tags/list")
@@ -903,7 +1083,7 @@ def migration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migration]:
         migration.registry2_catalog = json.loads(body)["repositories"]
         migration.registry2_tags = list_tags(registry2, migration.registry2_catalog)
         tags = {repo: t or [] for repo, t in migration.registry2_tags.items()}
-        requests = plan_requests(registry2, migration.deleted_digest, tags)
+        requests = plan_requests(registry2, ("plain", migration.deleted_digest), tags)
         migration.registry2 = observe(registry2, requests)
     finally:
         registry2.stop()
@@ -934,9 +1114,19 @@ def migration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migration]:
     yield migration
 
 
+def comparable(key: str, reply: Reply) -> Reply:
+    """What must match between two registries: errors by status and code (not message),
+    blobs without their Content-Type."""
+    if reply.status >= 400:
+        return Reply(reply.status, None, None, None, "", reply.error)
+    if "/blobs/" in key:
+        return Reply(reply.status, None, reply.digest, reply.length, reply.body_sha, None)
+    return reply
+
+
 def summary_line(result: subprocess.CompletedProcess[str] | None, start: str) -> str:
     assert result is not None
-    assert result.returncode == 0, result.stderr
+    assert result.returncode in (EXIT_CLEAN, EXIT_PROBLEMS), result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith(start)]
     assert len(lines) == 1, result.stdout
     return lines[0][len(start) :]
@@ -961,6 +1151,7 @@ def test_import_counts_and_problems(migration: Migration) -> None:
     )
     problems = warnings_of(migration.first)
     assert len(problems) == 3, problems
+    assert migration.first is not None and migration.first.returncode == EXIT_PROBLEMS
     assert any(
         f"legacy: manifest {migration.schema1_digest}" in p and "schema1" in p for p in problems
     ), problems
@@ -992,6 +1183,7 @@ def test_dry_run_reports_the_same_and_changes_nothing(migration: Migration) -> N
     would = summary_line(migration.dry_run, "Would import ")
     assert would == summary_line(migration.first, "Imported ")
     assert warnings_of(migration.dry_run) == warnings_of(migration.first)
+    assert migration.dry_run is not None and migration.dry_run.returncode == EXIT_PROBLEMS
     assert not migration.database_exists_after_dry_run
     assert migration.files_after_dry_run == migration.files_before
 
@@ -1012,6 +1204,8 @@ def test_second_import_is_a_no_op(migration: Migration) -> None:
     assert migration.database_after_second == migration.database_after_first
     # the blob it linked the first time is linked now; the schema1 image stays skipped
     assert len(warnings_of(migration.second)) == 2
+    # Dockyard only imported and served reads: its own writes are not served writes
+    assert migration.second is not None and "refused" not in migration.second.stderr
 
 
 @pytest.mark.e2e
@@ -1051,13 +1245,6 @@ def test_every_tag_manifest_and_blob_is_served_identically(migration: Migration)
         if method == "GET":
             assert served.body_sha == sha256(data)
         expected[key] = served
-
-    def comparable(key: str, reply: Reply) -> Reply:
-        if reply.status >= 400:  # errors: the status and the code, not the message
-            return Reply(reply.status, None, None, None, "", reply.error)
-        if "/blobs/" in key:  # blob Content-Type is not compared
-            return Reply(reply.status, None, reply.digest, reply.length, reply.body_sha, None)
-        return reply
 
     got = {key: comparable(key, reply) for key, reply in migration.dockyard.items()}
     want = {key: comparable(key, reply) for key, reply in expected.items()}

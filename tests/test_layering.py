@@ -32,10 +32,22 @@ ALLOWED = {
 # api may also catch the exceptions of storage and metadata, and nothing else of them.
 EXCEPTIONS_ONLY = {"api": {"storage", "metadata"}}
 # One capability each, "inward only": the core, never the wiring or the HTTP layer.
-CAPABILITIES = {"gc", "proxy", "notify", "sync", "ui", "observability", "importer"}
+CAPABILITIES = {"gc", "proxy", "notify", "sync", "ui", "observability", "registry2"}
 CAPABILITY_MAY_IMPORT = {"oci", "storage", "metadata", "registry", "auth", "observability"}
 # The configuration model, the commands and the wiring may import everything.
-WIRING = {"__init__", "__main__", "app", "cli", "config"}
+WIRING = {
+    "__init__",
+    "__main__",
+    "app",
+    "cli",
+    "config",
+    "database",
+    "registry2_commands",
+    "security",
+    "startup",
+    "supervisor",
+    "token_setup",
+}
 
 # Violations found and reported, kept visible here until they are fixed (strict xfail: the
 # test fails once the module complies, so that the entry is removed).

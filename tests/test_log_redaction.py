@@ -49,3 +49,14 @@ def test_formatters_redact_messages_and_tracebacks() -> None:
     assert "pw123" not in text and "eyJzdWIi" not in text
     entry = json.loads(JsonFormatter({}).format(record))
     assert "pw123" not in entry["msg"] and "eyJzdWIi" not in entry["error"]
+
+
+def test_access_fields_are_redacted_in_json_lines() -> None:
+    """The user agent is whatever the client sent; a credential in it is hidden too."""
+    agent = "evil/1.0 Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2ln"
+    record = logging.LogRecord("dockyard.access", logging.INFO, __file__, 1, "request", (), None)
+    record.access = {"status": 200, "http.request.useragent": agent, "auth.user.name": "alice"}
+    entry = json.loads(JsonFormatter({}).format(record))
+    assert "eyJzdWIi" not in entry["http.request.useragent"]
+    assert entry["http.request.useragent"].startswith("evil/1.0 Authorization: <redacted>")
+    assert entry["auth.user.name"] == "alice" and entry["status"] == 200

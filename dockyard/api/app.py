@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from dockyard.api.context import UrlBuilder
 from dockyard.api.dispatch import Dispatcher
 from dockyard.api.forwarded import ProxyPolicy, forwarded_middleware
 from dockyard.api.table import ROUTES
-from dockyard.api.token import add_token_endpoint
 from dockyard.auth.controller import AccessController
-from dockyard.auth.issuer import TokenIssuer
 from dockyard.registry.service import Registry
+
+if TYPE_CHECKING:
+    from dockyard.auth.issuer import TokenIssuer
 
 REGISTRY_KEY = web.AppKey("registry", Registry)
 
@@ -33,6 +36,9 @@ def build_app(
     app[REGISTRY_KEY] = registry
     dispatcher = Dispatcher(registry, urls, ROUTES, access)
     if token_service is not None:
+        # Loaded only when Dockyard runs a token service (JWT and X.509 libraries).
+        from dockyard.api.token import add_token_endpoint
+
         add_token_endpoint(app, *token_service)
     app.router.add_route("*", f"{urls.prefix}/v2", dispatcher.handle)
     app.router.add_route("*", f"{urls.prefix}/v2/{{tail:.*}}", dispatcher.handle)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
-from dockyard.api.direct_body import direct_body
+from dockyard.api.direct_body import DirectBody, direct_body
+from dockyard.api.gather import gathered
 from dockyard.auth.access import Access
 from dockyard.oci import errors
 from dockyard.registry.service import Registry
-from dockyard.registry.uploads import Body, IncompleteBodyError
+from dockyard.registry.uploads import IncompleteBodyError
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,45 @@ class Call:
         return self.params["name"]
 
 
-async def body_stream(request: web.Request) -> Body:
-    """The request body in chunks; a body cut short raises IncompleteBodyError.
+class RequestBody:
+    """The body of ``request`` as an upload reads it (:class:`~dockyard.registry.body.Body`),
+    in chunks of a few MiB; a body cut short raises IncompleteBodyError. Use it with
+    ``async with``: leaving gives its buffers back.
 
     A large plain-TCP body is received straight into reusable buffers (see
-    :mod:`dockyard.api.direct_body`): each chunk is then valid only until the iterator
-    has been advanced a few more times (``IN_FLIGHT + 1``)."""
-    chunks = direct_body(request) or request.content.iter_any()
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except (aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError) as exc:
-        raise IncompleteBodyError(str(exc)) from exc
+    :mod:`dockyard.api.direct_body`), each filled again once the reader hands its chunk
+    back. Any other body comes through aiohttp's parser, its pieces joined into chunks
+    (:mod:`dockyard.api.gather`)."""
+
+    def __init__(self, request: web.Request) -> None:
+        taken = direct_body(request)
+        self._direct: DirectBody | None = None
+        self._chunks: AsyncGenerator[bytes | memoryview]
+        if isinstance(taken, DirectBody):
+            self._direct = taken
+            self._chunks = taken.chunks()
+        else:
+            self._chunks = gathered(taken or request.content.iter_any())
+
+    async def __aenter__(self) -> RequestBody:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._chunks.aclose()
+
+    def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes | memoryview]:
+        try:
+            async for chunk in self._chunks:
+                yield chunk
+        except (aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError) as exc:
+            raise IncompleteBodyError(str(exc)) from exc
+
+    def done(self, chunk: bytes | memoryview) -> None:
+        if self._direct is not None:
+            self._direct.done(chunk)
 
 
 async def read_limited(request: web.Request, limit: int, error: errors.ErrorCode) -> bytes:
@@ -77,9 +105,11 @@ async def read_limited(request: web.Request, limit: int, error: errors.ErrorCode
         )
     parts: list[bytes] = []
     total = 0
-    async for chunk in body_stream(request):
-        total += len(chunk)
-        if total > limit:
-            raise errors.RegistryError(error, f"body exceeds the limit of {limit} bytes")
-        parts.append(bytes(chunk))  # a view would be reused; bytes(bytes) is no copy
+    async with RequestBody(request) as body:
+        async for chunk in body:
+            total += len(chunk)
+            if total > limit:
+                raise errors.RegistryError(error, f"body exceeds the limit of {limit} bytes")
+            parts.append(bytes(chunk))  # a view would be reused; bytes(bytes) is no copy
+            body.done(chunk)
     return b"".join(parts)

@@ -1,21 +1,21 @@
 """Large request bodies received straight from the socket into reusable, aligned buffers.
 
 aiohttp hands a body over as many small ``bytes`` objects: the event loop copies each read
-into a new object, the HTTP parser copies it again, and the upload copies the pieces once
-more to gather a buffer worth a thread hand-off. For a multi-gigabyte blob those copies
+into a new object, the HTTP parser copies it again, and gathering the pieces into a buffer
+worth a thread hand-off copies them once more. For a multi-gigabyte blob those copies
 cost as much CPU as hashing it. For a plain-TCP request with a large ``Content-Length``
 the connection is switched, for the rest of the body, to a buffered protocol that lets the
-event loop ``recv`` into page-aligned 4 MiB buffers; each full buffer is handed to the
-consumer as it is (no copy), hashed and written in threads while the next one fills.
+event loop ``recv`` into 4 MiB buffers; each full buffer is handed to the consumer as it
+is (no copy) while the next ones fill. The buffers are page-aligned (``mmap``), so that a
+driver that can write them with ``O_DIRECT`` does (the filesystem driver).
 
 The price: aiohttp's parser never sees those bytes, so the connection cannot carry another
 request. The response says ``Connection: close`` (see :func:`takes_over`) and the
 connection closes after it; for a body of many megabytes the reconnect costs nothing.
 
-Contract for the consumer: a chunk stays valid until the iterator has been advanced
-``IN_FLIGHT + 1`` more times, as :func:`dockyard.registry.uploads._copy` needs. Code that
-keeps chunks longer must not receive a taken-over body: the threshold is above
-:data:`dockyard.registry.uploads.SMALL_BODY`, whose in-memory path keeps every chunk.
+The consumer hands each chunk back with :meth:`DirectBody.done` once it needs it no more
+(:class:`dockyard.registry.body.Body`); only then is its buffer filled again, by this body
+or, after the body is closed, by another one.
 """
 
 from __future__ import annotations
@@ -23,19 +23,18 @@ from __future__ import annotations
 import asyncio
 import mmap
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from aiohttp import web
 
-from dockyard.registry.uploads import COPY_BUFFER, IN_FLIGHT, SMALL_BODY, IncompleteBodyError
+from dockyard.registry.uploads import IncompleteBodyError
 
-BUFFER_SIZE = COPY_BUFFER
-# One filling, IN_FLIGHT being written, one just handed over: reading never waits for
-# the consumer unless the disk is the slower side.
-BUFFERS = IN_FLIGHT + 2
+BUFFER_SIZE = 4 * 1024 * 1024
+# Some held by the consumer (hashed, written), the others receiving meanwhile: reading
+# waits for the consumer only when the disk is the slower side.
+BUFFERS = 4
 # Bodies at least this large are taken over; smaller ones are not worth a reconnect.
 MIN_BODY = 8 * 1024 * 1024
-assert MIN_BODY > SMALL_BODY
 _KEY = web.RequestKey("dockyard.direct_body", bool)
 # Free buffers kept per process for the next upload: mapping fresh memory costs more
 # than the copies it saves when it happens per request.
@@ -52,7 +51,7 @@ def _give_back(buffer: mmap.mmap) -> None:
         _pool.append(buffer)
 
 
-class _Receiver(asyncio.BufferedProtocol):
+class DirectBody(asyncio.BufferedProtocol):
     """Takes the connection's reads until ``remaining`` bytes have arrived.
 
     Flow control and connection loss are passed on to the original protocol, so that
@@ -75,7 +74,7 @@ class _Receiver(asyncio.BufferedProtocol):
         self._filled = len(head)
         self._views[0][: len(head)] = head
         self._ready: deque[tuple[int, int]] = deque()
-        self._handed: deque[int] = deque()
+        self._handed: set[int] = set()  # the buffers the consumer holds
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._scratch = bytearray(64 * 1024)
@@ -138,11 +137,9 @@ class _Receiver(asyncio.BufferedProtocol):
 
     # -- the consumer side ------------------------------------------------------------------
 
-    async def chunks(self) -> AsyncIterator[memoryview]:
+    async def chunks(self) -> AsyncGenerator[memoryview]:
         try:
             while True:
-                if len(self._handed) > IN_FLIGHT:
-                    self._release(self._handed.popleft())
                 if not self._ready:
                     if self._remaining == 0 and self._filling is None and self._filled == 0:
                         return  # the whole body was handed over
@@ -153,10 +150,21 @@ class _Receiver(asyncio.BufferedProtocol):
                     self._waiter = None
                     continue
                 index, length = self._ready.popleft()
-                self._handed.append(index)
+                self._handed.add(index)
                 yield self._views[index][:length]
         finally:
             self._close()
+
+    def done(self, chunk: bytes | memoryview) -> None:
+        """The consumer needs ``chunk`` no more: its buffer may be filled again."""
+        index = next((i for i, buffer in enumerate(self._buffers) if _view_of(chunk, buffer)), None)
+        if index is None or index not in self._handed:
+            return
+        self._handed.discard(index)
+        if self._closed:
+            _give_back(self._buffers[index])
+        else:
+            self._release(index)
 
     def _release(self, index: int) -> None:
         if self._filling is None and self._remaining:
@@ -166,7 +174,8 @@ class _Receiver(asyncio.BufferedProtocol):
             self._free.append(index)
 
     def _close(self) -> None:
-        """Return the buffers, once nothing can write into them any more."""
+        """Return the buffers, once nothing can write into them any more; one the
+        consumer still holds goes back when it is done with it."""
         if self._closed:
             return
         self._closed = True
@@ -175,8 +184,13 @@ class _Receiver(asyncio.BufferedProtocol):
             # before the buffers go back.
             self._filling = None
             self._transport.close()
-        for buffer in self._buffers:
-            _give_back(buffer)
+        for index, buffer in enumerate(self._buffers):
+            if index not in self._handed:
+                _give_back(buffer)
+
+
+def _view_of(chunk: bytes | memoryview, buffer: mmap.mmap) -> bool:
+    return isinstance(chunk, memoryview) and chunk.obj is buffer
 
 
 def _eligible(request: web.Request) -> int | None:
@@ -195,8 +209,9 @@ def _eligible(request: web.Request) -> int | None:
     return length
 
 
-def direct_body(request: web.Request) -> AsyncIterator[bytes | memoryview] | None:
-    """Take over the rest of ``request``'s body, or None when it does not qualify."""
+def direct_body(request: web.Request) -> DirectBody | AsyncIterator[bytes] | None:
+    """Take over the rest of ``request``'s body, or None when it does not qualify (and,
+    rarely, what was already taken out of the parser, followed by the rest from it)."""
     length = _eligible(request)
     if length is None:
         return None
@@ -211,13 +226,13 @@ def direct_body(request: web.Request) -> AsyncIterator[bytes | memoryview] | Non
     # From here on the parser is bypassed; it must not wait for the rest, nor linger.
     request.content.feed_eof()
     request[_KEY] = True
-    receiver = _Receiver(request.protocol, transport, head, length - len(head))
+    receiver = DirectBody(request.protocol, transport, head, length - len(head))
     transport.set_protocol(receiver)
     transport.resume_reading()
-    return receiver.chunks()
+    return receiver
 
 
-async def _ordinary(request: web.Request, head: bytes) -> AsyncIterator[bytes]:
+async def _ordinary(request: web.Request, head: bytes) -> AsyncGenerator[bytes]:
     yield head
     async for chunk in request.content.iter_any():
         yield chunk

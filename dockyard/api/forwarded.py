@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from dockyard.api.access_log import carry_to_logged
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # A host, optionally with a port: no spaces, slashes, user info or anything a URL could
 # be bent with.
@@ -93,6 +95,10 @@ def forwarded_middleware(policy: ProxyPolicy) -> Middleware:
             headers.getall("X-Forwarded-Host", []),
         )
         client = policy.client_address(peer, headers.getall("X-Forwarded-For", []))
-        return await handler(request.clone(scheme=scheme, host=host, remote=client))
+        forwarded = request.clone(scheme=scheme, host=host, remote=client)
+        try:
+            return await handler(forwarded)
+        finally:
+            carry_to_logged(forwarded, request)
 
     return middleware

@@ -10,6 +10,7 @@ from aiohttp import web
 from dockyard.api.context import Call
 from dockyard.oci import mediatypes
 from dockyard.oci.digest import Digest
+from dockyard.oci.names import TAG_SEPARATOR
 from dockyard.oci.pagination import link_header, parse_page
 from dockyard.registry.listing import Listing
 
@@ -47,7 +48,6 @@ async def list_tags(request: web.Request, call: Call) -> web.StreamResponse:
 
 
 _JSON = {"Content-Type": "application/json"}
-_SEPARATOR = '", "'
 # Where the body of a whole tag list is kept, on the cached list itself (TagList.memo):
 # it lives exactly as long as the list stays current.
 _BODY = "tags/list body"
@@ -56,10 +56,10 @@ _BODY = "tags/list body"
 def _tags_body(name: str, listing: Listing) -> bytes:
     whole = listing.whole
     if whole is None:
-        return _tags_json(name, _SEPARATOR.join(listing.entries), bool(listing.entries))
+        return _tags_json(name, TAG_SEPARATOR.join(listing.entries), bool(listing.entries))
     body = whole.memo.get(_BODY)
     if not isinstance(body, bytes):
-        body = whole.memo[_BODY] = _tags_json(name, whole.joined(_SEPARATOR), bool(whole.size))
+        body = whole.memo[_BODY] = _tags_json(name, whole.joined(TAG_SEPARATOR), bool(whole.size))
     return body
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.access_log import remember_user
 from dockyard.api.dispatch import error_response
 from dockyard.auth.access import parse_scopes
 from dockyard.auth.controller import parse_basic
@@ -46,6 +47,7 @@ class TokenEndpoint:
             response = error_response(exc)
             response.headers.update(NO_STORE)
             return response
+        remember_user(request, issued.user)
         return web.json_response(issued.body(), headers=NO_STORE)
 
     def _from_query(self, request: web.Request) -> TokenRequest:

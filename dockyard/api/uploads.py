@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockyard.api.blobs import blob_location_headers
-from dockyard.api.context import Call, body_stream
+from dockyard.api.context import Call, RequestBody
 from dockyard.auth.access import PULL, REPOSITORY, Access
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest
@@ -58,7 +58,8 @@ async def start_upload(request: web.Request, call: Call) -> web.StreamResponse:
             return web.Response(status=201, headers=headers)
     digest = _digest_param(request)
     if digest is not None:
-        await uploads.monolithic(call.name, digest, body_stream(request), request.content_length)
+        async with RequestBody(request) as body:
+            await uploads.monolithic(call.name, digest, body, request.content_length)
         return web.Response(status=201, headers=blob_location_headers(request, call, digest))
     upload_id = await uploads.start(call.name)
     return web.Response(status=202, headers=_upload_headers(request, call, upload_id, 0))
@@ -72,13 +73,10 @@ async def upload_status(request: web.Request, call: Call) -> web.StreamResponse:
 
 async def patch_upload(request: web.Request, call: Call) -> web.StreamResponse:
     upload_id = call.params["uuid"]
-    size = await call.registry.uploads.append(
-        call.name,
-        upload_id,
-        body_stream(request),
-        _content_range(request),
-        request.content_length,
-    )
+    async with RequestBody(request) as body:
+        size = await call.registry.uploads.append(
+            call.name, upload_id, body, _content_range(request), request.content_length
+        )
     return web.Response(status=202, headers=_upload_headers(request, call, upload_id, size))
 
 
@@ -88,14 +86,15 @@ async def complete_upload(request: web.Request, call: Call) -> web.StreamRespons
         raise errors.RegistryError(
             errors.DIGEST_INVALID, "the digest query parameter is required to complete an upload"
         )
-    await call.registry.uploads.complete(
-        call.name,
-        call.params["uuid"],
-        digest,
-        body_stream(request),
-        _content_range(request),
-        request.content_length,
-    )
+    async with RequestBody(request) as body:
+        await call.registry.uploads.complete(
+            call.name,
+            call.params["uuid"],
+            digest,
+            body,
+            _content_range(request),
+            request.content_length,
+        )
     return web.Response(status=201, headers=blob_location_headers(request, call, digest))
 
 

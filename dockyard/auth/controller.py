@@ -133,6 +133,18 @@ def parse_basic(authorization: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def named_login(credentials: tuple[str, str] | None) -> tuple[str, str] | None:
+    """``credentials`` when they name a user; None when there are none or the user is empty.
+
+    containers/image (skopeo, podman, buildah) answers a Basic challenge with ``Basic Og==``
+    (no user, no password) when it has no login: that is an anonymous request, never a
+    failed login (counting it would lock the address out after a few anonymous pulls).
+    """
+    if credentials is None or not credentials[0]:
+        return None
+    return credentials
+
+
 def parse_bearer(authorization: str | None) -> str | None:
     """The token of a ``Bearer`` Authorization value, or None."""
     if not authorization:

@@ -1,4 +1,5 @@
-"""htpasswd files (bcrypt entries only) and Basic authentication against them.
+"""htpasswd files (bcrypt entries only) read and verified, and Basic authentication
+against them. Writing them (``dockyard htpasswd``) is :mod:`dockyard.auth.htpasswd_edit`.
 
 A file holds ``user:hash`` lines; blank lines and lines starting with ``#`` are skipped.
 Only bcrypt hashes (``$2a$``, ``$2b$``, ``$2y$``) are accepted, as in registry:2: a user
@@ -19,7 +20,6 @@ costs a bcrypt like a known one, so timing tells nothing about which users exist
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -39,6 +39,7 @@ from dockyard.auth.controller import (
     AccessController,
     AuthRequest,
     Identity,
+    named_login,
     parse_basic,
     quote,
     too_many_attempts,
@@ -58,7 +59,8 @@ _CACHE_SIZE = 4096
 
 
 class HtpasswdError(Exception):
-    """An htpasswd file cannot be written as asked (the message is for the operator)."""
+    """An htpasswd file cannot be read, or written as asked (the message is for the
+    operator)."""
 
 
 @dataclass(frozen=True)
@@ -111,18 +113,6 @@ def parse_htpasswd(text: str) -> Htpasswd:
                 "only bcrypt entries are accepted (dockyard htpasswd add writes them)"
             )
     return Htpasswd(entries, frozenset(unsupported), tuple(problems))
-
-
-def hash_password(password: str, cost: int = DEFAULT_COST) -> str:
-    data = password.encode("utf-8")
-    if len(data) > BCRYPT_MAX_PASSWORD:
-        raise HtpasswdError(
-            f"the password is {len(data)} bytes long; bcrypt uses at most "
-            f"{BCRYPT_MAX_PASSWORD} bytes"
-        )
-    hashed = bcrypt.hashpw(data, bcrypt.gensalt(cost)).decode("ascii")
-    # $2b$ and $2y$ are the same algorithm; $2y$ is what Apache's htpasswd -B writes.
-    return "$2y$" + hashed.removeprefix("$2b$")
 
 
 @dataclass
@@ -260,86 +250,6 @@ def _checkpw(secret: bytes, stored: bytes) -> bool:
 
 
 # --------------------------------------------------------------------------------------
-# Writing files (``dockyard htpasswd``)
-
-
-def read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HtpasswdError(f"{path}: cannot read: {exc}") from None
-
-
-def validate_user(user: str) -> str:
-    if not user or ":" in user or any(c.isspace() for c in user) or user.startswith("#"):
-        raise HtpasswdError(
-            f"{user!r} is not a valid user name (no ':', no spaces, not starting with '#')"
-        )
-    return user
-
-
-def set_user(lines: Sequence[str], user: str, hashed: str) -> tuple[list[str], bool]:
-    """The file's lines with ``user`` set to ``hashed``; True when the user was new."""
-    out: list[str] = []
-    found = False
-    for line in lines:
-        name, sep, _ = line.strip().partition(":")
-        if sep and name == user and not line.lstrip().startswith("#"):
-            if not found:
-                out.append(f"{user}:{hashed}")
-            found = True
-            continue
-        out.append(line)
-    if not found:
-        out.append(f"{user}:{hashed}")
-    return out, not found
-
-
-def remove_user(lines: Sequence[str], user: str) -> tuple[list[str], bool]:
-    out = []
-    removed = False
-    for line in lines:
-        name, sep, _ = line.strip().partition(":")
-        if sep and name == user and not line.lstrip().startswith("#"):
-            removed = True
-            continue
-        out.append(line)
-    return out, removed
-
-
-def list_users(lines: Sequence[str]) -> list[tuple[str, bool]]:
-    """(user, whether its entry is bcrypt) in file order."""
-    parsed = parse_htpasswd("\n".join(lines))
-    seen: list[tuple[str, bool]] = []
-    for line in lines:
-        name, sep, _ = line.strip().partition(":")
-        if sep and name and not line.lstrip().startswith("#") and name not in dict(seen):
-            seen.append((name, name in parsed.entries))
-    return seen
-
-
-def write_lines(path: Path, lines: Sequence[str]) -> None:
-    """Replace the file atomically, readable by its owner only (it holds password hashes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    mode = 0o600
-    with contextlib.suppress(FileNotFoundError):
-        mode = os.stat(path).st_mode & 0o777
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("".join(f"{line}\n" for line in lines))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-# --------------------------------------------------------------------------------------
 # The access controller
 
 
@@ -358,8 +268,8 @@ class HtpasswdController(AccessController):
         return f"Basic realm={quote(self.realm)}"
 
     async def authenticate(self, request: AuthRequest, required: Sequence[Access]) -> Identity:
-        credentials = parse_basic(request.authorization)
-        if credentials is None:
+        credentials = named_login(parse_basic(request.authorization))
+        if credentials is None:  # no login, or containers/image's empty one: a challenge
             raise unauthorized(self._challenge(), required)
         retry_after = self.limiter.retry_after(request.client)
         if retry_after:

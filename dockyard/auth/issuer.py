@@ -34,6 +34,7 @@ from dockyard.auth.controller import (
     Identity,
     ListingFilter,
     denied,
+    named_login,
     quote,
     too_many_attempts,
     unauthorized,
@@ -82,6 +83,7 @@ class IssuedToken:
     expires_in: int
     issued_at: str
     granted: Sequence[Scope]
+    user: str | None = None  # who logged in; None for an anonymous caller
 
     def body(self) -> dict[str, Any]:
         """The endpoint's JSON answer (Docker's ``token`` and OAuth2's ``access_token``)."""
@@ -119,12 +121,13 @@ class TokenIssuer:
 
     async def authenticate(self, request: TokenRequest) -> str | None:
         """The logged-in user, None for an anonymous caller; raise RegistryError."""
-        if request.credentials is None:
+        credentials = named_login(request.credentials)
+        if credentials is None:  # no login, or an empty one: the anonymous rules apply
             return None
         retry_after = self.limiter.retry_after(request.client)
         if retry_after:
             raise too_many_attempts(retry_after)
-        user, password = request.credentials
+        user, password = credentials
         if not await self.users.verify(user, password):
             self.limiter.failed(request.client)
             log.info("token service: login failed for user %r from %s", user, request.client)
@@ -166,7 +169,7 @@ class TokenIssuer:
         )
         issued_at = datetime.datetime.fromtimestamp(now, datetime.UTC)
         return IssuedToken(
-            token, self.expiration, issued_at.isoformat().replace("+00:00", "Z"), granted
+            token, self.expiration, issued_at.isoformat().replace("+00:00", "Z"), granted, user
         )
 
 

@@ -6,14 +6,13 @@
   in twelve groups of four characters joined by ``:``.
 * ``kid`` as an RFC 7638 JWK thumbprint (Distribution 3 also indexes root certificates so).
 * ``kid`` of a key in a JWKS file (``jwks``).
-* ``x5c``: a certificate chain in the token header whose root is in ``rootcertbundle``.
+* ``x5c``: a certificate chain in the token header whose root is in ``rootcertbundle``
+  (verified in :mod:`dockyard.auth.chains`).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import datetime
 import hashlib
 import json
 from collections.abc import Sequence
@@ -23,14 +22,13 @@ from typing import Any
 
 import jwt
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.x509.verification import Store
 
 PublicKey = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 )
-MAX_CHAIN = 8
 
 
 class KeyProblem(Exception):
@@ -143,12 +141,14 @@ class TrustedKeys:
 
     roots: list[x509.Certificate] = field(default_factory=list)
     by_kid: dict[str, PublicKey] = field(default_factory=dict)
+    _store: Store | None = field(default=None, init=False, repr=False, compare=False)
 
     def add_key(self, key: PublicKey) -> None:
         self.by_kid[libtrust_key_id(key)] = key
         self.by_kid[jwk_thumbprint(key)] = key
 
     def add_certificates(self, certificates: Sequence[x509.Certificate]) -> None:
+        self._store = None
         for certificate in certificates:
             self.roots.append(certificate)
             key = certificate.public_key()
@@ -162,65 +162,10 @@ class TrustedKeys:
         der = spki_der(key)
         return any(spki_der(known) == der for known in self.by_kid.values())
 
-    def verify_chain(self, x5c: object, now: datetime.datetime | None = None) -> PublicKey:
-        """The leaf's key of an ``x5c`` chain that leads to one of the roots."""
-        if not isinstance(x5c, list) or not x5c or len(x5c) > MAX_CHAIN:
-            raise KeyProblem("x5c is not a list of 1 to 8 certificates")
-        chain: list[x509.Certificate] = []
-        for index, item in enumerate(x5c):
-            if not isinstance(item, str):
-                raise KeyProblem(f"x5c[{index}] is not a string")
-            try:
-                chain.append(x509.load_der_x509_certificate(base64.b64decode(item, validate=True)))
-            except (ValueError, binascii.Error) as exc:
-                raise KeyProblem(f"x5c[{index}] is not a base64 DER certificate: {exc}") from None
-        now = now or datetime.datetime.now(datetime.UTC)
-        current = chain[0]
-        unused = chain[1:]
-        while True:
-            _check_validity(current, now)
-            if any(current == root for root in self.roots):
-                key = chain[0].public_key()
-                if not isinstance(key, PublicKey):
-                    raise KeyProblem("x5c leaf has an unsupported key type")
-                return key
-            issuer = _issuer_of(current, self.roots) or _issuer_of(current, unused)
-            if issuer is None:
-                raise KeyProblem(
-                    f"x5c certificate {current.subject.rfc4514_string()!r} does not chain to "
-                    "a certificate of rootcertbundle"
-                )
-            if issuer in unused:  # each certificate of the chain is used once: no loops
-                unused.remove(issuer)
-            current = issuer
-
-
-def _check_validity(certificate: x509.Certificate, now: datetime.datetime) -> None:
-    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-        raise KeyProblem(
-            f"certificate {certificate.subject.rfc4514_string()!r} is not valid now "
-            f"({certificate.not_valid_before_utc:%Y-%m-%d} to "
-            f"{certificate.not_valid_after_utc:%Y-%m-%d})"
-        )
-
-
-def _is_ca(certificate: x509.Certificate) -> bool:
-    try:
-        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-    except x509.ExtensionNotFound:
-        return False
-    return constraints.value.ca
-
-
-def _issuer_of(
-    certificate: x509.Certificate, candidates: Sequence[x509.Certificate]
-) -> x509.Certificate | None:
-    for candidate in candidates:
-        if candidate.subject != certificate.issuer or not _is_ca(candidate):
-            continue
-        try:
-            certificate.verify_directly_issued_by(candidate)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return candidate
-    return None
+    def root_store(self) -> Store:
+        """The roots as cryptography's trust store, for :mod:`dockyard.auth.chains`."""
+        if not self.roots:
+            raise KeyProblem("x5c: rootcertbundle holds no certificate to chain to")
+        if self._store is None:
+            self._store = Store(self.roots)
+        return self._store

@@ -6,9 +6,10 @@ it asks the token endpoint for a token, then repeats the request with
 ``Authorization: Bearer <JWT>``. The JWT is accepted only if:
 
 * its ``alg`` is one of the accepted signing algorithms (never ``none``, never HMAC);
-* it is signed by a trusted key, named by an ``x5c`` chain to ``rootcertbundle``, by a
-  ``jwk`` that is trusted or carries such a chain, or by a ``kid`` (libtrust format, RFC 7638
-  thumbprint, or a key of ``jwks``);
+* it is signed by a trusted key, named by an ``x5c`` chain to ``rootcertbundle`` (RFC 5280
+  path validation: :mod:`dockyard.auth.chains`), by a ``jwk`` that is trusted or carries
+  such a chain, or by a ``kid`` (libtrust format, RFC 7638 thumbprint, or a key of
+  ``jwks``);
 * ``iss`` is the configured issuer and ``aud`` contains the configured service;
 * ``exp`` (required) and ``nbf`` (if present) hold, with Distribution's 60 s of leeway.
 
@@ -27,6 +28,8 @@ from typing import Any, Final
 import jwt
 
 from dockyard.auth.access import Access, AccessSet, scopes_of
+from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
+from dockyard.auth.chains import chain_key
 from dockyard.auth.controller import (
     AccessController,
     AuthRequest,
@@ -39,18 +42,6 @@ from dockyard.auth.keys import KeyProblem, PublicKey, TrustedKeys, spki_der
 
 log = logging.getLogger("dockyard.auth")
 
-ASYMMETRIC_ALGORITHMS: Final = (
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-)
 LEEWAY_SECONDS: Final = 60
 # A token is a header, claims and a signature of a few KiB at most; refuse megabytes unread.
 MAX_TOKEN_LENGTH: Final = 16 * 1024
@@ -121,7 +112,7 @@ class TokenVerifier:
     def _signing_key(self, header: dict[str, Any]) -> PublicKey:
         try:
             if header.get("x5c") is not None:
-                return self.trusted.verify_chain(header["x5c"])
+                return chain_key(header["x5c"], self.trusted)
             if header.get("jwk") is not None:
                 return self._embedded_key(header["jwk"])
             kid = header.get("kid")
@@ -146,7 +137,7 @@ class TokenVerifier:
         if self.trusted.trusts(key):
             return key
         if "x5c" in jwk:
-            leaf = self.trusted.verify_chain(jwk["x5c"])
+            leaf = chain_key(jwk["x5c"], self.trusted)
             if spki_der(leaf) == spki_der(key):
                 return key
             raise TokenRejected("jwk header does not match its x5c certificate")

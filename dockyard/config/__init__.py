@@ -4,8 +4,9 @@ The file format is Distribution 2.8's, version ``0.1``; ``REGISTRY_*`` environme
 variables override it with Distribution's rules (``environment.py``). Keys Dockyard does
 not implement yet are either accepted with a warning (they change nothing a client relies
 on) or refused with a :class:`ConfigError` when ignoring them would quietly weaken the
-deployment: TLS, authentication, pull-through cache mode, a storage driver other than
-``filesystem``/``inmemory`` (``compat.py``).
+deployment: TLS, authentication, pull-through cache mode (``compat.py``), a storage
+driver Distribution has and Dockyard does not implement yet (``dockyard.storage.factory``,
+which also knows the drivers there are and reads their parameters).
 
 The modules, in the order a load uses them: ``yaml_loader`` and ``tree`` (the file),
 ``environment`` (the overrides), ``normalize`` (keys checked against ``model``, with
@@ -20,7 +21,6 @@ from dockyard.config.errors import ConfigError
 from dockyard.config.load import LoadedConfig, load_config
 from dockyard.config.model import (
     DEFAULT_MANIFEST_MAX_BYTES,
-    SUPPORTED_STORAGE_DRIVERS,
     AccessConfig,
     AccessLogConfig,
     AccessRuleConfig,
@@ -31,7 +31,6 @@ from dockyard.config.model import (
     DatabaseConfig,
     DeleteConfig,
     FailedLoginsConfig,
-    FilesystemConfig,
     HtpasswdAuthConfig,
     HttpConfig,
     LimitsConfig,
@@ -48,14 +47,13 @@ from dockyard.config.model import (
     UploadPurgingConfig,
     ValidationConfig,
 )
-from dockyard.config.render import render_effective
+from dockyard.config.render import masked_url, render_effective
 
 __all__ = [
     "DEFAULT_MANIFEST_MAX_BYTES",
     "DEPRECATED_KEYS",
     "FOREIGN_VARIABLES",
     "REFUSED_KEYS",
-    "SUPPORTED_STORAGE_DRIVERS",
     "UNSUPPORTED_KEYS",
     "AccessConfig",
     "AccessLogConfig",
@@ -68,7 +66,6 @@ __all__ = [
     "DatabaseConfig",
     "DeleteConfig",
     "FailedLoginsConfig",
-    "FilesystemConfig",
     "HtpasswdAuthConfig",
     "HttpConfig",
     "LimitsConfig",
@@ -87,6 +84,7 @@ __all__ = [
     "ValidationConfig",
     "format_duration",
     "load_config",
+    "masked_url",
     "parse_duration",
     "render_effective",
 ]

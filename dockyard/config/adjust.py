@@ -1,8 +1,8 @@
 """The fix-ups Distribution makes to a parsed configuration, each with a warning.
 
-``logstash`` becomes ``json``, a too-small ``catalog.maxentries`` or
-``storage.filesystem.maxthreads`` is raised, old TLS versions become ``tls1.2``, and the
-deprecated ``loglevel`` and ``validation.enabled`` are honoured.
+``logstash`` becomes ``json``, a too-small ``catalog.maxentries`` is raised, old TLS
+versions become ``tls1.2``, and the deprecated ``loglevel`` and ``validation.enabled`` are
+honoured.
 """
 
 from __future__ import annotations
@@ -70,9 +70,3 @@ def adjust(loading: LoadState, data: dict[str, Any]) -> None:
     tls = data.get("http", {}).get("tls")
     if isinstance(tls, dict):
         _adjust_tls(loading, tls)
-
-    filesystem = data.get("storage", {}).get("filesystem", {})
-    threads = filesystem.get("maxthreads")
-    if isinstance(threads, int) and not isinstance(threads, bool) and threads < 25:
-        loading.warn(f"storage.filesystem.maxthreads: {threads} is below the minimum, using 25")
-        filesystem["maxthreads"] = 25

@@ -12,9 +12,6 @@ from typing import Any, Final
 
 from dockyard.config.tree import has_content, lookup
 
-# Drivers Distribution ships that Dockyard does not implement yet.
-KNOWN_STORAGE_DRIVERS: Final = frozenset({"s3", "gcs", "azure", "swift", "oss"})
-
 
 def _letsencrypt_requested(value: Any) -> bool:
     # Distribution only uses Let's Encrypt when a cache file is given.
@@ -59,6 +56,7 @@ UNSUPPORTED_KEYS: Final[frozenset[str]] = frozenset(
         "log.hooks",
         "log.reportcaller",
         "storage.cache",
+        "storage.filesystem.maxthreads",
         "storage.redirect",
         "storage.tag",
         "http.debug",

@@ -39,6 +39,7 @@ from dockyard.config.state import LoadState
 from dockyard.config.suggestions import closest
 from dockyard.config.tree import dotted, scalar_text
 from dockyard.config.yaml_loader import parse_yaml
+from dockyard.storage.factory import driver_names, parameters_model
 
 ENV_PREFIX: Final = "REGISTRY_"
 # Variables of other tools that happen to start with REGISTRY_: never overrides.
@@ -51,6 +52,8 @@ FOREIGN_VARIABLES: Final[Mapping[str, str]] = {
 # Sections that are maps of named parts (a storage driver, an auth type): the environment
 # may create any key in them, and their loader judges the names.
 _OPEN_SECTIONS: Final[tuple[type[BaseModel], ...]] = (StorageConfig, AuthConfig)
+# Fields of the storage model that hold what the file says, under other names.
+_NOT_KEYS: Final = frozenset({"driver", "parameters"})
 
 
 def _is_index(part: str) -> bool:
@@ -79,8 +82,12 @@ def _env_step(schema: Any, parent: str, node: dict[Any, Any], part: str) -> tupl
         return None  # a plain value has no keys inside
     key = next((k for k in node if scalar_text(k).upper() == upper), part.lower())
     if core in _OPEN_SECTIONS:
-        field = core.model_fields.get(scalar_text(key))
-        if field is None or scalar_text(key) == "driver":
+        name = scalar_text(key)
+        if core is StorageConfig and name in driver_names():
+            model = parameters_model(name)  # a driver without keys takes any, to ignore
+            return key, model if model.model_fields else OPAQUE
+        field = core.model_fields.get(name)
+        if field is None or name in _NOT_KEYS:
             return key, OPAQUE
         return key, field.annotation
     if core is OPAQUE:

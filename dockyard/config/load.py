@@ -15,12 +15,12 @@ from pydantic import ValidationError
 
 from dockyard.config.adjust import adjust
 from dockyard.config.environment import apply_environment
-from dockyard.config.errors import ConfigError
+from dockyard.config.errors import ConfigError, validation_message
 from dockyard.config.model import SUPPORTED_VERSION, Config, StorageConfig
 from dockyard.config.normalize import normalize
 from dockyard.config.schema import section_from_text
 from dockyard.config.state import LoadState
-from dockyard.config.tree import KeyPath, describe, dotted, lookup, scalar_text
+from dockyard.config.tree import describe, lookup, scalar_text
 from dockyard.config.yaml_loader import Scalar, parse_yaml
 
 
@@ -72,18 +72,6 @@ def _read_file(path: Path, loading: LoadState) -> dict[Any, Any]:
     return tree
 
 
-def _validation_message(error: ValidationError, loading: LoadState) -> str:
-    lines = []
-    for item in error.errors(include_url=False):
-        path: KeyPath = tuple(item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        shown = ""
-        if item["type"] != "missing" and not isinstance(item.get("input"), dict | list):
-            shown = f" (got {describe(item.get('input'))})"
-        lines.append(f"{dotted(path) or 'configuration'}: {message}{shown}{loading.source(path)}")
-    return "\n".join(lines)
-
-
 def load_config(
     path: Path | None,
     environ: Mapping[str, str] | None = None,
@@ -128,11 +116,11 @@ def load_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_validation_message(exc, loading)) from None
+        raise ConfigError(validation_message(exc, loading)) from None
 
-    if config.storage.driver == "inmemory" and (config.serve.workers or 1) > 1:
+    if config.storage.in_process and (config.serve.workers or 1) > 1:
         raise ConfigError(
-            "serve.workers: inmemory storage lives inside one process, "
+            f"serve.workers: {config.storage.driver} storage lives inside one process, "
             f"so it cannot be served by {config.serve.workers} workers; use 1"
             + loading.source(("serve", "workers"))
         )

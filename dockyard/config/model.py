@@ -21,11 +21,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializeAsAny,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
-from dockyard.auth.token import ASYMMETRIC_ALGORITHMS
+from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
 from dockyard.config.durations import Duration
 from dockyard.config.http_syntax import (
     HEADER_NAME,
@@ -33,11 +35,16 @@ from dockyard.config.http_syntax import (
     normalize_prefix,
     split_host_port,
 )
+from dockyard.storage.factory import (
+    FALLBACK_DRIVER,
+    DriverParameters,
+    driver_names,
+    parameters_model,
+)
 from dockyard.tls import is_known_suite
 
 SUPPORTED_VERSION: Final = "0.1"
 DEFAULT_MANIFEST_MAX_BYTES: Final = 4 * 1024 * 1024
-SUPPORTED_STORAGE_DRIVERS: Final = ("filesystem", "inmemory")
 SQLITE_FILENAME: Final = "dockyard.db"
 
 
@@ -88,11 +95,6 @@ class LogConfig(_Section):
         return value
 
 
-class FilesystemConfig(_Section):
-    rootdirectory: _NonBlank = "/var/lib/registry"
-    maxthreads: int = 100
-
-
 class DeleteConfig(_Section):
     enabled: bool = False
 
@@ -120,19 +122,66 @@ class MaintenanceConfig(_Section):
     readonly: ReadOnlyConfig = Field(default_factory=ReadOnlyConfig)
 
 
-class StorageConfig(_Section):
-    """``storage``. ``driver`` is derived from which driver section the file has.
+def _driver_model(name: object) -> type[DriverParameters]:
+    if not isinstance(name, str) or name not in driver_names():
+        raise ValueError(f"unknown storage driver {name!r} (drivers: {', '.join(driver_names())})")
+    return parameters_model(name)
 
-    ``filesystem`` always holds parameters (the defaults when the driver is
-    ``inmemory``) so callers need no None check; it only matters for ``filesystem``.
-    The model's own default driver is ``inmemory`` (safe for code that builds a
-    Config directly); a configuration file must always name its driver.
+
+class StorageConfig(_Section):
+    """``storage``: ``driver`` is the name of the one driver section the file has, and
+    ``parameters`` that section, read by the driver's own model
+    (:mod:`dockyard.storage.factory`): the configuration names no driver itself.
+
+    The model's own default is the factory's fallback driver (in memory), safe for code
+    that builds a Config directly; a configuration file must always name its driver.
     """
 
-    driver: Literal["filesystem", "inmemory"] = "inmemory"
-    filesystem: FilesystemConfig = Field(default_factory=FilesystemConfig)
+    driver: str = FALLBACK_DRIVER
+    parameters: SerializeAsAny[DriverParameters] = Field(
+        default_factory=lambda: parameters_model(FALLBACK_DRIVER)()
+    )
     delete: DeleteConfig = Field(default_factory=DeleteConfig)
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_parameters(cls, data: object) -> object:
+        """Parameters given as a mapping, or not at all (code building a Config), are
+        read by the driver's model; the loader hands them over read already."""
+        if isinstance(data, Mapping):
+            parameters = data.get("parameters")
+            if parameters is None or isinstance(parameters, Mapping):
+                model = _driver_model(data.get("driver", FALLBACK_DRIVER))
+                try:
+                    read = model.model_validate(parameters or {})
+                except ValidationError as exc:
+                    raise ValueError(str(exc)) from None
+                data = {**data, "parameters": read}
+        return data
+
+    @model_validator(mode="after")
+    def _parameters_fit(self) -> StorageConfig:
+        model = _driver_model(self.driver)
+        if not isinstance(self.parameters, model):
+            raise ValueError(f"the {self.driver} driver's parameters are a {model.__name__}")
+        return self
+
+    @property
+    def in_process(self) -> bool:
+        """The data lives inside the serving process: one worker, nothing shared."""
+        return self.parameters.in_process
+
+    @property
+    def local_root(self) -> str | None:
+        """The local directory that holds the store, if the driver has one."""
+        return self.parameters.local_root()
+
+    @property
+    def local_root_key(self) -> str | None:
+        """The key that sets :attr:`local_root` (``storage.<driver>.<key>``)."""
+        key = self.parameters.local_root_key
+        return f"storage.{self.driver}.{key}" if key else None
 
 
 def _default_headers() -> dict[str, list[str]]:
@@ -300,16 +349,21 @@ class ValidationConfig(_Section):
 
 
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9.\-]*)(\+[A-Za-z0-9_.\-]+)?://")
-# Dockyard's metadata layer is async: give plain dialect names their async driver.
-_ASYNC_DRIVERS: Final[Mapping[str, str]] = {
-    "sqlite": "sqlite+aiosqlite",
+# PostgreSQL runs on SQLAlchemy's asyncio engine: plain dialect names get asyncpg. SQLite
+# runs inline on Python's sqlite3 (metadata/engine.py); the aiosqlite spelling that older
+# versions printed is accepted and means the same.
+_URL_SCHEMES: Final[Mapping[str, str]] = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
+    "sqlite+aiosqlite": "sqlite",
 }
 
 
 class DatabaseConfig(_Section):
     url: str | None = Field(default=None, repr=False)
+    # Whether ``serve`` migrates the schema: ``onstart``, or ``never`` (refuse an old one
+    # and name ``dockyard db migrate``). Unset: onstart for SQLite, never for PostgreSQL.
+    migrate: Literal["onstart", "never"] | None = None
 
     @field_validator("url", mode="before")
     @classmethod
@@ -322,9 +376,9 @@ class DatabaseConfig(_Section):
         match = _URL_SCHEME.match(value)
         if match is None:
             raise ValueError("must be a SQLAlchemy URL such as postgresql+asyncpg://user@host/db")
-        dialect, driver = match.group(1), match.group(2)
-        if driver is None and dialect in _ASYNC_DRIVERS:
-            value = _ASYNC_DRIVERS[dialect] + value[len(dialect) :]
+        scheme = match.group(1) + (match.group(2) or "")
+        if scheme in _URL_SCHEMES:
+            value = _URL_SCHEMES[scheme] + value[len(scheme) :]
         return value
 
 
@@ -564,21 +618,22 @@ class Config(_Section):
         """The SQLAlchemy URL of the metadata database.
 
         ``database.url`` when set; otherwise an embedded SQLite database: the file
-        ``<rootdirectory>/dockyard.db`` (absolute) for filesystem storage, or an
-        in-memory database for inmemory storage.
+        ``dockyard.db`` (absolute) in the storage's local directory (filesystem storage's
+        ``rootdirectory``), or an in-memory database for storage without one (inmemory).
         """
         if self.database.url:
             return self.database.url
-        if self.storage.driver == "filesystem":
-            root = os.path.abspath(os.path.expanduser(self.storage.filesystem.rootdirectory))
-            return "sqlite+aiosqlite:///" + os.path.join(root, SQLITE_FILENAME)
-        return "sqlite+aiosqlite://"
+        root = self.storage.local_root
+        if root is not None:
+            root = os.path.abspath(os.path.expanduser(root))
+            return "sqlite:///" + os.path.join(root, SQLITE_FILENAME)
+        return "sqlite://"
 
     def worker_count(self) -> int:
         """How many server processes to run: ``serve.workers``, else one per CPU core.
 
-        Inmemory storage lives inside one process, so it always gets one.
+        Storage that lives inside one process (inmemory) always gets one.
         """
-        if self.storage.driver == "inmemory":
+        if self.storage.in_process:
             return 1
         return self.serve.workers or os.cpu_count() or 1

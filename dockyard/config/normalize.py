@@ -10,29 +10,24 @@ from __future__ import annotations
 
 from typing import Any, Final, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from dockyard.config.compat import (
     DEPRECATED_KEYS,
-    KNOWN_STORAGE_DRIVERS,
     REFUSAL_TRIGGERS,
     REFUSED_KEYS,
     UNSUPPORTED_AUTH,
     UNSUPPORTED_KEYS,
     special_children,
 )
-from dockyard.config.errors import ConfigError
-from dockyard.config.model import (
-    SUPPORTED_STORAGE_DRIVERS,
-    AuthConfig,
-    FilesystemConfig,
-    StorageConfig,
-)
+from dockyard.config.errors import ConfigError, validation_message
+from dockyard.config.model import AuthConfig, StorageConfig
 from dockyard.config.schema import allows_none, is_model, is_text, section_from_text, unwrap
 from dockyard.config.state import LoadState
 from dockyard.config.suggestions import did_you_mean
 from dockyard.config.tree import KeyPath, describe, dotted, has_content, plain, scalar_text
 from dockyard.config.yaml_loader import Scalar
+from dockyard.storage.factory import NOT_IMPLEMENTED, driver_names, parameters_model
 
 # Keys of Distribution's ``storage`` map that are not a driver selection.
 _STORAGE_OPTION_KEYS: Final = frozenset({"delete", "maintenance", "cache", "redirect", "tag"})
@@ -186,11 +181,18 @@ def _auth(loading: LoadState, value: Any, path: KeyPath) -> dict[str, Any]:
     return result
 
 
+def _driver_sections() -> str:
+    """``storage.filesystem or storage.inmemory``: the sections that choose a driver."""
+    return " or ".join(f"storage.{name}" for name in driver_names())
+
+
 def _storage(loading: LoadState, value: Any, path: KeyPath) -> dict[str, Any]:
+    """``storage`` names one driver (:mod:`dockyard.storage.factory` knows which exist)
+    and holds its parameters, read by the driver's own model."""
     value = section_from_text(path, value)
     missing = (
-        "storage: no storage driver configured; add a storage.filesystem or "
-        f"storage.inmemory section{loading.source(path)}"
+        f"storage: no storage driver configured; add a {_driver_sections()} "
+        f"section{loading.source(path)}"
     )
     if value is None:
         raise ConfigError(missing)
@@ -211,9 +213,9 @@ def _storage(loading: LoadState, value: Any, path: KeyPath) -> dict[str, Any]:
             continue
         if key == "driver":
             raise ConfigError(
-                "storage.driver: not a configuration key; choose the driver with a "
-                "storage.filesystem or storage.inmemory section "
-                f"(or REGISTRY_STORAGE=inmemory){loading.source(child)}"
+                f"storage.driver: not a configuration key; choose the driver with a "
+                f"{_driver_sections()} section (or REGISTRY_STORAGE=<driver>)"
+                f"{loading.source(child)}"
             )
         drivers.append((key, item, child))
     if not drivers:
@@ -222,29 +224,40 @@ def _storage(loading: LoadState, value: Any, path: KeyPath) -> dict[str, Any]:
         found = ", ".join(f"{key}{loading.source(child)}" for key, _, child in drivers)
         raise ConfigError(f"storage: exactly one storage driver may be configured, found {found}")
     name, params, child = drivers[0]
-    if name == "filesystem":
-        result["filesystem"] = _section(loading, FilesystemConfig, params, child)
-    elif name == "inmemory":
-        if isinstance(params, dict):
-            for raw_key in params:
-                loading.warn(
-                    f"storage.inmemory.{scalar_text(raw_key)}: unknown key, ignored "
-                    "(the inmemory driver takes no parameters)"
-                )
-        elif has_content(params):
-            loading.warn("storage.inmemory: the inmemory driver takes no parameters, ignored")
-    elif name in KNOWN_STORAGE_DRIVERS:
+    supported = ", ".join(driver_names())
+    if name in NOT_IMPLEMENTED:
         raise ConfigError(
             f"storage.{name}: the {name} storage driver is not supported yet "
-            f"(supported: {', '.join(SUPPORTED_STORAGE_DRIVERS)}); refusing to start on "
+            f"(supported: {supported}); refusing to start on "
             f"other storage than configured{loading.source(child)}"
         )
-    else:
-        known = [*SUPPORTED_STORAGE_DRIVERS, *_STORAGE_OPTION_KEYS]
-        hint = did_you_mean(path, name, known)
+    if name not in driver_names():
+        hint = did_you_mean(path, name, [*driver_names(), *_STORAGE_OPTION_KEYS])
         raise ConfigError(
             f"storage.{name}: unknown storage driver "
-            f"(supported: {', '.join(SUPPORTED_STORAGE_DRIVERS)}{hint}){loading.source(child)}"
+            f"(supported: {supported}{hint}){loading.source(child)}"
         )
     result["driver"] = name
+    result["parameters"] = _driver_parameters(loading, name, params, child)
     return result
+
+
+def _driver_parameters(loading: LoadState, name: str, value: Any, path: KeyPath) -> BaseModel:
+    """Driver ``name``'s section at ``path``, read by its model; a driver without
+    parameters ignores whatever the section holds, with a warning."""
+    model = parameters_model(name)
+    values: dict[str, Any] = {}
+    if model.model_fields:
+        values = _section(loading, model, value, path)
+    elif isinstance(value, dict):
+        for raw_key in value:
+            loading.warn(
+                f"storage.{name}.{scalar_text(raw_key)}: unknown key, ignored "
+                f"(the {name} driver takes no parameters)"
+            )
+    elif has_content(value):
+        loading.warn(f"storage.{name}: the {name} driver takes no parameters, ignored")
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, loading, path)) from None

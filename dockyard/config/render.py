@@ -10,7 +10,9 @@ import yaml
 from dockyard.config.model import Config
 
 
-def _mask_url_password(url: str) -> str:
+def masked_url(url: str) -> str:
+    """``url`` with its password, if it has one, shown as ``***``: the one way Dockyard
+    shows a URL that may hold credentials (the database's) to the operator."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -24,15 +26,14 @@ def render_effective(config: Config) -> str:
     data: dict[str, Any] = config.model_dump(mode="json")
     storage = data["storage"]
     driver = storage.pop("driver")
-    filesystem = storage.pop("filesystem")
-    data["storage"] = {driver: filesystem if driver == "filesystem" else {}, **storage}
+    data["storage"] = {driver: storage.pop("parameters"), **storage}
     if data["http"]["secret"] is not None:
         data["http"]["secret"] = "***"
     data["auth"] = {kind: section for kind, section in data["auth"].items() if section}
     if not config.http.tls.enabled:
         del data["http"]["tls"]
     if data["database"]["url"] is not None:
-        data["database"]["url"] = _mask_url_password(data["database"]["url"])
+        data["database"]["url"] = masked_url(data["database"]["url"])
     header = (
         "# Dockyard effective configuration: defaults filled in, "
         "REGISTRY_* overrides applied, secrets masked.\n"

@@ -17,25 +17,29 @@ the same ``connect()`` → ``execute()`` surface to :mod:`dockyard.metadata.stor
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, Dialect, Executable, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+# Alembic and SQLAlchemy's asyncio layer (with its ORM) are imported only when they are
+# used, to migrate and for PostgreSQL: a server that finds its schema current never loads
+# them (about 17 MiB of the footprint, docs/performance.md).
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
@@ -278,13 +282,16 @@ def _is_busy(error: OperationalError) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(error.orig)
 
 
-Database = AsyncEngine | InlineEngine
-DbConnection = AsyncConnection | InlineConnection
+# Union with a string: AsyncEngine is imported lazily, only for PostgreSQL.
+Database = Union["AsyncEngine", InlineEngine]
+DbConnection = Union["AsyncConnection", InlineConnection]
 
 
 def create_engine(url: str) -> Database:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        from sqlalchemy.ext.asyncio import create_async_engine
+
         return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory and parsed.database:
@@ -320,6 +327,8 @@ def create_engine(url: str) -> Database:
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -339,19 +348,30 @@ class Migration:
     after: str | None
 
 
+_REVISION_LINE = re.compile(r'^(revision|down_revision) = "(\w+)"$', re.MULTILINE)
+
+
+@cache
+def _revisions() -> dict[str, str | None]:
+    """Each migration's revision and the one it follows, read from the version files as
+    text (Alembic is not loaded for this; tests check it agrees with Alembic's view)."""
+    found: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("[0-9]*.py")):
+        values = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        found[values["revision"]] = values.get("down_revision")
+    return found
+
+
 def code_revision() -> str:
     """The newest revision this version of Dockyard knows: the schema its code expects."""
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-    assert head is not None
+    revisions = _revisions()
+    (head,) = set(revisions) - set(revisions.values())
     return head
 
 
 def known_revision(revision: str) -> bool:
     """Whether ``revision`` is one of this version's migrations (a newer Dockyard's is not)."""
-    try:
-        return ScriptDirectory(str(MIGRATIONS)).get_revision(revision) is not None
-    except CommandError:
-        return False
+    return revision in _revisions()
 
 
 async def migrate(engine: Database) -> Migration:
@@ -373,15 +393,27 @@ def _upgrade(connection: Connection) -> Migration:
         # Held until the transaction ends, so another migration waits here until this one
         # has committed, then reads the revision it left.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     # This read begins the transaction (on SQLite with the write lock): Alembic then runs
     # inside it instead of committing on its own.
-    before = MigrationContext.configure(connection).get_current_revision()
+    context = MigrationContext.configure(connection)
+    before = context.get_current_revision()
     command.upgrade(_alembic_config(connection), "head")
-    return Migration(before, MigrationContext.configure(connection).get_current_revision())
+    return Migration(before, context.get_current_revision())
 
 
 async def current_revision(engine: Database) -> str | None:
+    """The schema's revision in the database, None when it has none yet."""
     async with engine.connect() as connection:
-        return await connection.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
-        )
+        return await connection.run_sync(_read_revision)
+
+
+def _read_revision(connection: Connection) -> str | None:
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])

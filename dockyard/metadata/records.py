@@ -38,13 +38,22 @@ class ManifestToStore:
 
 
 @dataclass(frozen=True)
+class UploadProgress:
+    """How far an upload got: the bytes it holds, its storage driver's state for them
+    (opaque), and the saved sha256 state (oci/resumable.py) with the bytes it covers."""
+
+    size: int = 0
+    driver_state: bytes | None = None
+    hash_offset: int | None = None
+    hash_state: bytes | None = None
+
+
+@dataclass(frozen=True)
 class UploadRecord:
     id: str
     repository: str
     started_at: datetime
-    # The saved sha256 state (oci/resumable.py) and how many bytes it covers, if any.
-    hash_offset: int | None = None
-    hash_state: bytes | None = None
+    progress: UploadProgress = field(default_factory=UploadProgress)
 
 
 class MissingReferencesError(Exception):

@@ -126,6 +126,10 @@ uploads = Table(
     # chunk on another worker or replica does not hash the upload again from the start.
     Column("hash_offset", BigInteger, nullable=True),
     Column("hash_state", LargeBinary, nullable=True),
+    # How many bytes the upload holds, and what its storage driver needs to go on (opaque:
+    # an object store's multipart upload id and parts). The storage is never asked.
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    Column("driver_state", LargeBinary, nullable=True),
     Index(None, "started_at"),
 )
 

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import Select, Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.engine import (
@@ -30,8 +31,10 @@ from dockyard.metadata.records import (
     ManifestToStore,
     MissingReferencesError,
     ReferrerRecord,
+    UploadProgress,
     UploadRecord,
 )
+from dockyard.oci.names import TAG_SEPARATOR  # joins tags as a tags/list body does
 
 # The ``registry_state`` key of the first write Dockyard served to the store.
 SERVED_WRITE_KEY = "served_write_at"
@@ -96,10 +99,15 @@ _WANT_MANIFEST = prepared(
     .values(wanted_at=bindparam("now"))
 )
 _DELETE_UPLOAD = prepared(delete(t.uploads).where(t.uploads.c.id == bindparam("id")))
-_SAVE_UPLOAD_HASH = prepared(
+_SAVE_UPLOAD_PROGRESS = prepared(
     update(t.uploads)
-    .where(t.uploads.c.id == bindparam("upload_id"))
-    .values(hash_offset=bindparam("offset"), hash_state=bindparam("state"))
+    .where(t.uploads.c.id == bindparam("upload_id"), t.uploads.c.size == bindparam("expected"))
+    .values(
+        size=bindparam("new_size"),
+        driver_state=bindparam("new_driver_state"),
+        hash_offset=bindparam("new_hash_offset"),
+        hash_state=bindparam("new_hash_state"),
+    )
 )
 
 
@@ -107,15 +115,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _upload_record(row: Any) -> UploadRecord:
+    progress = UploadProgress(row.size, row.driver_state, row.hash_offset, row.hash_state)
+    return UploadRecord(row.id, row.repository, _utc(row.started_at), progress)
+
+
 def _utc(moment: datetime) -> datetime:
     """A stored time as an aware UTC instant (SQLite hands it back without an offset)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-# Tags match ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` (oci.names) and never hold a '"', so
-# this separator cannot occur inside one. It is the one between the tags of a tag-list
-# response body, so that the body of a whole list needs no second join.
-TAG_SEPARATOR = '", "'
 # Each process keeps whole tag lists of at most this many characters in all; the memory
 # they take is about eight times that (the string, the list split from it, the body).
 TAG_CACHE_CHARS = 2_000_000
@@ -297,25 +306,30 @@ class MetadataStore:
             yield connection
 
     @asynccontextmanager
-    async def _write(self, invalidates: bool = True) -> AsyncIterator[DbConnection]:
+    async def _write(
+        self, invalidates: bool = True, served: bool = True
+    ) -> AsyncIterator[DbConnection]:
         """A write transaction; on commit, other processes' read caches are invalidated.
 
-        A write that changes what the registry holds (``invalidates``) also records, once
-        per process, that Dockyard has written to this store (see :meth:`served_write_at`).
+        A write that changes what the registry holds (``invalidates`` and ``served``) also
+        records, once per process, that Dockyard has written to this store (see
+        :meth:`served_write_at`).
         """
+        served = served and invalidates
         if isinstance(self.engine, InlineEngine):
             writer = self.engine.writer()
             async with self.engine.write_lock, writer.begin():
                 yield writer
-                if invalidates:
+                if served:
                     await self._note_write(writer)
         else:
             async with self.engine.connect() as connection, connection.begin():
                 yield connection
-                if invalidates:
+                if served:
                     await self._note_write(connection)
-        if invalidates:
+        if served:
             self._write_noted = self._write_noted or self._notes_writes
+        if invalidates:
             self.generation.bump()
 
     async def _note_write(self, connection: DbConnection) -> None:
@@ -330,8 +344,16 @@ class MetadataStore:
         """When Dockyard first changed what this store holds (a push, mount or delete it
         served), or None if it never has: an import must not revert such writes."""
         query = select(t.registry_state.c.value).where(t.registry_state.c.key == SERVED_WRITE_KEY)
-        async with self._read() as connection:
-            value = (await connection.execute(query)).scalar_one_or_none()
+        try:
+            async with self._read() as connection:
+                value = (await connection.execute(query)).scalar_one_or_none()
+        except DBAPIError:
+            # A database from before migration 0003 did not record it: any tag there may
+            # be Dockyard's own, so answer as if written at the newest tag move.
+            async with self._read() as connection:
+                newest = select(func.max(t.tags.c.updated_at))
+                latest = (await connection.execute(newest)).scalar_one_or_none()
+            return None if latest is None else _utc(latest)
         return None if value is None else _utc(datetime.fromisoformat(value))
 
     def _insert(self, table: Any) -> Any:
@@ -351,6 +373,20 @@ class MetadataStore:
         repository_id = await self._repository_id(connection, name)
         assert repository_id is not None
         return repository_id
+
+    async def _serialize_manifest_writes(
+        self, connection: DbConnection, repository_id: int
+    ) -> None:
+        """On PostgreSQL, make manifest writes to one repository take turns (SQLite's write
+        lock already does): two pushes of one manifest would otherwise both find it absent
+        and both insert it, and the second fail on the unique key. ``FOR NO KEY UPDATE``
+        leaves alone the key-share locks of rows that merely reference the repository."""
+        if self._dialect == "postgresql":
+            await connection.execute(
+                select(t.repositories.c.id)
+                .where(t.repositories.c.id == repository_id)
+                .with_for_update(key_share=True)
+            )
 
     # -- repositories ---------------------------------------------------------------------
 
@@ -523,8 +559,9 @@ class MetadataStore:
     async def mark_blob_missing(self, digest: str) -> bool:
         """Record that the bytes of ``digest`` are gone from storage: from now on the blob
         is unknown (``HEAD`` and ``GET`` answer 404, manifests cannot reference it, mounts
-        find nothing) until a client uploads it again. True if this call marked it."""
-        async with self._write() as connection:
+        find nothing) until a client uploads it again. True if this call marked it. (Not a
+        write Dockyard served: the store had already lost the bytes.)"""
+        async with self._write(served=False) as connection:
             result = await connection.execute(
                 update(t.blobs)
                 .where(t.blobs.c.digest == digest, _PRESENT)
@@ -581,6 +618,7 @@ class MetadataStore:
         """
         async with self._write() as connection:
             repository_id = await self._ensure_repository(connection, name)
+            await self._serialize_manifest_writes(connection, repository_id)
             await self._check_references(connection, repository_id, manifest)
             existing = await connection.execute(
                 _MANIFEST_ID, {"repository_id": repository_id, "digest": manifest.digest}
@@ -818,19 +856,27 @@ class MetadataStore:
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         async with self._read() as connection:
             row = (await connection.execute(_UPLOAD, {"id": upload_id})).one_or_none()
-        if row is None:
-            return None
-        return UploadRecord(
-            row.id, row.repository, _utc(row.started_at), row.hash_offset, row.hash_state
-        )
+        return None if row is None else _upload_record(row)
 
-    async def save_upload_hash(self, upload_id: str, offset: int, state: bytes) -> None:
-        """Keep the upload's hash state after ``offset`` bytes (for whoever gets the next
-        chunk)."""
+    async def save_upload_progress(
+        self, upload_id: str, expected_size: int, progress: UploadProgress
+    ) -> bool:
+        """Record how far the upload got (for whoever gets its next request), provided it
+        still holds ``expected_size`` bytes; False when another request moved it meanwhile,
+        or it is gone."""
         async with self._write(invalidates=False) as connection:
-            await connection.execute(
-                _SAVE_UPLOAD_HASH, {"upload_id": upload_id, "offset": offset, "state": state}
+            result = await connection.execute(
+                _SAVE_UPLOAD_PROGRESS,
+                {
+                    "upload_id": upload_id,
+                    "expected": expected_size,
+                    "new_size": progress.size,
+                    "new_driver_state": progress.driver_state,
+                    "new_hash_offset": progress.hash_offset,
+                    "new_hash_state": progress.hash_state,
+                },
             )
+            return bool(result.rowcount)
 
     async def delete_upload(self, upload_id: str) -> bool:
         async with self._write(invalidates=False) as connection:
@@ -846,7 +892,7 @@ class MetadataStore:
             rows = (
                 await connection.execute(select(t.uploads).where(t.uploads.c.started_at < moment))
             ).all()
-        return [UploadRecord(r.id, r.repository, _utc(r.started_at)) for r in rows]
+        return [_upload_record(row) for row in rows]
 
     async def count(self, table: str) -> int:
         """Row count of a table (for tests and reports)."""

@@ -55,7 +55,8 @@ class JsonFormatter(logging.Formatter):
         access = getattr(record, "access", None)
         if isinstance(access, dict):
             entry["msg"] = "request"
-            entry.update(access)
+            # the user agent is whatever the client sent: it goes through the net too
+            entry.update({k: redact(v) if isinstance(v, str) else v for k, v in access.items()})
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
@@ -80,3 +81,6 @@ def configure_logging(level: str, formatter: str, fields: dict[str, str]) -> Non
     root.setLevel(LEVELS.get(level.lower(), logging.INFO))
     # aiohttp's own access logger is replaced by dockyard's; its server logger stays.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Alembic's lines for each connection it inspects; what a migration changed is
+    # reported by dockyard.database instead.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

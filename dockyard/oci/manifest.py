@@ -34,18 +34,6 @@ class Descriptor:
     urls: tuple[str, ...] = ()
     platform: Mapping[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "mediaType": self.media_type,
-            "digest": str(self.digest),
-            "size": self.size,
-        }
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
-
 
 @dataclass(frozen=True)
 class ParsedManifest:
@@ -183,6 +171,16 @@ def _resolve_media_type(body: dict[str, Any], content_type: str | None) -> str:
     if media_type not in mediatypes.MANIFESTS:
         raise _invalid(f"unsupported manifest media type {media_type!r}", mediaType=media_type)
     return media_type
+
+
+def is_schema1(payload: bytes) -> bool:
+    """Whether ``payload`` is a Docker schema1 manifest (``schemaVersion`` 1), which
+    registry:2 may hold but Dockyard never stores."""
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        return False
+    return isinstance(body, dict) and body.get("schemaVersion") == 1
 
 
 def parse_manifest(

@@ -17,6 +17,10 @@ _NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 # Distribution limits the full name (with the registry host) to 255 characters.
 MAX_NAME_LENGTH = 255
+# What joins the tags in a tag-list body (``"tags": ["a", "b"]``). The tag grammar holds
+# no '"' (nor anything JSON escapes), so it never occurs inside a tag, and tags joined by
+# it are the array's contents without their outer quotes.
+TAG_SEPARATOR = '", "'
 
 
 def validate_name(name: str) -> str:

@@ -20,6 +20,7 @@ from dockyard.oci import errors
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
+from dockyard.storage.local import LocalFiles
 
 log = logging.getLogger("dockyard.blobs")
 
@@ -42,13 +43,15 @@ class BlobReader:
     def __init__(self, metadata: MetadataStore, storage: StorageDriver) -> None:
         self._metadata = metadata
         self._storage = storage
+        # A driver with local files lets the handler sendfile them.
+        self._local = storage.capability(LocalFiles)
 
     async def locate(self, name: str, digest: Digest, method: str = "GET") -> BlobLocation:
         size = await self._metadata.repository_blob_size(name, str(digest))
         if size is None:
             raise _blob_unknown(digest)
         path = paths.blob_data(digest)
-        local = self._storage.local_path(path)
+        local = self._local.local_path(path) if self._local is not None else None
         if local is not None and not await asyncio.to_thread(local.is_file):
             # A local file is cheap to check, so a HEAD (which clients use to skip an
             # upload) already finds what a GET would.

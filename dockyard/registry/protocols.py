@@ -20,9 +20,9 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.pagination import Page
 from dockyard.oci.ranges import ByteRange
 from dockyard.registry.blobs import BlobLocation
+from dockyard.registry.body import Body
 from dockyard.registry.listing import Listing
 from dockyard.registry.manifests import PushedManifest
-from dockyard.registry.uploads import Body
 
 
 class Uploads(Protocol):

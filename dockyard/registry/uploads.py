@@ -1,13 +1,24 @@
 """Blob uploads: sessions, chunks, and the commit that makes a verified blob visible.
 
-An upload's bytes go to ``_uploads/<id>/data``. Each chunk is all-or-nothing: a chunk that
-fails (bad range, short body, lost connection) is cut off again, so the upload always holds
-whole chunks. At the final ``PUT`` the bytes are verified against the digest and then moved
-to the blob path in one step; only then does the database link the blob into the repository.
+An upload's progress lives in its ``uploads`` row, never in the storage: how many bytes it
+holds, its storage driver's state for them (opaque: nothing for the filesystem, an object
+store's multipart upload id and parts), and the sha256 state of those bytes
+(``oci/resumable.py``). Every request resumes the driver's writer from the row, so any
+worker or replica can take the next one, and nothing asks the storage how far an upload
+got (``GET`` on an upload answers from the row).
 
-The sha256 of the bytes so far is kept in this process between chunks. When a chunk arrives
-at a process that did not see the earlier ones (another worker or replica, or after a
-restart), the stored prefix is hashed again.
+Each chunk is all-or-nothing: only a chunk received whole and written moves the row on.
+One that fails (bad range, short body, lost connection) leaves the row where it was, and
+the driver drops its bytes when the upload is resumed or committed. At the final ``PUT``
+the digest is checked, then the kept state goes to the driver, which makes the bytes the
+blob (all at once) before the database links the blob and ends the session
+(:meth:`UploadService._commit`). A cancel, a purge or a wrong digest hands it to abort.
+
+The running sha256 is kept in this process between chunks and saved with the row after
+each. When no saved state covers the bytes so far (libcrypto missing, a state saved by
+another kind of machine, a digest that is not sha256), the final ``PUT`` commits the
+upload where it is, hashes it from there and only then moves it to the blob path. A whole
+small blob in one request is verified in memory and written once.
 """
 
 from __future__ import annotations
@@ -17,44 +28,62 @@ import contextlib
 import re
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from dockyard.metadata.records import UploadRecord
+from dockyard.metadata.records import UploadProgress, UploadRecord
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.oci.ranges import ByteRange
 from dockyard.oci.resumable import ResumableSha256, new_sha256, saved_state
+from dockyard.registry.body import Body
 from dockyard.storage import paths
-from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver
+from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver, WriterState
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_CACHED_HASHERS = 10_000
-COPY_BUFFER = 4 * 1024 * 1024
-# Buffers of one upload being hashed and written at the same time.
-IN_FLIGHT = 2
 # A final request with at most this many bytes and nothing stored before is verified in memory.
-SMALL_BODY = COPY_BUFFER
+SMALL_BODY = 4 * 1024 * 1024
+# Chunks at least this large are hashed in a thread.
+_HASH_IN_THREAD = 256 * 1024
 
 
-# A request body in chunks; a chunk may be a view into a buffer that is reused later.
-Body = AsyncIterator[bytes | memoryview]
+# Chunks of one upload held at once: one being written while the next is hashed.
+_HELD = 2
 
 
 class IncompleteBodyError(Exception):
     """The request body ended before the length the client declared."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _HashState:
     offset: int
     hasher: Hasher
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """An upload after a chunk: the writer's state, and the sha256 of every byte so far
+    (None when no state covered the bytes before the chunk)."""
+
+    state: WriterState
+    hashed: _HashState | None
+
+
 def _unknown(upload_id: str) -> errors.RegistryError:
     return errors.RegistryError(errors.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id[:100]})
+
+
+def _data(record: UploadRecord) -> str:
+    return paths.upload_data(record.repository, record.id)
+
+
+def _kept(record: UploadRecord) -> WriterState:
+    """The writer's state that the row keeps."""
+    return WriterState(record.progress.size, record.progress.driver_state)
 
 
 class UploadService:
@@ -67,7 +96,7 @@ class UploadService:
     # -- sessions -------------------------------------------------------------------------
 
     async def start(self, name: str) -> str:
-        """A new session; its data file appears with the first bytes (the row is the session)."""
+        """A new session: a row; the storage holds nothing until the first bytes."""
         upload_id = str(uuid.uuid4())
         await self._metadata.create_upload(upload_id, name)
         self._remember(upload_id, _HashState(0, new_sha256()))
@@ -82,29 +111,26 @@ class UploadService:
         return record
 
     async def status(self, name: str, upload_id: str) -> int:
-        await self._check(name, upload_id)
-        return await self._storage.stat(paths.upload_data(name, upload_id)) or 0
+        return (await self._check(name, upload_id)).progress.size
 
     async def cancel(self, name: str, upload_id: str) -> None:
         async with self._lock(upload_id):
-            await self._check(name, upload_id)
-            await self._discard(name, upload_id)
+            await self._discard(await self._check(name, upload_id))
 
-    async def _discard(self, name: str, upload_id: str) -> None:
-        await self._metadata.delete_upload(upload_id)
-        await self._forget(name, upload_id)
+    async def _discard(self, record: UploadRecord, state: WriterState | None = None) -> None:
+        """End a session: its row, then what the storage holds of it (``state``: the
+        writer's newest, when a request got further than the row)."""
+        await self._metadata.delete_upload(record.id)
+        self._forget(record.id)
+        await self._storage.abort(_data(record), state or _kept(record))
 
-    async def _forget(self, name: str, upload_id: str, files: bool = True) -> None:
-        """Drop what is left of an ended session: its hash state, lock and (unless it is
-        known to have none) files.
+    def _forget(self, upload_id: str) -> None:
+        """Drop what this process keeps of an ended session: its hash state and lock.
 
         The lock lives as long as the session, so that requests on one upload never
-        overlap; a request still waiting on it finds the session gone."""
+        overlap here; a request still waiting on it finds the session gone."""
         self._hashes.pop(upload_id, None)
         self._locks.pop(upload_id, None)
-        if files:
-            with contextlib.suppress(PathNotFoundError):
-                await self._storage.delete(paths.upload_dir(name, upload_id))
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
@@ -131,78 +157,85 @@ class UploadService:
         """Append one chunk; returns the upload's new size."""
         async with self._lock(upload_id):
             record = await self._check(name, upload_id)
-            writer = await self._storage.writer(paths.upload_data(name, upload_id), append=True)
-            try:
-                await self._write_chunk(record, writer, body, content_range, content_length)
-                size = writer.size
-            finally:
-                await writer.close()
-            state = self._hashes.get(upload_id)
-            if state is not None and state.offset == size:
-                saved = saved_state(state.hasher)
-                if saved is not None:
-                    await self._metadata.save_upload_hash(upload_id, size, saved)
-            return size
+            chunk = await self._write_chunk(record, body, content_range, content_length)
+            await self._save(record, chunk)
+            return chunk.state.size
 
     async def _write_chunk(
         self,
         record: UploadRecord,
-        writer: FileWriter,
         body: Body,
         content_range: ByteRange | None,
         content_length: int | None,
-    ) -> None:
-        start = writer.size
-        limit = content_length
-        if content_range is not None:
-            if content_range.start != start:
-                raise errors.RegistryError(
-                    errors.BLOB_UPLOAD_RANGE_INVALID,
-                    f"chunk starts at {content_range.start}; the upload holds {start} bytes",
-                    headers={"Range": f"0-{max(start - 1, 0)}"},
-                )
-            if content_length is not None and content_length != content_range.length:
+        destination: str | None = None,
+    ) -> _Chunk:
+        """Write one chunk after what the row keeps; nothing of it is kept on failure."""
+        limit = _chunk_limit(record.progress.size, content_range, content_length)
+        hashed = self._hash_state_at(record)
+        self._hashes.pop(record.id, None)  # the hasher changes as the chunk goes in
+        writer = await self._resume(record, destination)
+        try:
+            written = await _copy(body, writer, hashed.hasher if hashed else None, limit)
+            if limit is not None and written != limit:
                 raise errors.RegistryError(
                     errors.SIZE_INVALID,
-                    f"Content-Length {content_length} does not match Content-Range "
-                    f"length {content_range.length}",
+                    f"chunk has {written} bytes; {limit} were declared",
                 )
-            limit = content_range.length
-        upload_id = record.id
-        state = await self._hash_state_at(record, start)
-        self._hashes.pop(upload_id, None)
-        try:
-            written = await _copy(body, writer, state.hasher, limit)
+            state = await writer.close()
         except BaseException:
-            await writer.truncate(start)
+            await writer.abandon()
             raise
-        if limit is not None and written != limit:
-            await writer.truncate(start)
-            raise errors.RegistryError(
-                errors.SIZE_INVALID,
-                f"chunk has {written} bytes; {limit} were declared",
-            )
-        self._remember(upload_id, _HashState(start + written, state.hasher))
+        if hashed is None:
+            return _Chunk(state, None)
+        hashed = _HashState(state.size, hashed.hasher)
+        self._remember(record.id, hashed)
+        return _Chunk(state, hashed)
 
-    async def _hash_state_at(self, record: UploadRecord, start: int) -> _HashState:
-        """The sha256 of the upload's first ``start`` bytes: this process's own state, or
-        the one saved with the upload, whichever covers more, brought up to ``start``
-        from the stored bytes; from the first byte when neither is there."""
+    async def _resume(self, record: UploadRecord, destination: str | None) -> FileWriter:
+        try:
+            return await self._storage.writer(_data(record), _kept(record), destination)
+        except PathNotFoundError:
+            # The bytes the row keeps are gone (removed behind Dockyard's back, or lost
+            # in a crash of the machine): the session cannot go on.
+            await self._discard(record)
+            raise _unknown(record.id) from None
+
+    async def _save(self, record: UploadRecord, chunk: _Chunk) -> None:
+        """Move the row on to ``chunk``: its size, driver state and hash state."""
+        kept = record.progress
+        hash_offset, hash_state = kept.hash_offset, kept.hash_state
+        saved = saved_state(chunk.hashed.hasher) if chunk.hashed is not None else None
+        if saved is not None:
+            hash_offset, hash_state = chunk.state.size, saved
+        progress = UploadProgress(
+            chunk.state.size, chunk.state.driver_state, hash_offset, hash_state
+        )
+        if await self._metadata.save_upload_progress(record.id, kept.size, progress):
+            return
+        self._hashes.pop(record.id, None)
+        if await self._metadata.get_upload(record.id) is None:
+            raise _unknown(record.id)
+        raise errors.RegistryError(
+            errors.BLOB_UPLOAD_INVALID,
+            "another request moved this upload on while this chunk was written; "
+            "the chunk was not kept (send one chunk at a time)",
+        )
+
+    def _hash_state_at(self, record: UploadRecord) -> _HashState | None:
+        """The sha256 of the bytes the row keeps: this process's own, or the state saved
+        with the row; None when neither covers them (the final ``PUT`` reads them back)."""
+        size = record.progress.size
         state = self._hashes.get(record.id)
-        if state is not None and state.offset == start:
+        if state is not None and state.offset == size:
             return state
-        if state is None or state.offset > start:
-            state = _HashState(0, new_sha256())
-        saved, offset = record.hash_state, record.hash_offset
-        if saved is not None and offset is not None and state.offset < offset <= start:
+        if size == 0:
+            return _HashState(0, new_sha256())
+        saved, offset = record.progress.hash_state, record.progress.hash_offset
+        if saved is not None and offset == size:
             restored = ResumableSha256.restore(saved)
             if restored is not None:
-                state = _HashState(offset, restored)
-        if state.offset < start:
-            path = paths.upload_data(record.repository, record.id)
-            async for chunk in self._storage.reader(path, state.offset, start - state.offset):
-                await _update(state.hasher, chunk)
-        return _HashState(start, state.hasher)
+                return _HashState(size, restored)
+        return None
 
     # -- completion -----------------------------------------------------------------------
 
@@ -218,54 +251,91 @@ class UploadService:
         """Append an optional last chunk, verify the digest and commit the blob."""
         async with self._lock(upload_id):
             record = await self._check(name, upload_id)
-            data_path = paths.upload_data(name, upload_id)
-            small = (
-                body is not None
+            fresh = record.progress.size == 0
+            if (
+                fresh
+                and body is not None
                 and content_length is not None
                 and 0 < content_length <= SMALL_BODY
                 and (content_range is None or content_range.start == 0)
-            )
-            stored = await self._storage.stat(data_path) if small else None
-            if small and not stored:
-                # Nothing stored before: written straight to the blob path. Without even
-                # an empty data file, the upload has no files to remove afterwards.
-                assert body is not None and content_length is not None
-                return await self._complete_in_memory(
-                    name, upload_id, digest, body, content_length, files=stored is not None
+            ):
+                return await self._complete_in_memory(record, digest, body, content_length)
+            if body is None:
+                chunk = _Chunk(_kept(record), self._hash_state_at(record))
+            else:
+                # Nothing stored yet: the driver may write straight to the blob's place.
+                destination = paths.blob_data(digest) if fresh else None
+                chunk = await self._write_chunk(
+                    record, body, content_range, content_length, destination
                 )
-            writer = await self._storage.writer(data_path, append=True)
-            try:
-                if body is not None:
-                    await self._write_chunk(record, writer, body, content_range, content_length)
-                size = writer.size
-                await writer.commit()
-            except BaseException:
-                await writer.close()
-                raise
-            actual = await self._digest_of(record, digest.algorithm, size)
-            await self._require_digest(name, upload_id, digest, actual)
-            await self._commit(
-                name,
-                upload_id,
+            if digest.algorithm == "sha256" and chunk.hashed is not None:
+                await self._commit_hashed(record, digest, chunk.state, chunk.hashed)
+            else:
+                await self._commit_read_back(record, digest, chunk.state)
+            self._forget(upload_id)
+            return chunk.state.size
+
+    async def _commit_hashed(
+        self, record: UploadRecord, digest: Digest, state: WriterState, hashed: _HashState
+    ) -> None:
+        await self._require_digest(record, digest, hashed.hasher.hexdigest(), state)
+        path = _data(record)
+        blob = paths.blob_data(digest)
+        try:
+            placed = await self._commit(
+                record.repository,
+                record.id,
                 digest,
-                size,
-                lambda: self._storage.move(data_path, paths.blob_data(digest)),
+                state.size,
+                lambda: self._storage.commit(path, state, blob),
             )
-            await self._forget(name, upload_id)
-            return size
+        except PathNotFoundError:
+            await self._discard(record, state)  # the kept bytes are gone
+            raise _unknown(record.id) from None
+        if not placed:
+            await self._storage.abort(path, state)
+
+    async def _commit_read_back(
+        self, record: UploadRecord, digest: Digest, state: WriterState
+    ) -> None:
+        """Commit an upload no running hash covers: where it is first, so that it can be
+        read and hashed, then (verified) to the blob path."""
+        path = _data(record)
+        try:
+            await self._storage.commit(path, state, path)
+        except PathNotFoundError:
+            await self._discard(record, state)
+            raise _unknown(record.id) from None
+        hasher = new_hasher(digest.algorithm)
+        try:
+            async for piece in self._storage.reader(path, 0, state.size):
+                await _update(hasher, piece)
+            await self._require_digest(record, digest, hasher.hexdigest())
+            await self._commit(
+                record.repository,
+                record.id,
+                digest,
+                state.size,
+                lambda: self._storage.move(path, paths.blob_data(digest)),
+            )
+        finally:
+            # The committed file is no upload any more: abort would not find it.
+            with contextlib.suppress(PathNotFoundError):
+                await self._storage.delete(paths.upload_dir(record.repository, record.id))
 
     async def _complete_in_memory(
-        self, name: str, upload_id: str, digest: Digest, body: Body, length: int, files: bool
+        self, record: UploadRecord, digest: Digest, body: Body, length: int
     ) -> int:
         """A whole small blob in one request: verify it in memory and write it straight to
-        its blob path (atomically), skipping the upload file."""
-        pieces: list[bytes | memoryview] = []
+        its blob path (atomically), skipping the upload's writer."""
+        pieces: list[bytes] = []
         received = 0
         async for chunk in body:
             received += len(chunk)
             if received > length:
                 break
-            pieces.append(chunk)
+            pieces.append(bytes(chunk))  # a copy of its own: the body may reuse the buffer
+            body.done(chunk)
         if received != length:
             raise errors.RegistryError(
                 errors.SIZE_INVALID, f"body has {received} bytes; {length} were declared"
@@ -273,15 +343,17 @@ class UploadService:
         data = b"".join(pieces)
         hasher = new_hasher(digest.algorithm)
         await _update(hasher, data)
-        await self._require_digest(name, upload_id, digest, hasher.hexdigest())
+        await self._require_digest(record, digest, hasher.hexdigest())
         await self._commit(
-            name,
-            upload_id,
+            record.repository,
+            record.id,
             digest,
             length,
             lambda: self._storage.put_content(paths.blob_data(digest), data),
         )
-        await self._forget(name, upload_id, files)
+        # What a failed earlier chunk may have left.
+        await self._storage.abort(_data(record), _kept(record))
+        self._forget(record.id)
         return length
 
     async def _commit(
@@ -291,8 +363,10 @@ class UploadService:
         digest: Digest,
         size: int,
         make_visible: Callable[[], Awaitable[None]],
-    ) -> None:
-        """Make a verified blob visible and link it into ``name``, safe beside a collector.
+    ) -> bool:
+        """Make a verified blob visible and link it into ``name``, safe beside a collector;
+        whether ``make_visible`` ran (False: the store held the bytes already, and the
+        upload's own are left to discard).
 
         When the store lacks the blob, its bytes are put in place before the transaction
         (so that no lock is held while they are written). The transaction then checks again
@@ -307,27 +381,24 @@ class UploadService:
         async with self._metadata.committing_blob(name, str(digest), size, upload_id) as present:
             if not present and not written:
                 await make_visible()
+                written = True
+        return written
 
     async def _require_digest(
-        self, name: str, upload_id: str, digest: Digest, actual_hex: str
+        self,
+        record: UploadRecord,
+        digest: Digest,
+        actual_hex: str,
+        state: WriterState | None = None,
     ) -> None:
         """A mismatch ends the upload, commits nothing and answers DIGEST_INVALID."""
         if actual_hex != digest.hex:
-            await self._discard(name, upload_id)
+            await self._discard(record, state)
             raise errors.RegistryError(
                 errors.DIGEST_INVALID,
                 f"content digest is {digest.algorithm}:{actual_hex}, not {digest}",
                 detail={"digest": str(digest)},
             )
-
-    async def _digest_of(self, record: UploadRecord, algorithm: str, size: int) -> str:
-        if algorithm == "sha256":
-            return (await self._hash_state_at(record, size)).hasher.hexdigest()
-        hasher = new_hasher(algorithm)
-        path = paths.upload_data(record.repository, record.id)
-        async for chunk in self._storage.reader(path, 0, size):
-            await _update(hasher, chunk)
-        return hasher.hexdigest()
 
     async def monolithic(
         self, name: str, digest: Digest, body: Body, content_length: int | None
@@ -337,8 +408,9 @@ class UploadService:
         try:
             return await self.complete(name, upload_id, digest, body, None, content_length)
         except BaseException:
-            if await self._metadata.get_upload(upload_id) is not None:
-                await self._discard(name, upload_id)
+            record = await self._metadata.get_upload(upload_id)
+            if record is not None:
+                await self._discard(record)
             raise
 
     async def mount(self, name: str, digest: Digest, source: str | None) -> int | None:
@@ -350,63 +422,92 @@ class UploadService:
         records = await self._metadata.uploads_started_before(datetime.now(UTC) - older_than)
         if not dry_run:
             for record in records:
-                await self._discard(record.repository, record.id)
+                await self._discard(record)
         return [r.id for r in records]
 
 
+def _chunk_limit(start: int, content_range: ByteRange | None, length: int | None) -> int | None:
+    """How many bytes the chunk must have (None: as many as come), after checking that
+    its ``Content-Range`` starts where the upload ends and agrees with its length."""
+    if content_range is None:
+        return length
+    if content_range.start != start:
+        raise errors.RegistryError(
+            errors.BLOB_UPLOAD_RANGE_INVALID,
+            f"chunk starts at {content_range.start}; the upload holds {start} bytes",
+            headers={"Range": f"0-{max(start - 1, 0)}"},
+        )
+    if length is not None and length != content_range.length:
+        raise errors.RegistryError(
+            errors.SIZE_INVALID,
+            f"Content-Length {length} does not match Content-Range length {content_range.length}",
+        )
+    return content_range.length
+
+
 async def _update(hasher: Hasher, chunk: bytes | memoryview) -> None:
-    if len(chunk) >= 256 * 1024:
+    if len(chunk) >= _HASH_IN_THREAD:
         await asyncio.to_thread(hasher.update, chunk)
     else:
         hasher.update(chunk)
 
 
-async def _copy(body: Body, writer: FileWriter, hasher: Hasher, limit: int | None) -> int:
-    """Stream ``body`` into ``writer`` and ``hasher``; stops one byte past ``limit``.
+async def _copy(body: Body, writer: FileWriter, hasher: Hasher | None, limit: int | None) -> int:
+    """Stream ``body`` into ``writer`` (and ``hasher``); stops one chunk past ``limit``.
 
-    Incoming pieces (often 64 KiB) are gathered into buffers of ``COPY_BUFFER`` bytes; each
-    buffer is hashed and written in worker threads while the event loop receives the next
-    ones. Up to ``IN_FLIGHT`` buffers are written at once (a disk takes several writes in
-    flight faster than one); hashing stays in order. A chunk of ``body`` is released once
-    the iterator has been advanced ``IN_FLIGHT + 1`` more times.
+    Chunks are hashed in order and written in order, one write at a time (the writer's
+    contract), while the next chunk arrives and is hashed: at most :data:`_HELD` are held,
+    each handed back to the body once it is hashed and written. Returns (or raises) only
+    when no chunk is being written any more.
     """
     written = 0
-    pieces: list[bytes | memoryview] = []
-    gathered = 0
-    flights: deque[asyncio.Future[object]] = deque()
     hashed: asyncio.Future[None] | None = None
-
-    def launch() -> None:
-        nonlocal hashed, written, pieces, gathered
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        hashed = asyncio.ensure_future(_hash_after(hashed, hasher, data))
-        flights.append(asyncio.ensure_future(asyncio.gather(writer.write(data), hashed)))
-        written += gathered
-        pieces, gathered = [], 0
-
+    held: deque[asyncio.Future[None]] = deque()
     try:
         async for chunk in body:
-            if limit is not None and written + gathered + len(chunk) > limit:
-                return written + gathered + len(chunk)
-            pieces.append(chunk)
-            gathered += len(chunk)
-            if gathered >= COPY_BUFFER:
-                if len(flights) == IN_FLIGHT:
-                    await flights.popleft()
-                launch()
-        if pieces:
-            launch()
-        while flights:
-            await flights.popleft()
+            if limit is not None and written + len(chunk) > limit:
+                body.done(chunk)
+                return written + len(chunk)
+            if hasher is not None:
+                hashed = asyncio.ensure_future(_hash_after(hashed, hasher, chunk))
+            if len(held) == _HELD:
+                await held.popleft()
+            previous = held[-1] if held else None
+            held.append(asyncio.ensure_future(_write_after(previous, writer, body, chunk, hashed)))
+            written += len(chunk)
+        while held:
+            await held.popleft()
         return written
     finally:
-        if flights:
-            await asyncio.wait(flights)
+        if held:
+            await asyncio.wait(held)
+            for job in held:
+                if not job.cancelled():
+                    job.exception()  # retrieved: the first error is the one raised
 
 
 async def _hash_after(
-    previous: asyncio.Future[None] | None, hasher: Hasher, data: bytes | memoryview
+    previous: asyncio.Future[None] | None, hasher: Hasher, chunk: bytes | memoryview
 ) -> None:
     if previous is not None:
         await previous
-    await asyncio.to_thread(hasher.update, data)
+    await _update(hasher, chunk)
+
+
+async def _write_after(
+    previous: asyncio.Future[None] | None,
+    writer: FileWriter,
+    body: Body,
+    chunk: bytes | memoryview,
+    hashed: asyncio.Future[None] | None,
+) -> None:
+    """Write ``chunk`` once the chunk before it is written, and hand it back to ``body``
+    once it is hashed too. After a failed write nothing more is written."""
+    try:
+        if previous is not None:
+            await previous
+        await writer.write(chunk)
+        if hashed is not None:
+            await hashed
+    finally:
+        body.done(chunk)

@@ -1,13 +1,25 @@
-"""The storage-driver contract: a dozen operations on opaque files, nothing about digests.
+"""The storage-driver contract: a few operations on opaque files, nothing about digests.
+
+It is written so that an object store can implement it: nothing asks for rename, append
+or truncate, and an upload in progress may be invisible until it is committed.
+
+* Whole files: ``get_content`` / ``put_content`` (small, atomic), ``reader`` (a stream
+  from an offset), ``stat``, ``list``, ``walk``, ``move``, ``delete``, ``redirect_url``.
+* Uploads: ``writer`` opens a :class:`FileWriter` that appends in order. Between
+  requests the *caller* keeps where the upload stands (a :class:`WriterState`: the bytes
+  kept and an opaque ``driver_state``, e.g. a multipart upload id and its parts) and
+  hands it back to resume, to ``commit`` (the bytes become the file at a destination, all
+  at once) or to ``abort``. The driver never lists anything to learn an upload's progress:
+  object-store listings lag. Whatever was written past the kept size (a failed chunk) is
+  discarded when the upload is resumed or committed.
+* Optional interfaces (``capability``): :class:`dockyard.storage.local.LocalFiles` for a
+  driver whose files are local (sendfile).
 
 Paths are absolute, slash-separated strings (``/docker/registry/v2/...``) whose components
 use ``[A-Za-z0-9._-]`` and are never ``.`` or ``..``: :func:`check_path` enforces that once,
-for every driver, so no caller can reach outside the driver's root.
-
-The contract fits an object store with neither rename nor append: ``move`` may copy then
-delete, and a ``FileWriter`` may be a resumable multipart upload. ``put_content`` and
-``FileWriter.commit`` followed by ``move`` are the only ways bytes become visible at a path,
-and each is all-or-nothing.
+for every driver, so no caller can reach outside the driver's root. ``put_content`` and
+``commit`` (or ``move`` of a committed file) are the only ways bytes become visible at a
+path, and each is all-or-nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +27,11 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from pathlib import Path
+from dataclasses import dataclass
+from typing import TypeVar
 
 _COMPONENT = re.compile(r"[A-Za-z0-9._-]+")
+_Capability = TypeVar("_Capability")
 
 
 class StorageError(Exception):
@@ -56,34 +70,45 @@ def check_path(path: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class WriterState:
+    """Where an upload stands, kept by the caller between requests (the ``uploads`` row).
+
+    ``size`` is how many bytes the upload holds; ``driver_state`` is the driver's own,
+    opaque to the caller (an object store's multipart upload id and parts; nothing for
+    the filesystem). ``WriterState()`` is an upload that holds nothing yet.
+    """
+
+    size: int = 0
+    driver_state: bytes | None = None
+
+
 class FileWriter(ABC):
-    """Writes one file in sequence; may be closed and reopened with ``append=True``."""
+    """Appends to one upload, in order, one write at a time (each awaited before the next).
+
+    A writer ends with :meth:`close`, whose state the caller keeps to resume, commit or
+    abort the upload, or with :meth:`abandon`, after which the state it was opened at is
+    still the one to go on from.
+    """
 
     @property
     @abstractmethod
     def size(self) -> int:
-        """Bytes in the file so far, including what earlier writers appended."""
+        """Bytes in the upload: the size it was opened at plus what this writer appended."""
 
     @abstractmethod
     async def write(self, data: bytes | memoryview) -> None:
-        """Append ``data``. Several writes may be in flight at once: each lands where the
-        file ended when it was called, and ``size`` counts it from then on."""
+        """Append ``data``. The writer is done with ``data`` when this returns. After a
+        failed write, only :meth:`abandon` is left."""
 
     @abstractmethod
-    async def truncate(self, size: int) -> None:
-        """Drop everything after the first ``size`` bytes (undo a failed chunk)."""
+    async def close(self) -> WriterState:
+        """Stop writing and keep everything written; the state to keep for the upload."""
 
     @abstractmethod
-    async def close(self) -> None:
-        """Stop writing, keeping the data for a later append."""
-
-    @abstractmethod
-    async def commit(self) -> None:
-        """Make everything written durable; no more writes follow."""
-
-    @abstractmethod
-    async def cancel(self) -> None:
-        """Discard the file."""
+    async def abandon(self) -> None:
+        """Stop writing and keep nothing this writer appended (a failed chunk). Harmless
+        after :meth:`close` or a failed write, and when called twice."""
 
 
 class StorageDriver(ABC):
@@ -104,8 +129,29 @@ class StorageDriver(ABC):
         """Stream ``length`` bytes (default: to the end) from ``offset``."""
 
     @abstractmethod
-    async def writer(self, path: str, append: bool = False) -> FileWriter:
-        """A writer at ``path``; with ``append`` it continues an existing file."""
+    async def writer(
+        self, path: str, resume: WriterState | None = None, destination: str | None = None
+    ) -> FileWriter:
+        """A writer for the upload at ``path``: with ``resume``, the upload that state
+        describes, holding exactly ``resume.size`` bytes (anything written past them is
+        dropped); without (or with ``WriterState()``), a new, empty upload.
+
+        ``destination`` is where the upload will be committed, when that is known already:
+        a driver may write there directly, as long as nothing becomes visible before
+        :meth:`commit`. PathNotFoundError when the kept bytes are gone."""
+
+    @abstractmethod
+    async def commit(self, path: str, state: WriterState, destination: str) -> None:
+        """Make the ``state.size`` bytes of the upload at ``path`` the file at
+        ``destination``, durable, all at once, replacing what is there; the upload is then
+        gone. ``destination`` may be ``path`` itself: the upload becomes an ordinary file
+        where it is. An upload never written (``WriterState()``) commits an empty file.
+        PathNotFoundError when the kept bytes are gone."""
+
+    @abstractmethod
+    async def abort(self, path: str, state: WriterState) -> None:
+        """Discard the upload at ``path``, leaving nothing behind. Harmless when there is
+        nothing (never written, already committed or aborted)."""
 
     @abstractmethod
     async def stat(self, path: str) -> int | None:
@@ -123,13 +169,14 @@ class StorageDriver(ABC):
     async def delete(self, path: str) -> None:
         """Delete a file or a whole directory tree; PathNotFoundError if nothing is there."""
 
-    def local_path(self, path: str) -> Path | None:
-        """A local filesystem path to serve with sendfile, when the driver has one."""
-        return None
-
     async def redirect_url(self, path: str, method: str) -> str | None:
         """A URL the client may fetch directly instead (object stores); None to proxy."""
         return None
+
+    def capability(self, kind: type[_Capability]) -> _Capability | None:
+        """This driver as the optional interface ``kind`` (e.g. ``LocalFiles``), or None
+        when it has no such power. A wrapper around a driver forwards the question."""
+        return self if isinstance(self, kind) else None
 
     async def walk(self, path: str) -> AsyncIterator[str]:
         """Every file below ``path``, depth first."""

@@ -1,27 +1,37 @@
-"""The filesystem driver: files under a root directory, written with rename for atomicity."""
+"""The filesystem driver: files under a root directory, made visible by rename.
+
+An upload is written in place (``_uploads/<id>/data``) by a
+:class:`~dockyard.storage.filesystem_writer.FilesystemWriter` and needs no state beyond its
+size: resuming cuts the file back to the size the caller kept, and committing cuts it
+there too, ``fdatasync``s it and renames it to its destination. The driver has the
+:class:`~dockyard.storage.local.LocalFiles` powers (a local path to ``sendfile``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import re
 import shutil
-import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import ClassVar
+
+from pydantic import field_validator
 
 from dockyard.storage.driver import (
     FileWriter,
     InvalidPathError,
     PathNotFoundError,
     StorageDriver,
-    StorageFullError,
+    WriterState,
     check_path,
 )
-from dockyard.storage.pagecache import PageRecycler, aligned, open_direct, write_direct
+from dockyard.storage.factory import DriverParameters, register_driver
+from dockyard.storage.filesystem_writer import FilesystemWriter, remove_if_empty, space_at
+from dockyard.storage.local import LocalFiles
 
 READ_CHUNK = 1024 * 1024
 # Linux limits: a name of at most 255 bytes, a path of fewer than 4096.
@@ -31,20 +41,7 @@ PATH_MAX = 4096
 # fits wherever its target fits, which list() leaves out.
 _TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")
 _TEMPORARY_NAME_LENGTH = 37
-
-
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-
-@contextlib.contextmanager
-def _space_at(path: Path) -> Iterator[None]:
-    """A full disk or quota while writing ``path`` raises StorageFullError naming it."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in _NO_SPACE:
-            raise StorageFullError(str(path)) from exc
-        raise
+_NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -55,87 +52,25 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class _FilesystemWriter(FileWriter):
-    def __init__(self, path: Path, fd: int, size: int) -> None:
-        self._path = path
-        self._fd: int | None = fd
-        self._size = size
-        self._pages = PageRecycler(fd, size)
-        # A second descriptor for O_DIRECT writes, opened at the first aligned write.
-        self._direct_fd: int | None = None
-        self._direct_refused = False
-        self._direct_lock = threading.Lock()
+class FilesystemParameters(DriverParameters):
+    """``storage.filesystem``."""
 
-    @property
-    def size(self) -> int:
-        return self._size
+    local_root_key: ClassVar[str | None] = "rootdirectory"
 
-    def _require_fd(self) -> int:
-        if self._fd is None:
-            raise ValueError("writer is closed")
-        return self._fd
+    rootdirectory: str = "/var/lib/registry"
 
-    async def write(self, data: bytes | memoryview) -> None:
-        fd = self._require_fd()
-        start = self._size
-        # Taken before the first await: writes in flight together never overlap. A failed
-        # write leaves the size past the data; the caller truncates (as after any failure).
-        self._size += len(data)
-        with _space_at(self._path):
-            await asyncio.to_thread(self._write_sync, fd, data, start)
+    @field_validator("rootdirectory")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
 
-    def _write_sync(self, fd: int, data: bytes | memoryview, start: int) -> None:
-        if not self._direct_refused and aligned(data, start):
-            with self._direct_lock:  # two writes in flight may both be the first
-                if self._direct_fd is None and not self._direct_refused:
-                    self._direct_fd = open_direct(self._path)
-                    self._direct_refused = self._direct_fd is None
-            if self._direct_fd is not None:
-                assert isinstance(data, memoryview)
-                done = write_direct(self._direct_fd, data, start)
-                if done == len(data):
-                    return
-                data, start = data[done:], start + done
-        _write_all(fd, data, start)
-        self._pages.written(start + len(data))
-
-    async def truncate(self, size: int) -> None:
-        fd = self._require_fd()
-        if not 0 <= size <= self._size:
-            raise ValueError(f"cannot truncate a {self._size}-byte file to {size} bytes")
-        await asyncio.to_thread(os.ftruncate, fd, size)
-        self._size = size
-        self._pages.truncated(size)
-
-    async def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._direct_fd is not None:
-            os.close(self._direct_fd)
-            self._direct_fd = None
-            self._direct_refused = True
-
-    async def commit(self) -> None:
-        fd = self._require_fd()
-        with _space_at(self._path):
-            await asyncio.to_thread(os.fdatasync, fd)
-        await self.close()
-
-    async def cancel(self) -> None:
-        await self.close()
-        await asyncio.to_thread(self._path.unlink, True)
+    def local_root(self) -> str:
+        return self.rootdirectory
 
 
-def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
-class FilesystemDriver(StorageDriver):
+class FilesystemDriver(StorageDriver, LocalFiles):
     name = "filesystem"
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -152,19 +87,19 @@ class FilesystemDriver(StorageDriver):
             raise InvalidPathError(path)
         return full
 
-    def local_path(self, path: str) -> Path | None:
+    def local_path(self, path: str) -> Path:
         return self._full(path)
 
     async def get_content(self, path: str) -> bytes:
         full = self._full(path)
         try:
             return await asyncio.to_thread(full.read_bytes)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        except _NOT_A_FILE:
             raise PathNotFoundError(path) from None
 
     async def put_content(self, path: str, data: bytes) -> None:
         full = self._full(path)
-        with _space_at(full):
+        with space_at(full):
             await asyncio.to_thread(self._put_sync, full, data)
 
     @staticmethod
@@ -191,7 +126,7 @@ class FilesystemDriver(StorageDriver):
             raise ValueError(f"negative offset {offset} or length {length}")
         try:
             handle = await asyncio.to_thread(open, full, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        except _NOT_A_FILE:
             raise PathNotFoundError(path) from None
         try:
             handle.seek(offset)
@@ -207,19 +142,70 @@ class FilesystemDriver(StorageDriver):
         finally:
             handle.close()
 
-    async def writer(self, path: str, append: bool = False) -> FileWriter:
+    async def writer(
+        self, path: str, resume: WriterState | None = None, destination: str | None = None
+    ) -> FileWriter:
+        full = self._full(path)
+        if destination is not None:
+            self._full(destination)  # checked like every path; the upload stays at path
+        keep = resume.size if resume is not None else 0
+
+        def open_sync() -> tuple[int, bool]:
+            try:
+                fd, created = os.open(full, os.O_WRONLY), False
+            except FileNotFoundError:
+                if keep:
+                    raise PathNotFoundError(path) from None
+                full.parent.mkdir(parents=True, exist_ok=True)
+                fd, created = os.open(full, os.O_WRONLY | os.O_CREAT, 0o644), True
+            except (IsADirectoryError, NotADirectoryError):
+                raise PathNotFoundError(path) from None
+            try:
+                _cut(fd, keep, path)
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd, created
+
+        with space_at(full):
+            fd, created = await asyncio.to_thread(open_sync)
+        return FilesystemWriter(full, self.root, fd, keep, created)
+
+    async def commit(self, path: str, state: WriterState, destination: str) -> None:
+        source, target = self._full(path), self._full(destination)
+
+        def commit_sync() -> None:
+            try:
+                fd = os.open(source, os.O_WRONLY)
+            except _NOT_A_FILE:
+                if state.size:
+                    raise PathNotFoundError(path) from None
+                self._put_sync(target, b"")  # an upload never written: an empty file
+                return
+            try:
+                _cut(fd, state.size, path)
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+            if target == source:
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            _fsync_dir(target.parent)
+            remove_if_empty(source.parent, self.root)
+
+        with space_at(target):
+            await asyncio.to_thread(commit_sync)
+
+    async def abort(self, path: str, state: WriterState) -> None:
         full = self._full(path)
 
-        def open_sync() -> tuple[int, int]:
-            full.parent.mkdir(parents=True, exist_ok=True)
-            # Writes go to explicit offsets (the writer's size), also after a truncate.
-            flags = os.O_WRONLY | os.O_CREAT | (0 if append else os.O_TRUNC)
-            fd = os.open(full, flags, 0o644)
-            return fd, os.fstat(fd).st_size
+        def abort_sync() -> None:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                full.unlink()
+            remove_if_empty(full.parent, self.root)
 
-        with _space_at(full):
-            fd, size = await asyncio.to_thread(open_sync)
-        return _FilesystemWriter(full, fd, size)
+        await asyncio.to_thread(abort_sync)
 
     async def stat(self, path: str) -> int | None:
         full = self._full(path, file=False)
@@ -248,7 +234,7 @@ class FilesystemDriver(StorageDriver):
             os.replace(src, dst)
             _fsync_dir(dst.parent)
 
-        with _space_at(dst):
+        with space_at(dst):
             await asyncio.to_thread(move_sync)
 
     async def delete(self, path: str) -> None:
@@ -263,3 +249,18 @@ class FilesystemDriver(StorageDriver):
                 raise PathNotFoundError(path)
 
         await asyncio.to_thread(delete_sync)
+
+
+def _cut(fd: int, size: int, path: str) -> None:
+    """Cut an upload's file back to the ``size`` bytes its caller kept: what lies past them
+    is a chunk that failed. Fewer bytes than that: the upload is lost."""
+    actual = os.fstat(fd).st_size
+    if actual < size:
+        raise PathNotFoundError(path)
+    if actual > size:
+        os.ftruncate(fd, size)
+
+
+@register_driver("filesystem", FilesystemParameters)
+def _create(parameters: FilesystemParameters) -> FilesystemDriver:
+    return FilesystemDriver(parameters.rootdirectory)

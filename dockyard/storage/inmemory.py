@@ -1,16 +1,31 @@
-"""The in-memory driver: a dict of paths to bytes, for tests and throwaway registries."""
+"""The in-memory driver: a dict of paths to bytes, for tests and throwaway registries.
+
+It behaves like an object store where that matters to a caller: an upload lives apart
+from the files, invisible until it is committed, and is found again only through the
+``driver_state`` its caller kept (a token, like a multipart upload id), never by path.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from dockyard.storage.driver import (
     FileWriter,
     InvalidPathError,
     PathNotFoundError,
     StorageDriver,
+    WriterState,
     check_path,
 )
+from dockyard.storage.factory import DriverParameters, register_driver
+
+
+class InMemoryParameters(DriverParameters):
+    """``storage.inmemory``: no keys."""
+
+    in_process: ClassVar[bool] = True
 
 
 def _check_file_path(path: str) -> str:
@@ -20,38 +35,44 @@ def _check_file_path(path: str) -> str:
     return path
 
 
+class _Upload:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.data = bytearray()
+
+
 class _MemoryWriter(FileWriter):
-    def __init__(self, driver: InMemoryDriver, path: str, data: bytearray) -> None:
+    def __init__(self, driver: InMemoryDriver, token: str, upload: _Upload, created: bool) -> None:
         self._driver = driver
-        self._path = path
-        self._data = data
+        self._token = token
+        self._upload = upload
+        self._start = len(upload.data)
+        self._created = created
         self._closed = False
 
     @property
     def size(self) -> int:
-        return len(self._data)
+        return len(self._upload.data)
 
     async def write(self, data: bytes | memoryview) -> None:
         if self._closed:
             raise ValueError("writer is closed")
-        self._data.extend(data)
+        self._upload.data.extend(data)
 
-    async def truncate(self, size: int) -> None:
+    async def close(self) -> WriterState:
         if self._closed:
             raise ValueError("writer is closed")
-        if not 0 <= size <= len(self._data):
-            raise ValueError(f"cannot truncate a {len(self._data)}-byte file to {size} bytes")
-        del self._data[size:]
-
-    async def close(self) -> None:
         self._closed = True
+        return WriterState(len(self._upload.data), self._token.encode())
 
-    async def commit(self) -> None:
-        await self.close()
-
-    async def cancel(self) -> None:
+    async def abandon(self) -> None:
+        if self._closed:
+            return
         self._closed = True
-        self._driver.files.pop(self._path, None)
+        if self._created:
+            self._driver.uploads.pop(self._token, None)
+        else:
+            del self._upload.data[self._start :]
 
 
 class InMemoryDriver(StorageDriver):
@@ -59,12 +80,22 @@ class InMemoryDriver(StorageDriver):
 
     def __init__(self) -> None:
         self.files: dict[str, bytearray] = {}
+        # Uploads in progress by token: invisible to every file operation.
+        self.uploads: dict[str, _Upload] = {}
 
     def _get(self, path: str) -> bytearray:
         try:
             return self.files[_check_file_path(path)]
         except KeyError:
             raise PathNotFoundError(path) from None
+
+    def _upload(self, path: str, state: WriterState) -> tuple[str, _Upload]:
+        """The upload ``state`` describes, holding at least its bytes."""
+        token = (state.driver_state or b"").decode("ascii", "replace")
+        upload = self.uploads.get(token)
+        if upload is None or upload.path != path or len(upload.data) < state.size:
+            raise PathNotFoundError(path)
+        return token, upload
 
     async def get_content(self, path: str) -> bytes:
         return bytes(self._get(path))
@@ -83,11 +114,38 @@ class InMemoryDriver(StorageDriver):
         for start in range(offset, end, step):
             yield bytes(data[start : min(start + step, end)])
 
-    async def writer(self, path: str, append: bool = False) -> FileWriter:
+    async def writer(
+        self, path: str, resume: WriterState | None = None, destination: str | None = None
+    ) -> FileWriter:
         _check_file_path(path)
-        if not append or path not in self.files:
-            self.files[path] = bytearray()
-        return _MemoryWriter(self, path, self.files[path])
+        if destination is not None:
+            _check_file_path(destination)
+        if resume is None or resume.driver_state is None:
+            if resume is not None and resume.size:
+                raise PathNotFoundError(path)
+            token, upload = uuid.uuid4().hex, _Upload(path)
+            self.uploads[token] = upload
+            return _MemoryWriter(self, token, upload, created=True)
+        token, upload = self._upload(path, resume)
+        del upload.data[resume.size :]
+        return _MemoryWriter(self, token, upload, created=False)
+
+    async def commit(self, path: str, state: WriterState, destination: str) -> None:
+        _check_file_path(path)
+        _check_file_path(destination)
+        if state == WriterState():  # an upload never written: an empty file
+            self.files[destination] = bytearray()
+            return
+        token, upload = self._upload(path, state)
+        self.files[destination] = upload.data[: state.size]
+        del self.uploads[token]
+
+    async def abort(self, path: str, state: WriterState) -> None:
+        _check_file_path(path)
+        token = (state.driver_state or b"").decode("ascii", "replace")
+        upload = self.uploads.get(token)
+        if upload is not None and upload.path == path:
+            del self.uploads[token]
 
     async def stat(self, path: str) -> int | None:
         data = self.files.get(check_path(path))
@@ -115,3 +173,8 @@ class InMemoryDriver(StorageDriver):
             raise PathNotFoundError(path)
         for p in doomed:
             del self.files[p]
+
+
+@register_driver("inmemory", InMemoryParameters)
+def _create(_parameters: InMemoryParameters) -> InMemoryDriver:
+    return InMemoryDriver()

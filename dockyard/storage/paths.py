@@ -12,7 +12,8 @@
             _manifests/tags/<tag>/index/<algorithm>/<hex>/link  every digest the tag has had
 
 Dockyard keeps repositories, tags and links in its database (the source of truth); it reads
-the link files of a ``registry:2`` store on ``dockyard import``.
+the link files of a ``registry:2`` store on ``dockyard import``, and writes them for
+registry:2 on ``dockyard export``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,6 @@ ROOT = "/docker/registry/v2"
 
 def blob_data(digest: Digest) -> str:
     return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}/data"
-
-
-def blob_dir(digest: Digest) -> str:
-    return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
 
 def repositories_root() -> str:

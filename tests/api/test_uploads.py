@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 
+from dockyard.registry.service import Registry
+from dockyard.storage import paths
+from dockyard.storage.driver import WriterState
+from dockyard.storage.inmemory import InMemoryDriver
 from tests.api.helpers import Client, digest_of, error_code, path_of, push_blob
 
 NAME = "team/app"
@@ -181,3 +186,71 @@ async def test_empty_blob(client: Client) -> None:
     response = await client.get(f"/v2/{NAME}/blobs/{digest}")
     assert response.status == 200
     assert await response.read() == b""
+
+
+async def nothing_left_of_uploads(registry: Registry, name: str = NAME) -> bool:
+    """No upload data under the repository, and (inmemory) no upload in progress."""
+    storage = registry.storage
+    pending = storage.uploads if isinstance(storage, InMemoryDriver) else {}
+    return await storage.list(f"{paths.repository(name)}/_uploads") == [] and not pending
+
+
+async def test_a_failed_chunk_is_not_kept(client: Client, registry: Registry) -> None:
+    """The row moves only for a whole chunk: one that fails after its bytes were written
+    leaves the upload where it was, and the next chunk goes on from there."""
+    first, rest = os.urandom(3000), os.urandom(2000)
+    location = await start(client)
+    response = await client.patch(location, data=first, headers={"Content-Range": "0-2999"})
+    assert response.status == 202
+    response = await client.patch(
+        location, data=os.urandom(4000), headers={"Content-Range": "3000-3999"}
+    )
+    assert response.status == 400
+    assert await error_code(response) == "SIZE_INVALID"
+    status = await client.get(location)
+    assert status.status == 204 and status.headers["Range"] == "0-2999"
+    response = await client.patch(location, data=rest, headers={"Content-Range": "3000-4999"})
+    assert response.status == 202 and response.headers["Range"] == "0-4999"
+    response = await client.put(f"{location}?digest={digest_of(first + rest)}")
+    assert response.status == 201, await response.text()
+    blob = await client.get(f"/v2/{NAME}/blobs/{digest_of(first + rest)}")
+    assert await blob.read() == first + rest
+    assert await nothing_left_of_uploads(registry)
+
+
+async def test_status_comes_from_the_row_not_the_storage(
+    client: Client, registry: Registry
+) -> None:
+    location = await start(client)
+    await client.patch(location, data=b"x" * 1234)
+    upload_id = location.rsplit("/", 1)[1]
+    record = await registry.metadata.get_upload(upload_id)
+    assert record is not None and record.progress.size == 1234
+    # Bytes removed behind Dockyard's back: GET still says what the row keeps; the next
+    # chunk finds them gone and ends the session.
+    await registry.storage.abort(
+        paths.upload_data(NAME, upload_id), WriterState(1234, record.progress.driver_state)
+    )
+    assert (await client.get(location)).headers["Range"] == "0-1233"
+    response = await client.patch(location, data=b"y", headers={"Content-Range": "1234-1234"})
+    assert response.status == 404
+    assert await error_code(response) == "BLOB_UPLOAD_UNKNOWN"
+    assert (await client.get(location)).status == 404
+
+
+async def test_completed_and_cancelled_uploads_leave_nothing(
+    client: Client, registry: Registry
+) -> None:
+    for size in (0, 100, 5 * 1024 * 1024):  # an empty, a small and a chunked body
+        data = os.urandom(size)
+        location = await start(client)
+        response = await client.patch(location, data=io.BytesIO(data))
+        location = path_of(response.headers["Location"])
+        response = await client.put(f"{location}?digest={digest_of(data)}")
+        assert response.status == 201, await response.text()
+        cancelled = await start(client)
+        await client.patch(cancelled, data=io.BytesIO(data))
+        assert (await client.delete(cancelled)).status == 204
+    await push_blob(client, NAME, b"monolithic")
+    assert await nothing_left_of_uploads(registry)
+    assert await registry.metadata.count("uploads") == 0

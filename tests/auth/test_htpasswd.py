@@ -11,7 +11,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from dockyard.auth import htpasswd as files
+from dockyard.auth import htpasswd, htpasswd_edit
 from dockyard.auth.access import repository_access
 from dockyard.auth.controller import AuthRequest
 from dockyard.auth.htpasswd import HtpasswdController, HtpasswdFile, parse_htpasswd
@@ -107,8 +107,8 @@ async def test_long_passwords_are_checked_on_72_bytes(tmp_path: Path) -> None:
     stored = bcrypt.hashpw(long.encode()[:72], bcrypt.gensalt(4)).decode()
     users = HtpasswdFile(write(tmp_path / "htpasswd", f"u:{stored}"))
     assert await users.verify("u", long)
-    with pytest.raises(files.HtpasswdError, match="72 bytes"):
-        files.hash_password(long)
+    with pytest.raises(htpasswd.HtpasswdError, match="72 bytes"):
+        htpasswd_edit.hash_password(long)
 
 
 async def test_file_is_reread_when_it_changes(tmp_path: Path) -> None:
@@ -129,13 +129,13 @@ async def test_verified_login_is_cached_without_a_second_bcrypt(
 ) -> None:
     users = HtpasswdFile(write(tmp_path / "htpasswd", f"alice:{bcrypt_hash('secret')}"))
     calls: list[bytes] = []
-    real = files._checkpw
+    real = htpasswd._checkpw
 
     def counting(secret: bytes, stored: bytes) -> bool:
         calls.append(secret)
         return real(secret, stored)
 
-    monkeypatch.setattr(files, "_checkpw", counting)
+    monkeypatch.setattr(htpasswd, "_checkpw", counting)
     assert await users.verify("alice", "secret")
     assert await users.verify("alice", "secret")
     assert await users.verify("alice", "secret")
@@ -152,14 +152,14 @@ async def test_concurrent_checks_of_one_login_share_one_bcrypt(
 ) -> None:
     users = HtpasswdFile(write(tmp_path / "htpasswd", f"alice:{bcrypt_hash('s', cost=8)}"))
     calls = 0
-    real = files._checkpw
+    real = htpasswd._checkpw
 
     def counting(secret: bytes, stored: bytes) -> bool:
         nonlocal calls
         calls += 1
         return real(secret, stored)
 
-    monkeypatch.setattr(files, "_checkpw", counting)
+    monkeypatch.setattr(htpasswd, "_checkpw", counting)
     results = await asyncio.gather(*(users.verify("alice", "s") for _ in range(8)))
     assert results == [True] * 8
     assert calls == 1
@@ -170,51 +170,20 @@ async def test_unknown_users_cost_a_bcrypt_too(
 ) -> None:
     users = HtpasswdFile(write(tmp_path / "htpasswd", f"alice:{bcrypt_hash('s', cost=5)}"))
     costs: list[int] = []
-    real = files._checkpw
+    real = htpasswd._checkpw
 
     def spy(secret: bytes, stored: bytes) -> bool:
         costs.append(int(stored.split(b"$")[2]))
         return real(secret, stored)
 
-    monkeypatch.setattr(files, "_checkpw", spy)
+    monkeypatch.setattr(htpasswd, "_checkpw", spy)
     assert not await users.verify("mallory", "s")
     assert costs == [5]  # a failing check at the file's own cost
 
 
 def test_unreadable_file_at_startup(tmp_path: Path) -> None:
-    with pytest.raises(files.HtpasswdError, match="cannot read"):
+    with pytest.raises(htpasswd.HtpasswdError, match="cannot read"):
         HtpasswdFile(tmp_path / "missing").check_readable()
-
-
-# ---- writing -----------------------------------------------------------------------------
-
-
-def test_set_remove_list_keep_other_lines(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "htpasswd"
-    lines, added = files.set_user([], "alice", files.hash_password("a", 4))
-    assert added
-    lines, added = files.set_user(["# team", *lines, "dave:$apr1$x$y"], "bob", "$2y$04$x")
-    assert added
-    lines, added = files.set_user(lines, "alice", files.hash_password("new", 4))
-    assert not added
-    files.write_lines(path, lines)
-    assert path.stat().st_mode & 0o777 == 0o600
-    text = path.read_text()
-    assert text.startswith("# team\nalice:$2y$04$")
-    assert files.list_users(files.read_lines(path)) == [
-        ("alice", True),
-        ("dave", False),
-        ("bob", True),
-    ]
-    lines, removed = files.remove_user(files.read_lines(path), "dave")
-    assert removed
-    assert not files.remove_user(lines, "zed")[1]
-
-
-@pytest.mark.parametrize("user", ["", "a:b", "a b", "#x"])
-def test_invalid_user_names(user: str) -> None:
-    with pytest.raises(files.HtpasswdError):
-        files.validate_user(user)
 
 
 # ---- the controller --------------------------------------------------------------------

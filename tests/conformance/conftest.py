@@ -33,22 +33,19 @@ import json
 import os
 import random
 import secrets
-import shutil
-import signal
-import socket
 import string
-import subprocess
 import sys
 import tarfile
 import time
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlencode, urlsplit
 
 import pytest
+
+from tests.e2e.server import RegistryServer
 
 # --------------------------------------------------------------------------- settings
 
@@ -88,8 +85,6 @@ ARTIFACT_TYPE_FILTER = "artifactType"
 #: flags 1 << 0 .. 1 << 3, and the count that sizes the per-workflow data is 1 << 4
 NUM_WORKFLOWS = 1 << 4
 
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 30.0
 
 
@@ -701,113 +696,6 @@ def put_manifest(
 # --------------------------------------------------------------------------- the server
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _server_command(config: Path) -> list[str]:
-    if SETTINGS.server_kind == "dockyard":
-        return [sys.executable, "-m", "dockyard", "serve", str(config)]
-    if SETTINGS.server_kind == "registry2":
-        binary = shutil.which("docker-registry", path="/usr/bin:" + os.environ.get("PATH", ""))
-        if binary is None:
-            raise RuntimeError("docker-registry (Debian package) is not installed")
-        return [binary, "serve", str(config)]
-    raise RuntimeError(f"DOCKYARD_CONFORMANCE_SERVER={SETTINGS.server_kind!r}: dockyard|registry2")
-
-
-@dataclass
-class DockyardServer:
-    """``python -m dockyard serve CONFIG`` on a fresh store, stopped by PID."""
-
-    workdir: Path
-    port: int = field(default_factory=_free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def config_path(self) -> Path:
-        return self.workdir / "config.yml"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "dockyard.log"
-
-    @property
-    def store(self) -> Path:
-        return self.workdir / "store"
-
-    def start(self) -> None:
-        self.config_path.write_text(
-            "version: 0.1\n"
-            "storage:\n"
-            f"  filesystem: {{rootdirectory: {self.store}}}\n"
-            "  delete: {enabled: true}\n"
-            f"http: {{addr: 127.0.0.1:{self.port}}}\n"
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                _server_command(self.config_path),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=self.workdir,
-                env=env,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        last = "no answer"
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{SETTINGS.server_kind} exited with {self.proc.returncode} while starting\n"
-                    + self.log_tail()
-                )
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            try:
-                conn.request("GET", "/v2/")
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status == 200:
-                    return
-                last = f"GET /v2/ -> {resp.status}"
-            except OSError as exc:
-                last = repr(exc)
-            finally:
-                conn.close()
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"{SETTINGS.server_kind} not ready after {START_TIMEOUT}s ({last})\n" + self.log_tail()
-        )
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=STOP_TIMEOUT)
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-
 def _server_scope(fixture_name: str, config: pytest.Config) -> Literal["session", "module"]:
     return "session" if SETTINGS.shared_server else "module"
 
@@ -837,8 +725,10 @@ def pytest_runtest_makereport(
     report = yield
     if report.failed:
         server = getattr(item, "funcargs", {}).get("conformance_server")
-        if isinstance(server, DockyardServer):
-            report.sections.append((f"dockyard log tail ({server.log_path})", server.log_tail()))
+        if isinstance(server, RegistryServer):
+            report.sections.append(
+                (f"{server.kind} log tail ({server.log_path})", server.log_tail(60))
+            )
     return report
 
 
@@ -853,8 +743,10 @@ def data() -> TestData:
 
 
 @pytest.fixture(scope=_server_scope)
-def conformance_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    server = DockyardServer(tmp_path_factory.mktemp("dockyard-conformance-"))
+def conformance_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """The registry under test, started as the e2e suite starts it (tests/e2e/server.py)."""
+    kind = SETTINGS.server_kind
+    server = RegistryServer(kind, tmp_path_factory.mktemp(f"{kind}-conformance-"))
     server.start()
     try:
         yield server
@@ -863,7 +755,7 @@ def conformance_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doc
 
 
 @pytest.fixture(scope=_server_scope)
-def oci(conformance_server: DockyardServer) -> Iterator[OciClient]:
+def oci(conformance_server: RegistryServer) -> Iterator[OciClient]:
     client = OciClient("127.0.0.1", conformance_server.port, SETTINGS.namespace)
     try:
         yield client

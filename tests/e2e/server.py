@@ -22,9 +22,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 SERVER_KINDS = ("dockyard", "registry2")
 SERVER_KIND = os.environ.get("DOCKYARD_E2E_SERVER", "dockyard").strip() or "dockyard"
@@ -74,21 +75,57 @@ class ServerError(RuntimeError):
     pass
 
 
+def _process_stat(pid: int | str) -> tuple[str, int, int] | None:
+    """(state, ppid, pgrp) of a process from /proc, None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+    state, ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+    return state, int(ppid), int(pgrp)
+
+
 def process_group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of a process group, from /proc."""
     members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
-        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
-        if int(pgrp) == pgid and state != "Z":
+        stat = _process_stat(entry)
+        if stat is not None and stat[2] == pgid and stat[0] != "Z":
             members.append(int(entry))
     return members
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live (non-zombie) children of ``pid``, from /proc: a server's worker processes."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(child) for child in children if (_process_stat(child) or ("Z",))[0] != "Z"]
+
+
+def location_path(location: str) -> str:
+    """The path (and query) of a ``Location`` header, absolute or relative."""
+    return "/" + location.split("/", 3)[3] if location.startswith("http") else location
+
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T | None], what: str, timeout: float = START_TIMEOUT) -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail naming
+    ``what`` after ``timeout`` seconds (a guard against hanging, not a timing check)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"still waiting after {timeout}s for {what}")
+        time.sleep(0.05)
 
 
 def kill_process_group(pgid: int, timeout: float = STOP_TIMEOUT) -> list[int]:
@@ -259,6 +296,21 @@ class RegistryServer:
             )
         self.start()
 
+    def worker_pids(self, expect: int | None = None) -> list[int]:
+        """The worker processes of the running server (its live children); with ``expect``,
+        once that many are running (the first worker may answer before the last forked)."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        if expect is None:
+            return child_pids(pid)
+        return wait_for(
+            lambda: found if len(found := child_pids(pid)) == expect else None,
+            f"{expect} workers",
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -305,23 +357,21 @@ class RegistryServer:
             headers={"Content-Type": media_type},
         )
 
-    def get_blob(self, repo: str, digest: str) -> Response:
-        return self.request("GET", f"/v2/{repo}/blobs/{digest}")
+    def get_blob(self, repo: str, digest: str, headers: dict[str, str] | None = None) -> Response:
+        return self.request("GET", f"/v2/{repo}/blobs/{digest}", headers=headers)
 
-    def push_blob(self, repo: str, data: bytes) -> str:
-        """Monolithic POST + PUT upload; returns the digest."""
+    def push_blob(self, repo: str, data: bytes, headers: dict[str, str] | None = None) -> str:
+        """Monolithic POST + PUT upload (``headers`` on both); returns the digest."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        r = self.request("POST", f"/v2/{repo}/blobs/uploads/")
+        r = self.request("POST", f"/v2/{repo}/blobs/uploads/", headers=headers)
         assert r.status == 202, (r.status, r.body)
-        location = r.headers["location"]
-        if location.startswith("http"):
-            location = "/" + location.split("/", 3)[3]
+        location = location_path(r.headers["location"])
         sep = "&" if "?" in location else "?"
         r = self.request(
             "PUT",
             f"{location}{sep}digest={digest}",
             body=data,
-            headers={"Content-Type": "application/octet-stream"},
+            headers={**(headers or {}), "Content-Type": "application/octet-stream"},
         )
         assert r.status == 201, (r.status, r.body)
         return digest

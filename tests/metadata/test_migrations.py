@@ -1,15 +1,13 @@
-"""The Alembic migrations build exactly the tables of ``dockyard.metadata.schema``."""
+"""The Alembic migrations build exactly the tables of ``dockyard.metadata.schema``, on
+SQLite (a file, in memory) and PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Connection, Integer, MetaData, inspect, text
@@ -19,24 +17,30 @@ from dockyard.metadata.engine import (
     MIGRATIONS,
     WRITE,
     Database,
+    Migration,
+    code_revision,
     create_engine,
     current_revision,
+    known_revision,
     migrate,
 )
+from tests.databases import fresh_database, move_schema
 
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
-@pytest.fixture(params=["file", "memory"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'metadata.db'}"
-        if request.param == "file"
-        else "sqlite+aiosqlite://"
-    )
-    database = create_engine(url)
-    yield database
-    await database.dispose()
+@pytest.fixture(params=["sqlite", "sqlite-memory", "postgresql"])
+async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """An engine on a database without any table."""
+    if request.param == "sqlite-memory":
+        database = create_engine("sqlite://")
+        yield database
+        await database.dispose()
+        return
+    async with fresh_database(request.param, request, migrated=False) as url:
+        database = create_engine(url)
+        yield database
+        await database.dispose()
 
 
 def differences(connection: Connection, metadata: MetaData = schema.metadata) -> list[Any]:
@@ -128,6 +132,8 @@ async def test_constraints_and_indexes_match_the_schema(engine: Database) -> Non
             sorted(
                 (index["name"], tuple(index["column_names"]), bool(index["unique"]))
                 for index in reflected["indexes"]
+                # PostgreSQL also reports a unique constraint's index as an index.
+                if not index.get("duplicates_constraint")
             )
             == expected_indexes
         ), name
@@ -153,20 +159,50 @@ async def test_migrate_is_idempotent_and_keeps_data(engine: Database) -> None:
 
 async def test_downgrade_to_base_and_back(engine: Database) -> None:
     await migrate(engine)
-
-    def downgrade(connection: Connection) -> None:
-        config = AlembicConfig()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
-
-    async with engine.connect() as connection:
-        connection = await connection.execution_options(**WRITE)
-        await connection.run_sync(downgrade)
-        await connection.commit()
+    await move_schema(engine, "downgrade", "base")
     assert await current_revision(engine) is None
     tables = await run(engine, lambda c: inspect(c).get_table_names())
     assert set(tables) <= {"alembic_version"}
     await migrate(engine)
     assert await current_revision(engine) == HEAD
     assert await run(engine, differences) == []
+
+
+async def test_migrate_reports_the_revisions_it_found_and_left(engine: Database) -> None:
+    await move_schema(engine, "upgrade", "0002")
+    assert await migrate(engine) == Migration("0002", HEAD)
+    assert await migrate(engine) == Migration(HEAD, HEAD)
+    await move_schema(engine, "downgrade", "base")
+    assert await migrate(engine) == Migration(None, HEAD)
+    assert code_revision() == HEAD
+    assert known_revision("0001") and not known_revision("9999")
+
+
+async def test_uploads_in_progress_keep_their_size_across_0005(engine: Database) -> None:
+    """Before 0005 an upload's size was its data file's; each chunk saved the hash state at
+    that size, so the row's hash offset is what the upload holds."""
+    await move_schema(engine, "upgrade", "0004")
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(**WRITE)
+        async with connection.begin():
+            for upload_id, offset in (("hashed", 7340032), ("fresh", None)):
+                await connection.execute(
+                    text(
+                        "INSERT INTO uploads (id, repository, started_at, hash_offset) "
+                        "VALUES (:id, 'app', '2024-01-01', :offset)"
+                    ),
+                    {"id": upload_id, "offset": offset},
+                )
+    await migrate(engine)
+    async with engine.connect() as connection:
+        query = text("SELECT id, size, driver_state FROM uploads ORDER BY id")
+        rows = (await connection.execute(query)).all()
+    assert [tuple(row) for row in rows] == [("fresh", 0, None), ("hashed", 7340032, None)]
+
+
+def test_revisions_read_as_text_agree_with_alembic() -> None:
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    assert code_revision() == HEAD
+    every = [script.revision for script in scripts.walk_revisions()]
+    assert all(known_revision(revision) for revision in every)
+    assert not known_revision("ffffffff")

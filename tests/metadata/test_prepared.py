@@ -18,7 +18,7 @@ from dockyard.metadata.engine import InlineEngine, create_engine, migrate, prepa
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[InlineEngine]:
-    database = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    database = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert isinstance(database, InlineEngine)
     await migrate(database)
     yield database

@@ -1,4 +1,5 @@
-"""The MetadataStore's contracts, on real SQLite (a file in WAL mode, and in memory)."""
+"""The MetadataStore's contracts, on real SQLite (a file in WAL mode, and in memory) and on
+real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.generation import WriteGeneration
-from dockyard.metadata.records import ManifestToStore, MissingReferencesError
+from dockyard.metadata.records import ManifestToStore, MissingReferencesError, UploadProgress
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import mediatypes
 from dockyard.oci.digest import Digest
+from tests.databases import fresh_database
 
 TABLES = ("repositories", "blobs", "repository_blobs", "manifests", "manifest_references", "tags")
 
@@ -60,16 +62,17 @@ async def open_store(url: str, migrated: bool = False) -> MetadataStore:
     return MetadataStore(engine, WriteGeneration.for_database(url))
 
 
-@pytest.fixture(params=["file", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataStore]:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'metadata.db'}"
-        if request.param == "file"
-        else "sqlite+aiosqlite://"
-    )
-    opened = await open_store(url)
-    yield opened
-    await opened.close()
+@pytest.fixture(params=["sqlite", "sqlite-memory", "postgresql"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[MetadataStore]:
+    if request.param == "sqlite-memory":
+        opened = await open_store("sqlite://")
+        yield opened
+        await opened.close()
+        return
+    async with fresh_database(request.param, request) as url:
+        opened = await open_store(url, migrated=True)
+        yield opened
+        await opened.close()
 
 
 async def counts(store: MetadataStore) -> dict[str, int]:
@@ -414,6 +417,23 @@ async def test_upload_ids_are_unique(store: MetadataStore) -> None:
     await store.create_upload("u-2", "app")  # the store still works after the failure
 
 
+async def test_upload_progress_lives_in_the_row(store: MetadataStore) -> None:
+    await store.create_upload("u-1", "app")
+    record = await store.get_upload("u-1")
+    assert record is not None and record.progress == UploadProgress()
+    first = UploadProgress(10, b"multipart id, parts", 10, b"sha256 state")
+    assert await store.save_upload_progress("u-1", 0, first) is True
+    record = await store.get_upload("u-1")
+    assert record is not None and record.progress == first
+    # Only from the size the request started at: a concurrent request that moved the upload
+    # meanwhile wins, and the late one learns it.
+    assert await store.save_upload_progress("u-1", 0, UploadProgress(5)) is False
+    second = UploadProgress(25, None, 10, b"sha256 state")
+    assert await store.save_upload_progress("u-1", 10, second) is True
+    assert [r.progress for r in await store.uploads_started_before(datetime.now(UTC))] == [second]
+    assert await store.save_upload_progress("gone", 0, first) is False
+
+
 async def test_upload_times_are_instants(store: MetadataStore) -> None:
     await store.create_upload("u-1", "app")
     record = await store.get_upload("u-1")
@@ -425,9 +445,9 @@ async def test_upload_times_are_instants(store: MetadataStore) -> None:
 # -- several processes on one database ----------------------------------------------------
 
 
-async def test_a_write_in_another_process_invalidates_cached_reads(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    first, second = await open_store(url), await open_store(url)
+async def test_a_write_in_another_process_invalidates_cached_reads(database_url: str) -> None:
+    url = database_url
+    first, second = await open_store(url, migrated=True), await open_store(url, migrated=True)
     try:
         assert await second.get_manifest("app", "latest", by_digest=False) is None  # cached
         assert await second.repository_blob_size("app", digest("v1/layer")) is None
@@ -442,10 +462,10 @@ async def test_a_write_in_another_process_invalidates_cached_reads(tmp_path: Pat
         await second.close()
 
 
-def test_two_processes_write_concurrently(tmp_path: Path) -> None:
-    """Two engines on one file, each in its own thread and event loop, as two workers."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    asyncio.run(_migrate(url))
+def test_two_processes_write_concurrently(database_url: str) -> None:
+    """Two engines on one database, each in its own thread and event loop, as two workers
+    (on SQLite: two connections to one file)."""
+    url = database_url
     rounds = 25
     start = threading.Barrier(2, timeout=30)
 
@@ -482,12 +502,6 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
     asyncio.run(check())
 
 
-async def _migrate(url: str) -> None:
-    engine = create_engine(url)
-    await migrate(engine)
-    await engine.dispose()
-
-
 def _hold_write_lock(path: Path, locked: threading.Event, seconds: float) -> None:
     connection = sqlite3.connect(path, isolation_level=None)
     try:
@@ -504,7 +518,7 @@ def _hold_write_lock(path: Path, locked: threading.Event, seconds: float) -> Non
 
 async def test_a_writer_waits_for_another_process_lock(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
-    store = await open_store(f"sqlite+aiosqlite:///{path}")
+    store = await open_store(f"sqlite:///{path}")
     try:
         locked = threading.Event()
         holder = threading.Thread(target=_hold_write_lock, args=(path, locked, 0.5))

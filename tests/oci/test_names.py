@@ -6,6 +6,7 @@ must guarantee that the result never escapes the root.
 
 from __future__ import annotations
 
+import json
 import os.path
 from pathlib import PurePosixPath
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from dockyard.oci import errors
 from dockyard.oci.names import (
     MAX_NAME_LENGTH,
+    TAG_SEPARATOR,
     is_valid_name,
     is_valid_tag,
     validate_name,
@@ -189,3 +191,10 @@ def test_invalid_tags_are_refused(tag: str) -> None:
         validate_tag(tag)
     assert caught.value.error is errors.TAG_INVALID
     assert caught.value.status == 400
+
+
+@deterministic
+@given(st.lists(valid_tags, min_size=1, max_size=20))
+def test_tags_joined_by_the_separator_are_a_json_array(tags: list[str]) -> None:
+    """What a tag-list body is built from without json.dumps."""
+    assert json.loads(f'["{TAG_SEPARATOR.join(tags)}"]') == tags

@@ -53,7 +53,8 @@ ServerFactory = Callable[..., SecureServer]
 
 @pytest.fixture
 def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    """Start servers with a config of the test's making; all are stopped at the end."""
+    """Start servers with a config of the test's making (and extra environment, such as
+    ``REGISTRY_*`` overrides); all are stopped at the end."""
     started: list[SecureServer] = []
 
     def factory(
@@ -64,8 +65,9 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFact
         tls: bool = True,
         client_cert: bool = False,
         kind: str = "dockyard",
+        env: dict[str, str] | None = None,
     ) -> SecureServer:
-        server = SecureServer(kind, tmp_path_factory.mktemp(f"{kind}-"), pki=pki)
+        server = SecureServer(kind, tmp_path_factory.mktemp(f"{kind}-"), env=env or {}, pki=pki)
         server.configure(extra, tls=tls)
         server.credentials = credentials
         server.client_cert = client_cert

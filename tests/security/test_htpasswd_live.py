@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +13,11 @@ import pytest
 
 from tests.e2e.clients import ClientError, Skopeo
 from tests.e2e.images import Image
+from tests.e2e.server import wait_for
 
 from .conftest import PASSWORD, USER, ServerFactory, write_htpasswd
 from .harness import basic_header
+from .workers import listening_inode, watches_socket
 
 pytestmark = pytest.mark.e2e
 
@@ -102,3 +106,96 @@ def test_failed_logins_are_limited_and_nothing_secret_is_logged(
         assert secret not in log
     assert base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode() not in log
     assert "authorization" not in log.lower()
+
+
+def test_anonymous_skopeo_is_not_a_failed_login(
+    make_server: ServerFactory, tmp_path: Path, skopeo: Skopeo, image: Image, repo: str
+) -> None:
+    """skopeo without a login sends ``Basic Og==``: more of those than the failed-login
+    limit must leave the address free to log in."""
+    users = write_htpasswd(tmp_path / "htpasswd", {USER: PASSWORD})
+    limit = 3
+    limits = f"security:\n  failedlogins:\n    limit: {limit}\n    window: 1m\n"
+    server = make_server(htpasswd_config(users, limits))
+    skopeo.copy(image.ref, server.docker_ref(repo, "v1"), "--dest-creds", f"{USER}:{PASSWORD}")
+    authfile = tmp_path / "auth.json"
+    authfile.write_text("{}")
+    for _ in range(limit + 2):
+        with pytest.raises(ClientError) as caught:
+            skopeo.inspect(server.docker_ref(repo, "v1"), "--authfile", str(authfile))
+        assert "authentication required" in caught.value.stderr
+        assert "too many" not in caught.value.stderr.lower()
+    # no 429: skopeo would wait out Retry-After and succeed a minute later
+    login = server.request("GET", "/v2/", headers={"Authorization": basic_header(USER, PASSWORD)})
+    assert login.status == 200
+
+    skopeo("login", "--authfile", str(authfile), "--tls-verify=false", "-u", USER,
+           "--password-stdin", server.host, input=PASSWORD)  # fmt: skip
+    inspected = skopeo.inspect(server.docker_ref(repo, "v1"), "--authfile", str(authfile))
+    assert inspected["Digest"] == image.manifest_digest
+    creds = skopeo.inspect(server.docker_ref(repo, "v1"), "--creds", f"{USER}:{PASSWORD}")
+    assert creds["Digest"] == image.manifest_digest
+    server.stop()
+    log = server.log_text()
+    statuses = re.findall(r'"[A-Z]+ /v2/\S*" (\d{3}) ', log)
+    assert "401" in statuses and "429" not in statuses  # skopeo never had to wait
+    # the text access log names the user (or "-") and the user agent
+    assert re.search(rf'127\.0\.0\.1 {USER} "PUT /v2/{repo}/manifests/v1" 201 .* "skopeo/', log)
+    assert re.search(rf'127\.0\.0\.1 - "GET /v2/{repo}/manifests/v1" 401 .* "skopeo/', log)
+
+
+def test_htpasswd_warnings_are_logged_once_per_serve(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """Two workers: the warning about an entry that is not bcrypt comes once, from the
+    parent that loaded the file before forking, not once more from each worker."""
+    users = write_htpasswd(tmp_path / "htpasswd", {USER: PASSWORD})
+    with users.open("a") as handle:
+        handle.write("legacy:$apr1$Sa1tSa1t$Hq0bv6bqTzDfEVWw8V8l0/\n")
+    server = make_server(htpasswd_config(users, "serve:\n  workers: 2\n"))
+    inode = listening_inode(server.port)
+
+    def both_workers_accept() -> bool:
+        workers = server.worker_pids()
+        return len(workers) == 2 and all(watches_socket(pid, inode) for pid in workers)
+
+    wait_for(both_workers_accept, "both workers to accept connections")
+    login = server.request("GET", "/v2/", headers={"Authorization": basic_header(USER, PASSWORD)})
+    assert login.status == 200
+    server.stop()
+    warnings = re.findall(
+        r"user 'legacy' has a password hash that is not bcrypt", server.log_text()
+    )
+    assert len(warnings) == 1
+
+
+def test_json_access_log_names_the_user_and_the_user_agent(
+    make_server: ServerFactory, tmp_path: Path, skopeo: Skopeo, image: Image, repo: str
+) -> None:
+    users = write_htpasswd(tmp_path / "htpasswd", {USER: PASSWORD})
+    server = make_server(htpasswd_config(users), env={"REGISTRY_LOG_FORMATTER": "json"})
+    skopeo.copy(image.ref, server.docker_ref(repo, "v1"), "--dest-creds", f"{USER}:{PASSWORD}")
+    probe = {"User-Agent": "probe/1.0", "Authorization": basic_header("mallory", "guess-pw")}
+    assert server.request("GET", f"/v2/{repo}/tags/list", headers=probe).status == 401
+    server.stop()
+
+    text = server.log_text()
+    entries = [
+        json.loads(line)
+        for line in text.splitlines()
+        if line.startswith("{") and '"msg": "request"' in line
+    ]
+    (manifest_put,) = [
+        e for e in entries if e["method"] == "PUT" and e["path"] == f"/v2/{repo}/manifests/v1"
+    ]
+    assert manifest_put["status"] == 201
+    assert manifest_put["auth.user.name"] == USER
+    assert manifest_put["http.request.useragent"].startswith("skopeo/")
+    uploads = [e for e in entries if e["method"] == "PUT" and "/blobs/uploads/" in e["path"]]
+    assert uploads and all(e["auth.user.name"] == USER for e in uploads)
+    # a refused login names no user: a password typed as the user name stays out of the log
+    (refused,) = [e for e in entries if e["path"] == f"/v2/{repo}/tags/list"]
+    assert refused["status"] == 401 and refused["http.request.useragent"] == "probe/1.0"
+    assert "auth.user.name" not in refused
+    for secret in (PASSWORD, "guess-pw", base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()):
+        assert secret not in text

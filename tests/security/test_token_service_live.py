@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,3 +284,46 @@ def test_another_registry_accepts_tokens_issued_by_dockyard(
         skopeo("copy", "--quiet", "--dest-tls-verify=false", "--dest-creds",
                ":".join(creds("bob")), image.ref,
                f"docker://{target.ref(f'team/{repo}', 'x')}")  # fmt: skip
+
+
+def test_empty_basic_credentials_are_anonymous_not_failed_logins(
+    make_server: ServerFactory,
+    signer: tuple[Path, Path],
+    pki: Pki,
+    skopeo: Skopeo,
+    image: Image,
+    repo: str,
+    tmp_path: Path,
+) -> None:
+    """containers/image sends ``Basic Og==`` (no user, no password) when it has no login:
+    the token service gives it the anonymous rules and never counts it as a failed login."""
+    limit = 3
+    limits = f"security:\n  failedlogins:\n    limit: {limit}\n    window: 1m\n"
+    server = make_server(token_service_config(tmp_path, signer[0]) + limits, pki=pki)
+    endpoint = flows.Endpoint(server.host, pki.cert_dir)
+    team = f"team/{repo}"
+    skopeo("copy", "--quiet", "--preserve-digests", *endpoint.tls("dest-"),
+           "--dest-creds", ":".join(creds("alice")), image.ref,
+           f"docker://{endpoint.ref(team)}")  # fmt: skip
+    query = urllib.parse.urlencode(
+        [("service", SERVICE), ("scope", f"repository:public/{repo}:pull"),
+         ("scope", f"repository:{team}:pull")]
+    )  # fmt: skip
+    for _ in range(limit + 2):
+        r = server.request("GET", f"/auth/token?{query}", headers={"Authorization": "Basic Og=="})
+        assert r.status == 200, r.body
+        payload = json.loads(r.body)["token"].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert claims["sub"] == ""
+        assert [entry["name"] for entry in claims["access"]] == [f"public/{repo}"]
+        with pytest.raises(ClientError):  # no login: team/ is not for anonymous callers
+            skopeo("inspect", *endpoint.tls(), f"docker://{endpoint.ref(team)}")
+    inspected = skopeo("inspect", *endpoint.tls(), "--creds", ":".join(creds("alice")),
+                       f"docker://{endpoint.ref(team)}")  # fmt: skip
+    assert json.loads(inspected.stdout)["Digest"] == image.manifest_digest
+    server.stop()
+    log = server.log_text()
+    assert '" 429 ' not in log
+    # the access log names who logged in at the token endpoint, and nobody for Og==
+    assert re.search(r' alice "GET /auth/token" 200 .* "skopeo/', log)
+    assert ' - "GET /auth/token" 200 ' in log

@@ -1,7 +1,8 @@
 """The drivers that ``test_driver_suite.py`` runs against: one ``DriverCase`` line each.
 
 A case builds a fresh, empty driver for one test and, once the test is over, lists what
-the driver left behind that no caller can see (temporary files): the suite fails on any.
+the driver left behind that no caller can see (temporary files, uploads never committed
+or aborted): the suite fails on any.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ def _no_leftovers(_driver: StorageDriver, _base: Path) -> list[str]:
     return []
 
 
+def _inmemory_leftovers(driver: StorageDriver, _base: Path) -> list[str]:
+    """Uploads neither committed nor aborted."""
+    assert isinstance(driver, InMemoryDriver)
+    return [f"upload {token} at {upload.path}" for token, upload in driver.uploads.items()]
+
+
 @dataclass(frozen=True)
 class DriverCase:
     name: str
@@ -40,7 +47,7 @@ def _filesystem_leftovers(driver: StorageDriver, base: Path) -> list[str]:
 
 DRIVERS = [
     DriverCase("filesystem", lambda base: FilesystemDriver(base / "root"), _filesystem_leftovers),
-    DriverCase("inmemory", lambda _base: InMemoryDriver()),
+    DriverCase("inmemory", lambda _base: InMemoryDriver(), _inmemory_leftovers),
 ]
 
 

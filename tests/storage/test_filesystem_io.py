@@ -1,17 +1,21 @@
-"""How the filesystem driver writes: ``O_DIRECT`` for page-aligned buffers where the
-filesystem takes it, the page cache (recycled) otherwise; the bytes are the same."""
+"""What only the filesystem driver does: ``O_DIRECT`` for page-aligned buffers where the
+filesystem takes it, the page cache (recycled) otherwise, large writes cut into pieces
+written at once, and local paths. The bytes are the same whichever way they go."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mmap
 import os
 from pathlib import Path
 
 import pytest
 
-from dockyard.storage import pagecache
+from dockyard.storage import filesystem_writer, pagecache
+from dockyard.storage.driver import PathNotFoundError, WriterState
 from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.local import LocalFiles
 
 MiB = 1024 * 1024
 
@@ -56,12 +60,13 @@ async def test_direct_and_cached_writes_store_the_same_bytes(tmp_path: Path, whe
             await writer.write(buffer)  # aligned: direct where allowed
         await writer.write(odd)  # unaligned tail: through the page cache
         await writer.write(buffers[3])  # now at an unaligned offset: cached
-        await writer.close()
-        writer = await driver.writer("/u/data", append=True)
+        state = await writer.close()
+        writer = await driver.writer("/u/data", state)
         await writer.write(buffers[4])
-        await writer.commit()
+        state = await writer.close()
+        await driver.commit("/u/data", state, "/blob")
         expected = b"".join(map(bytes, buffers[:3])) + odd + bytes(buffers[3]) + bytes(buffers[4])
-        assert (root / "u" / "data").read_bytes() == expected
+        assert (root / "blob").read_bytes() == expected
     finally:
         if where:
             import shutil
@@ -87,14 +92,105 @@ def test_recycler_survives_truncation(tmp_path: Path) -> None:
     assert path.read_bytes() == data[: pagecache.WINDOW + 5] + more
 
 
-async def test_writes_in_flight_together_leave_no_descriptor_open(tmp_path: Path) -> None:
+async def test_writes_leave_no_descriptor_open(tmp_path: Path) -> None:
     driver = FilesystemDriver(tmp_path / "store")
     before = len(os.listdir("/proc/self/fd"))
-    for _ in range(5):
+    for number in range(5):
         writer = await driver.writer("/u/data")
         buffers = [aligned_buffer(MiB) for _ in range(4)]
-        await asyncio.gather(*(writer.write(buffer) for buffer in buffers))
-        await writer.commit()
-        data = (tmp_path / "store" / "u" / "data").read_bytes()
+        for buffer in buffers:
+            await writer.write(buffer)
+        if number % 2:
+            await writer.abandon()
+            continue
+        state = await writer.close()
+        await driver.commit("/u/data", state, "/blob")
+        data = (tmp_path / "store" / "blob").read_bytes()
         assert data == b"".join(map(bytes, buffers))
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_large_write_is_cut_into_aligned_pieces() -> None:
+    buffer = aligned_buffer(4 * MiB)
+    pieces = filesystem_writer._pieces(buffer, 8 * MiB)
+    assert len(pieces) == filesystem_writer.WRITES_IN_FLIGHT
+    assert b"".join(bytes(piece) for piece, _ in pieces) == bytes(buffer)
+    for piece, offset in pieces:
+        assert pagecache.aligned(piece, offset)
+    offsets = [offset for _, offset in pieces]
+    assert offsets == sorted(offsets) and offsets[0] == 8 * MiB
+    odd = os.urandom(3 * MiB + 7)
+    pieces = filesystem_writer._pieces(odd, 5)
+    assert b"".join(bytes(piece) for piece, _ in pieces) == odd
+    assert [offset - 5 for _, offset in pieces][1] % pagecache.ALIGN == 0
+    assert filesystem_writer._pieces(b"small", 0) == [(b"small", 0)]
+
+
+async def test_a_cancelled_write_returns_only_once_its_threads_are_done(tmp_path: Path) -> None:
+    """The caller's buffer is free when ``write`` returns, also when it was cancelled:
+    a resumed upload is never overwritten by a write still running."""
+    driver = FilesystemDriver(tmp_path / "store")
+    writer = await driver.writer("/u/data")
+    kept = await writer.close()
+    for _ in range(20):
+        writer = await driver.writer("/u/data", kept)
+        task = asyncio.ensure_future(writer.write(aligned_buffer(8 * MiB)))
+        await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await writer.abandon()
+        writer = await driver.writer("/u/data", kept)
+        await writer.write(b"resumed")
+        kept = await writer.close()
+        assert (tmp_path / "store" / "u" / "data").read_bytes().endswith(b"resumed")
+    await driver.commit("/u/data", kept, "/blob")
+    assert (tmp_path / "store" / "blob").read_bytes() == b"resumed" * 20
+
+
+def append_junk(path: Path) -> None:
+    with open(path, "ab") as handle:
+        handle.write(b"junk")
+
+
+async def test_resume_and_commit_cut_the_file_back_to_the_kept_size(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path / "store")
+    local = tmp_path / "store" / "_uploads" / "u" / "data"
+    writer = await driver.writer("/_uploads/u/data")
+    await writer.write(b"kept")
+    kept = await writer.close()
+    append_junk(local)  # a chunk that failed after its bytes were written
+    writer = await driver.writer("/_uploads/u/data", kept)
+    assert local.read_bytes() == b"kept"
+    await writer.write(b"!")
+    state = await writer.close()
+    append_junk(local)
+    await driver.commit("/_uploads/u/data", state, "/blob")
+    assert (tmp_path / "store" / "blob").read_bytes() == b"kept!"
+    # The upload's own directory goes with it; its parent stays.
+    assert not local.parent.exists() and local.parent.parent.is_dir()
+
+
+async def test_fewer_bytes_than_kept_means_the_upload_is_lost(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path / "store")
+    state = WriterState(100)
+    with pytest.raises(PathNotFoundError):
+        await driver.writer("/u/data", state)  # no file at all
+    writer = await driver.writer("/u/data")
+    await writer.write(b"x" * 10)
+    await writer.close()
+    with pytest.raises(PathNotFoundError):
+        await driver.writer("/u/data", state)
+    with pytest.raises(PathNotFoundError):
+        await driver.commit("/u/data", state, "/blob")
+    assert not (tmp_path / "store" / "blob").exists()
+    await driver.abort("/u/data", WriterState(10))
+    assert list((tmp_path / "store").iterdir()) == []
+
+
+async def test_local_files_capability(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path / "store")
+    local = driver.capability(LocalFiles)
+    assert local is driver
+    await driver.put_content("/a/file", b"x")
+    assert local.local_path("/a/file") == tmp_path / "store" / "a" / "file"

@@ -11,77 +11,55 @@ driver, so it works on any driver, and writes the same facts into Dockyard's dat
 
 The store itself is only read: no blob or link file is copied, moved or changed, and the
 bytes stay where registry:2 wrote them. The import only adds to the database, so running it
-again is a no-op, and ``dry_run`` reports what it would do without writing anything (not even
-creating the database). What cannot be taken over (Docker schema1 manifests, links to data
-that is gone, names Dockyard refuses) is skipped and explained in ``ImportReport.problems``.
+again over an unchanged store is a no-op, and ``dry_run`` reports what it would do without
+writing anything (not even creating the database). What cannot be taken over (Docker schema1
+manifests, links to data that is gone, names Dockyard refuses) is skipped and explained in
+``ImportReport.problems``.
+
+Once Dockyard has served writes to the store, the link files are out of date (Dockyard does
+not write them): importing them again would set tags back and bring deleted manifests back.
+:func:`served_writes_refusal` says why, and the command refuses unless forced. The import's
+own writes do not count as served: it opens its store with ``notes_writes=False``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from dockyard.metadata.records import ManifestToStore, MissingReferencesError
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest
-from dockyard.oci.manifest import parse_manifest
-from dockyard.oci.names import MAX_NAME_LENGTH, is_valid_name, is_valid_tag
+from dockyard.oci.manifest import is_schema1, parse_manifest
+from dockyard.oci.names import is_valid_name, is_valid_tag
 from dockyard.registry.manifests import manifest_to_store
-from dockyard.storage import paths
-from dockyard.storage.driver import PathNotFoundError, StorageDriver, StorageError
+from dockyard.registry2.reports import Counts, Report, plural
+from dockyard.storage import layout, paths
+from dockyard.storage.driver import StorageDriver, StorageError
+from dockyard.storage.layout import basename, location
 
 log = logging.getLogger("dockyard.import")
 
 #: registry:2 put no limit on manifest size; this bound only keeps a link that points at a
 #: layer by mistake from being read into memory.
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-#: How many link files or blob stats are in flight at once (object stores are slow per call).
-READ_CONCURRENCY = 32
-#: A link file holds one digest; anything much longer is not a link.
-_MAX_LINK_BYTES = 1024
 
 _T = TypeVar("_T")
 
 
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
-
-
 @dataclass
-class ImportCounts:
-    repositories: int = 0
-    tags: int = 0
-    manifests: int = 0
-    blob_links: int = 0
-
-    def describe(self) -> str:
-        return ", ".join(
-            [
-                _plural(self.repositories, "repository", "repositories"),
-                _plural(self.tags, "tag", "tags"),
-                _plural(self.manifests, "manifest", "manifests"),
-                _plural(self.blob_links, "blob link", "blob links"),
-            ]
-        )
-
-
-@dataclass
-class ImportReport:
+class ImportReport(Report):
     """What an import did (or, in a dry run, would do)."""
 
-    dry_run: bool = False
     #: added to the database by this run (a dry run: would be added)
-    imported: ImportCounts = field(default_factory=ImportCounts)
+    imported: Counts = field(default_factory=Counts)
     #: found in the store and already in the database, left as they were
-    present: ImportCounts = field(default_factory=ImportCounts)
-    #: one line per thing skipped or adjusted, for the operator
-    problems: list[str] = field(default_factory=list)
+    present: Counts = field(default_factory=Counts)
 
     def summary(self) -> str:
         lines = []
@@ -92,7 +70,7 @@ class ImportReport:
             lines.append(f"Imported {self.imported.describe()}.")
         lines.append(f"Already in the database: {self.present.describe()}.")
         if self.problems:
-            lines.append(f"{_plural(len(self.problems), 'problem', 'problems')} reported.")
+            lines.append(f"{plural(len(self.problems), 'problem', 'problems')} reported.")
         return "\n".join(lines)
 
 
@@ -106,6 +84,53 @@ async def import_store(
     if metadata is None and not dry_run:
         raise ValueError("a real import needs a metadata store")
     return await _Importer(metadata, storage, dry_run).run()
+
+
+async def no_store_refusal(storage: StorageDriver) -> str | None:
+    """Why ``storage`` holds nothing to import (no repositories tree), or None.
+
+    Checked before the database is opened, so that a mistyped root gets no database.
+    """
+    if await storage.list(paths.repositories_root()):
+        return None
+    return (
+        f"no registry:2 store: {location(storage, paths.repositories_root())} does not exist "
+        "or is empty, so there is nothing to import"
+    )
+
+
+async def served_writes_refusal(metadata: MetadataStore, storage: StorageDriver) -> str | None:
+    """Why importing ``storage`` into ``metadata`` again would undo what Dockyard served
+    (pushes, tag moves, deletions), or None if Dockyard never changed what it holds.
+
+    registry:2's link files do not know what Dockyard did: the import would set tags back
+    to the digests they name and bring back manifests Dockyard deleted. A dry run counts
+    what exactly.
+    """
+    since = await metadata.served_write_at()
+    if since is None:
+        return None
+    would = (await import_store(metadata, storage, dry_run=True)).imported
+    if would.tags or would.manifests or would.blob_links:
+        undo = (
+            f"it would set {plural(would.tags, 'tag', 'tags')} to the digests registry:2's "
+            f"link files name and add {plural(would.manifests, 'manifest', 'manifests')} "
+            f"and {plural(would.blob_links, 'blob link', 'blob links')} that Dockyard does "
+            "not hold (deleted there, or pushed to registry:2 since the last import)"
+        )
+    else:
+        undo = (
+            "registry:2's link files hold nothing Dockyard lacks now, so nothing would change yet"
+        )
+    return (
+        f"Dockyard has served writes to this store since {_moment(since)} (pushes, tag "
+        f"changes or deletions); importing registry:2's link files again would undo them: "
+        f"{undo}. Use --force to import anyway."
+    )
+
+
+def _moment(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 @dataclass
@@ -139,10 +164,6 @@ class _Contents:
 _task_problems: ContextVar[list[str] | None] = ContextVar("_task_problems", default=None)
 
 
-def _basename(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
-
-
 class _Importer:
     def __init__(
         self, metadata: MetadataStore | None, storage: StorageDriver, dry_run: bool
@@ -163,22 +184,20 @@ class _Importer:
         self._report.problems.append(message)
 
     async def _bounded(self, awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
-        """Await all of ``awaitables``, at most READ_CONCURRENCY at a time; results and
-        problems come out in the order of ``awaitables``, however the reads finish."""
-        limit = asyncio.Semaphore(READ_CONCURRENCY)
+        """Await all of ``awaitables``, a bounded number at a time; results and problems
+        come out in the order of ``awaitables``, however the reads finish."""
         pending = list(awaitables)
         collected: list[list[str]] = [[] for _ in pending]
 
         async def one(awaitable: Awaitable[_T], problems: list[str]) -> _T:
             _task_problems.set(problems)  # each task runs in its own copy of the context
-            async with limit:
-                return await awaitable
+            return await awaitable
 
-        results = await asyncio.gather(*map(one, pending, collected))
+        results = await layout.gather_bounded(map(one, pending, collected))
         for problems in collected:
             for message in problems:
                 self._problem(message)
-        return list(results)
+        return results
 
     # -- the database, read (absent in a dry run before the first import) ---------------------
 
@@ -199,25 +218,15 @@ class _Importer:
 
     # -- the store, read -------------------------------------------------------------------
 
+    def _where(self, path: str) -> str:
+        return location(self._storage, path)
+
     async def _list(self, directory: str) -> list[str]:
         try:
             return await self._storage.list(directory)
         except StorageError as exc:
-            self._problem(f"cannot list {directory}: {exc}; skipped")
+            self._problem(f"cannot list {self._where(directory)}: {exc}; skipped")
             return []
-
-    async def _read_link(self, path: str) -> str | None:
-        """The text of a link file; None when it is absent (deleted content)."""
-        try:
-            size = await self._storage.stat(path)
-            if size is None:
-                return None
-            if size > _MAX_LINK_BYTES:
-                return ""
-            data = await self._storage.get_content(path)
-        except PathNotFoundError:
-            return None
-        return data.decode("ascii", errors="replace").strip()
 
     async def _read_digest_links(self, name: str, directory: str, what: str) -> list[Digest]:
         """Digests of ``directory/<alg>/<hex>/link`` files (``_layers``, ``revisions``).
@@ -240,14 +249,14 @@ class _Importer:
                 digest = Digest.parse(content)
             except errors.RegistryError:
                 self._problem(
-                    f"{name}: {what} link {entry}/link does not hold a digest "
-                    f"({content[:80]!r}); skipped"
+                    f"{name}: {what} link {self._where(f'{entry}/link')} does not hold a "
+                    f"digest ({content[:80]!r}); skipped"
                 )
                 continue
             if str(digest) != f"{algorithm}:{encoded}":
                 self._problem(
-                    f"{name}: {what} link {entry}/link holds {digest}, not the digest its "
-                    "path names; skipped"
+                    f"{name}: {what} link {self._where(f'{entry}/link')} holds {digest}, not "
+                    "the digest its path names; skipped"
                 )
                 continue
             found.append(digest)
@@ -255,9 +264,9 @@ class _Importer:
 
     async def _safe_read_link(self, path: str) -> str | None:
         try:
-            return await self._read_link(path)
+            return await layout.read_link(self._storage, path)
         except StorageError as exc:
-            self._problem(f"cannot read {path}: {exc}; skipped")
+            self._problem(f"cannot read {self._where(path)}: {exc}; skipped")
             return None
 
     async def _blob_size(self, digest: Digest) -> int | None:
@@ -269,48 +278,38 @@ class _Importer:
     # -- the walk --------------------------------------------------------------------------
 
     async def run(self) -> ImportReport:
-        repositories = await self._find_repositories()
+        root = paths.repositories_root()
+        found = await layout.find_repositories(self._list, self._too_deep)
+        repositories = [repository for repository in found if repository.holds_content]
         if not repositories:
             self._problem(
-                f"no registry:2 repositories found under {paths.repositories_root()} in the "
-                "configured storage: check storage.filesystem.rootdirectory"
+                f"no registry:2 repositories found under {self._where(root)}: check "
+                "storage.filesystem.rootdirectory"
             )
-        for name, has_manifests_dir in repositories:
+        for repository in found:
+            name = repository.name
+            if not repository.holds_content:  # only _uploads: nothing to import but those
+                await self._count_unfinished_uploads(name)
+                continue
             if not is_valid_name(name):
                 self._problem(f"repository {name!r}: not a valid repository name; skipped")
                 continue
             log.info("import: repository %s", name)
             contents = await self._contents(name)
-            repo = _Repository(name, has_manifests_dir, contents or _Contents())
+            repo = _Repository(name, repository.has_manifests, contents or _Contents())
             await self._import_repository(repo, existed=contents is not None)
         if self._unfinished_uploads:
+            uploads = plural(self._unfinished_uploads, "unfinished upload", "unfinished uploads")
             self._problem(
-                f"{_plural(self._unfinished_uploads, 'unfinished upload', 'unfinished uploads')}"
-                " of registry:2 left in _uploads directories: Dockyard does not resume them "
-                "(clients start those uploads again) and does not purge them; delete them "
-                "before Dockyard serves, as its own uploads go to the same directories"
+                f"{uploads} of registry:2 left in _uploads directories under "
+                f"{self._where(root)}: Dockyard does not resume them (clients start those "
+                "uploads again) and does not purge them; delete them before Dockyard serves, "
+                "as its own uploads go to the same directories"
             )
         return self._report
 
-    async def _find_repositories(self) -> list[tuple[str, bool]]:
-        """(name, has ``_manifests``) for every directory holding ``_manifests`` or
-        ``_layers``; names may nest (``team/app`` and ``team/app/api``)."""
-        found: list[tuple[str, bool]] = []
-        pending: list[tuple[str, str]] = [(paths.repositories_root(), "")]
-        while pending:
-            directory, name = pending.pop()
-            children = {_basename(child): child for child in await self._list(directory)}
-            if name and ("_manifests" in children or "_layers" in children):
-                found.append((name, "_manifests" in children))
-            for base, child in children.items():
-                if base.startswith("_"):
-                    continue
-                child_name = f"{name}/{base}" if name else base
-                if len(child_name) > MAX_NAME_LENGTH:
-                    self._problem(f"{child}: deeper than any repository name can be; skipped")
-                    continue
-                pending.append((child, child_name))
-        return sorted(found)
+    def _too_deep(self, directory: str) -> None:
+        self._problem(f"{self._where(directory)}: deeper than any repository name can be; skipped")
 
     async def _import_repository(self, repo: _Repository, existed: bool) -> None:
         name = repo.name
@@ -347,7 +346,7 @@ class _Importer:
     async def _count_unfinished_uploads(self, name: str) -> None:
         """Count registry:2's leftover uploads; Dockyard's own (in its database) are not."""
         for upload in await self._list(f"{paths.repository(name)}/_uploads"):
-            if self._metadata is None or await self._metadata.get_upload(_basename(upload)) is None:
+            if self._metadata is None or await self._metadata.get_upload(basename(upload)) is None:
                 self._unfinished_uploads += 1
 
     # -- blob links ------------------------------------------------------------------------
@@ -401,7 +400,7 @@ class _Importer:
         if Digest.of(payload, digest.algorithm) != digest:
             self._problem(f"{where}: the stored bytes do not match the digest (corrupt); skipped")
             return None
-        if _schema_version(payload) == 1:
+        if is_schema1(payload):
             self._problem(
                 f"{where}: Docker schema1 manifest, which Dockyard does not serve; skipped "
                 "(push the image again with a current client to convert it)"
@@ -503,7 +502,7 @@ class _Importer:
         name = repo.name
         tags: list[str] = []
         for tag_dir in await self._list(paths.tags_dir(name)):
-            tag = _basename(tag_dir)
+            tag = basename(tag_dir)
             if is_valid_tag(tag):
                 tags.append(tag)
             else:
@@ -546,11 +545,3 @@ class _Importer:
                 await self._writer().put_manifest(name, repo.records[digest], tag=tag)
             repo.touched = True
             self._report.imported.tags += 1
-
-
-def _schema_version(payload: bytes) -> object:
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return body.get("schemaVersion") if isinstance(body, dict) else None
