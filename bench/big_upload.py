@@ -59,6 +59,32 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def pss_kib(pids: list[int]) -> int:
+    """Proportional set size summed over ``pids``, in KiB: pages shared by the processes
+    (a forked server's libraries) count once in all, not once per process as with RSS."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def idle_pss(root: int, settle: float = 3.0, samples: int = 5) -> int:
+    """The median PSS of ``root``'s process tree, once it has been idle ``settle`` s."""
+    time.sleep(settle)
+    values = []
+    for _ in range(samples):
+        values.append(pss_kib(process_tree(root)))
+        time.sleep(0.2)
+    return int(statistics.median(values))
+
+
 def status_kib(pids: list[int], key: str) -> int:
     """Sum of one /proc/<pid>/status field (VmRSS, VmHWM) over ``pids``, in KiB."""
     total = 0

@@ -327,6 +327,7 @@ def scenario_rows(results: dict[str, dict[str, Any]], selected: list[str]) -> li
 
 def memory_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
     specs = [
+        ("server PSS idle, whole process tree, after start", "idle_pss_kb", "goal < 100 MiB"),
         ("server RSS idle, before the first scenario", "idle_rss_kb", ""),
         ("server RSS peak during push (sampled 20/s)", "push_peak_rss_kb", ""),
         ("server peak RSS, sum of VmHWM at end of run", "hwm_kb", "upper bound"),

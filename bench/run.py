@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from bench import report
+from bench.big_upload import idle_pss
 from bench.servers import (
     DOCKYARD,
     REGISTRY2,
@@ -252,6 +253,7 @@ def bench_target(
             return result
         result["pid"] = server.pid
         result["url"] = server.url
+        result["memory"]["idle_pss_kb"] = idle_pss(server.pid)
         check_server_log(server, result, "startup")
         log(f"{TITLES[target]} is up at {server.url}, pid {server.pid}")
         for group in groups:

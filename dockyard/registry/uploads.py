@@ -14,11 +14,14 @@ the digest is checked, then the kept state goes to the driver, which makes the b
 blob (all at once) before the database links the blob and ends the session
 (:meth:`UploadService._commit`). A cancel, a purge or a wrong digest hands it to abort.
 
-The running sha256 is kept in this process between chunks and saved with the row after
-each. When no saved state covers the bytes so far (libcrypto missing, a state saved by
-another kind of machine, a digest that is not sha256), the final ``PUT`` commits the
-upload where it is, hashes it from there and only then moves it to the blob path. A whole
-small blob in one request is verified in memory and written once.
+A chunk's bytes are hashed in order and written while the next ones arrive, and each is
+handed back to the body once both are done (:mod:`dockyard.registry.body`); how the body
+receives them, and how the driver writes them, is theirs to know. The running sha256 is
+kept in this process between chunks and saved with the row after each. When no saved
+state covers the bytes so far (libcrypto missing, a state saved by another kind of
+machine, a digest that is not sha256), the final ``PUT`` commits the upload where it is,
+hashes it from there and only then moves it to the blob path. A whole small blob in one
+request is verified in memory and written once.
 """
 
 from __future__ import annotations

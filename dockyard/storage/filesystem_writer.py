@@ -4,8 +4,9 @@
   of, ``dockyard.api.direct_body``) goes to the disk with ``O_DIRECT``; any other write
   goes through the page cache, whose pages are recycled behind the writer
   (:mod:`dockyard.storage.pagecache`).
-* A large write is cut into :data:`WRITES_IN_FLIGHT` pieces written at once from threads:
-  the disk takes several writes in flight faster than one (docs/performance.md).
+* A large ``O_DIRECT`` write is cut into :data:`WRITES_IN_FLIGHT` pieces written at once
+  from threads: the disk takes several writes in flight faster than one
+  (docs/performance.md).
 
 ``write`` returns only once every piece is on its way to the disk, even when the caller
 is cancelled, so the caller's buffer is free again when it returns: the buffer lifetimes
@@ -54,10 +55,11 @@ def remove_if_empty(directory: Path, root: Path) -> None:
 
 
 def _pieces(data: bytes | memoryview, start: int) -> list[tuple[bytes | memoryview, int]]:
-    """``data`` cut into the pieces written at once, each with its file offset; the cuts
-    are page-aligned, so an aligned buffer stays aligned piece by piece."""
+    """``data`` cut into the pieces written at once, each with its file offset: a large
+    aligned buffer, cut at page boundaries so that every piece is aligned. (A write to the
+    page cache returns once copied: it gains nothing from pieces.)"""
     length = len(data)
-    if length < WRITES_IN_FLIGHT * MIN_PIECE:
+    if length < WRITES_IN_FLIGHT * MIN_PIECE or not aligned(data, start):
         return [(data, start)]
     view = memoryview(data)
     step = length // WRITES_IN_FLIGHT // ALIGN * ALIGN

@@ -114,10 +114,3 @@ class PageRecycler:
                 if _sync_file_range(self._fd, self._dropped, length, flags) == 0:
                     os.posix_fadvise(self._fd, self._dropped, length, os.POSIX_FADV_DONTNEED)
                 self._dropped = keep_from
-
-    def truncated(self, size: int) -> None:
-        """The file was cut back to ``size`` bytes."""
-        floor = size - size % WINDOW
-        with self._lock:
-            self._dropped = min(self._dropped, floor)
-            self._started = min(self._started, floor)

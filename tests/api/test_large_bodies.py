@@ -9,6 +9,7 @@ import io
 import itertools
 import os
 
+from dockyard.api import direct_body
 from dockyard.api.direct_body import BUFFER_SIZE, MIN_BODY
 from tests.api.helpers import Client, digest_of, error_code, path_of
 
@@ -118,3 +119,38 @@ async def test_body_cut_short_keeps_only_whole_chunks(client: Client) -> None:
     )
     assert response.status == 201, await response.text()
     assert await read_blob(client, digest_of(first + rest)) == first + rest
+
+
+async def test_a_buffer_still_held_goes_to_no_other_body() -> None:
+    """A buffer is filled again only once its reader has handed the chunk back, also after
+    the body is closed: a chunk whose write is still running is never refilled by the
+    next upload's body."""
+    sent = os.urandom(2 * BUFFER_SIZE)
+    direct_body._pool.clear()  # room for what this body gives back
+
+    async def send(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(sent)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(send, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    transport = writer.transport
+    assert isinstance(transport, asyncio.Transport)
+    body = direct_body.DirectBody(transport.get_protocol(), transport, b"", len(sent))
+    transport.set_protocol(body)
+    transport.resume_reading()
+    chunks = body.chunks()
+    first = await anext(chunks)
+    second = await anext(chunks)
+    assert bytes(first) + bytes(second) == sent
+    body.done(second)
+    await chunks.aclose()
+    pooled = [buffer for buffer in direct_body._pool if buffer is first.obj]
+    assert pooled == [] and any(buffer is second.obj for buffer in direct_body._pool)
+    body.done(first)  # the write of the first chunk is over
+    assert any(buffer is first.obj for buffer in direct_body._pool)
+    writer.close()
+    server.close()
+    await server.wait_closed()

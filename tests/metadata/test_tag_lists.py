@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.metadata import store as store_module
+from dockyard.metadata import transactions
 from dockyard.metadata.generation import WriteGeneration
-from dockyard.metadata.store import MetadataStore, TagList, _TagListCache
+from dockyard.metadata.store import MetadataStore, TagList, TagListCache
 from dockyard.oci.names import TAG_SEPARATOR
 from tests.metadata.test_store import digest, manifest, open_store, push_image
 
@@ -128,7 +128,7 @@ def test_tag_list_pages() -> None:
 
 def test_cache_stays_within_its_budget_and_evicts_the_least_recently_used() -> None:
     generation = WriteGeneration(None)
-    cache = _TagListCache(generation, budget=1_000)
+    cache = TagListCache(generation, budget=1_000)
     lists = {f"repo{i}": TagList.of([f"tag{i}-{j}" for j in range(20)]) for i in range(10)}
     for name, tags in lists.items():
         cache.put(name, generation.current(), tags)
@@ -144,7 +144,7 @@ def test_cache_stays_within_its_budget_and_evicts_the_least_recently_used() -> N
 
 def test_a_list_larger_than_the_budget_is_not_kept() -> None:
     generation = WriteGeneration(None)
-    cache = _TagListCache(generation, budget=100)
+    cache = TagListCache(generation, budget=100)
     big = TagList.of([f"tag{j}" for j in range(100)])
     cache.put("big", generation.current(), big)
     assert cache.get("big") is None and cache.used == 0
@@ -156,7 +156,7 @@ def test_a_list_larger_than_the_budget_is_not_kept() -> None:
 async def test_pages_of_a_list_too_large_to_cache_come_from_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "TAG_CACHE_CHARS", 50)
+    monkeypatch.setattr(transactions, "TAG_CACHE_CHARS", 50)
     store = await open_store(f"sqlite:///{tmp_path / 'metadata.db'}")
     try:
         tags = [f"tag{j:03d}" for j in range(30)]

@@ -74,24 +74,6 @@ async def test_direct_and_cached_writes_store_the_same_bytes(tmp_path: Path, whe
             shutil.rmtree(root, ignore_errors=True)
 
 
-def test_recycler_survives_truncation(tmp_path: Path) -> None:
-    path = tmp_path / "file"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        recycler = pagecache.PageRecycler(fd, 0)
-        data = os.urandom(8 * pagecache.WINDOW)
-        os.pwrite(fd, data, 0)
-        recycler.written(len(data))
-        os.ftruncate(fd, pagecache.WINDOW + 5)
-        recycler.truncated(pagecache.WINDOW + 5)
-        more = os.urandom(7 * pagecache.WINDOW)
-        os.pwrite(fd, more, pagecache.WINDOW + 5)
-        recycler.written(pagecache.WINDOW + 5 + len(more))
-    finally:
-        os.close(fd)
-    assert path.read_bytes() == data[: pagecache.WINDOW + 5] + more
-
-
 async def test_writes_leave_no_descriptor_open(tmp_path: Path) -> None:
     driver = FilesystemDriver(tmp_path / "store")
     before = len(os.listdir("/proc/self/fd"))
@@ -110,7 +92,7 @@ async def test_writes_leave_no_descriptor_open(tmp_path: Path) -> None:
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-def test_a_large_write_is_cut_into_aligned_pieces() -> None:
+def test_a_large_direct_write_is_cut_into_aligned_pieces() -> None:
     buffer = aligned_buffer(4 * MiB)
     pieces = filesystem_writer._pieces(buffer, 8 * MiB)
     assert len(pieces) == filesystem_writer.WRITES_IN_FLIGHT
@@ -119,11 +101,15 @@ def test_a_large_write_is_cut_into_aligned_pieces() -> None:
         assert pagecache.aligned(piece, offset)
     offsets = [offset for _, offset in pieces]
     assert offsets == sorted(offsets) and offsets[0] == 8 * MiB
-    odd = os.urandom(3 * MiB + 7)
-    pieces = filesystem_writer._pieces(odd, 5)
-    assert b"".join(bytes(piece) for piece, _ in pieces) == odd
-    assert [offset - 5 for _, offset in pieces][1] % pagecache.ALIGN == 0
-    assert filesystem_writer._pieces(b"small", 0) == [(b"small", 0)]
+    odd = aligned_buffer(3 * MiB + 4096 * 3)
+    pieces = filesystem_writer._pieces(odd, 4096)
+    assert b"".join(bytes(piece) for piece, _ in pieces) == bytes(odd)
+    assert all(pagecache.aligned(piece, offset) for piece, offset in pieces)
+    # Writes to the page cache, and small ones, go whole.
+    cached = os.urandom(4 * MiB)
+    assert filesystem_writer._pieces(cached, 0) == [(cached, 0)]
+    assert len(filesystem_writer._pieces(buffer, 5)) == 1
+    assert len(filesystem_writer._pieces(buffer[: 2 * filesystem_writer.MIN_PIECE - 4096], 0)) == 1
 
 
 async def test_a_cancelled_write_returns_only_once_its_threads_are_done(tmp_path: Path) -> None:

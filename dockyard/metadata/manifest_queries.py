@@ -1,0 +1,249 @@
+"""Manifests: reading by tag or digest, the push transaction with its reference checks,
+deletion, and referrers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import cast
+
+from sqlalchemy import Table, and_, bindparam, delete, select, update
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.engine import (
+    DbConnection,
+    prepared,
+)
+from dockyard.metadata.generation import MISS
+from dockyard.metadata.records import (
+    ManifestRecord,
+    ManifestToStore,
+    MissingReferencesError,
+    ReferrerRecord,
+)
+from dockyard.metadata.transactions import PRESENT, StoreBase, utc_now
+
+_MANIFEST_COLUMNS = (
+    t.manifests.c.digest,
+    t.manifests.c.media_type,
+    t.manifests.c.size,
+    t.manifests.c.payload,
+)
+_MANIFEST_BY_DIGEST = prepared(
+    select(*_MANIFEST_COLUMNS)
+    .select_from(
+        t.repositories.join(t.manifests, t.manifests.c.repository_id == t.repositories.c.id)
+    )
+    .where(t.repositories.c.name == bindparam("name"), t.manifests.c.digest == bindparam("ref"))
+)
+_MANIFEST_BY_TAG = prepared(
+    select(*_MANIFEST_COLUMNS)
+    .select_from(
+        t.repositories.join(t.manifests, t.manifests.c.repository_id == t.repositories.c.id).join(
+            t.tags, t.tags.c.manifest_id == t.manifests.c.id
+        )
+    )
+    .where(t.repositories.c.name == bindparam("name"), t.tags.c.name == bindparam("ref"))
+)
+_MANIFEST_ID = prepared(
+    select(t.manifests.c.id).where(
+        t.manifests.c.repository_id == bindparam("repository_id"),
+        t.manifests.c.digest == bindparam("digest"),
+    )
+)
+_INSERT_MANIFEST = prepared(t.manifests.insert().returning(t.manifests.c.id))
+_INSERT_REFERENCE = prepared(t.manifest_references.insert())
+_WANT_MANIFEST = prepared(
+    update(t.manifests)
+    .where(t.manifests.c.id == bindparam("manifest_id"))
+    .values(wanted_at=bindparam("now"))
+)
+
+
+class ManifestQueries(StoreBase):
+    """Manifests, their references and referrers."""
+
+    async def _serialize_manifest_writes(
+        self, connection: DbConnection, repository_id: int
+    ) -> None:
+        """On PostgreSQL, make manifest writes to one repository take turns (SQLite's write
+        lock already does): two pushes of one manifest would otherwise both find it absent
+        and both insert it, and the second fail on the unique key. ``FOR NO KEY UPDATE``
+        leaves alone the key-share locks of rows that merely reference the repository."""
+        if self._dialect == "postgresql":
+            await connection.execute(
+                select(t.repositories.c.id)
+                .where(t.repositories.c.id == repository_id)
+                .with_for_update(key_share=True)
+            )
+
+    async def get_manifest(
+        self, name: str, reference: str, by_digest: bool
+    ) -> ManifestRecord | None:
+        """The manifest at a digest or tag of repository ``name`` (cached)."""
+        key = ("manifest", name, reference, by_digest)
+        cached = self._cache.get(key)
+        if cached is not MISS:
+            return cast(ManifestRecord | None, cached)
+        generation = self.generation.current()
+        query = _MANIFEST_BY_DIGEST if by_digest else _MANIFEST_BY_TAG
+        async with self._read() as connection:
+            row = (await connection.execute(query, {"name": name, "ref": reference})).one_or_none()
+        record = (
+            None
+            if row is None
+            else ManifestRecord(row.digest, row.media_type, row.size, bytes(row.payload))
+        )
+        self._cache.put(key, generation, record)
+        return record
+
+    async def put_manifest(self, name: str, manifest: ManifestToStore, tag: str | None) -> None:
+        """Store a manifest, its references and its tag in one transaction.
+
+        Raises MissingReferencesError (and changes nothing) when a referenced blob or child
+        manifest is not in the repository.
+        """
+        async with self._write() as connection:
+            repository_id = await self._ensure_repository(connection, name)
+            await self._serialize_manifest_writes(connection, repository_id)
+            await self._check_references(connection, repository_id, manifest)
+            existing = await connection.execute(
+                _MANIFEST_ID, {"repository_id": repository_id, "digest": manifest.digest}
+            )
+            manifest_id = existing.scalar_one_or_none()
+            now = utc_now()
+            if manifest_id is None:
+                result = await connection.execute(
+                    _INSERT_MANIFEST,
+                    {
+                        "repository_id": repository_id,
+                        "digest": manifest.digest,
+                        "media_type": manifest.media_type,
+                        "artifact_type": manifest.artifact_type,
+                        "size": len(manifest.payload),
+                        "payload": manifest.payload,
+                        "subject_digest": manifest.subject_digest,
+                        "annotations": json.dumps(manifest.annotations)
+                        if manifest.annotations
+                        else None,
+                        "created_at": now,
+                        "wanted_at": now,
+                    },
+                )
+                manifest_id = result.scalar_one()
+                references = [
+                    {"manifest_id": manifest_id, "digest": d, "kind": "blob"}
+                    for d in dict.fromkeys(manifest.blob_digests)
+                ] + [
+                    {"manifest_id": manifest_id, "digest": d, "kind": "manifest"}
+                    for d in dict.fromkeys(manifest.child_digests)
+                ]
+                if references:
+                    await connection.execute(_INSERT_REFERENCE, references)
+            else:
+                await connection.execute(_WANT_MANIFEST, {"manifest_id": manifest_id, "now": now})
+            await self._want_blobs(connection, manifest.blob_digests, now)
+            if manifest.child_digests:
+                await connection.execute(
+                    update(t.manifests)
+                    .where(
+                        t.manifests.c.repository_id == repository_id,
+                        t.manifests.c.digest.in_(set(manifest.child_digests)),
+                    )
+                    .values(wanted_at=now)
+                )
+            if tag is not None:
+                await connection.execute(
+                    self._upsert_tag,
+                    {
+                        "repository_id": repository_id,
+                        "name": tag,
+                        "manifest_id": manifest_id,
+                        "updated_at": now,
+                    },
+                )
+
+    async def repository_manifest_digests(self, name: str) -> set[str]:
+        """Every manifest stored in repository ``name``."""
+        return await self._digests_in(t.manifests, name)
+
+    async def _check_references(
+        self, connection: DbConnection, repository_id: int, manifest: ManifestToStore
+    ) -> None:
+        missing_blobs = await self._missing(
+            connection, t.repository_blobs, repository_id, manifest.blob_digests
+        )
+        missing_manifests = await self._missing(
+            connection, t.manifests, repository_id, manifest.child_digests
+        )
+        if missing_blobs or missing_manifests:
+            raise MissingReferencesError(missing_blobs, missing_manifests)
+
+    async def _missing(
+        self, connection: DbConnection, table: Table, repository_id: int, digests: Sequence[str]
+    ) -> list[str]:
+        """Which of ``digests`` have no row in ``table`` for the repository, sorted. A
+        blob link counts only while the blob's bytes are not known to be missing. The rows
+        found stay locked against a collector until the transaction ends."""
+        if not digests:
+            return []
+        wanted = set(digests)
+        query = select(table.c.digest).where(
+            table.c.repository_id == repository_id, table.c.digest.in_(wanted)
+        )
+        if table is t.repository_blobs:
+            query = query.join(t.blobs, t.blobs.c.digest == table.c.digest).where(PRESENT)
+            query = self._for_share(query, t.blobs)
+        else:
+            query = self._for_share(query, table)
+        found = await connection.execute(query)
+        return sorted(wanted - set(found.scalars()))
+
+    async def delete_manifest(self, name: str, digest: str) -> bool:
+        """Delete a manifest and every tag that points at it."""
+        async with self._write() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return False
+            m = t.manifests
+            manifest_id = (
+                await connection.execute(
+                    select(m.c.id).where(m.c.repository_id == repository_id, m.c.digest == digest)
+                )
+            ).scalar_one_or_none()
+            if manifest_id is None:
+                return False
+            await connection.execute(delete(t.tags).where(t.tags.c.manifest_id == manifest_id))
+            await connection.execute(
+                delete(t.manifest_references).where(
+                    t.manifest_references.c.manifest_id == manifest_id
+                )
+            )
+            await connection.execute(delete(m).where(m.c.id == manifest_id))
+            return True
+
+    async def referrers(
+        self, name: str, subject: str, artifact_type: str | None
+    ) -> list[ReferrerRecord]:
+        m = t.manifests
+        conditions = [t.repositories.c.name == name, m.c.subject_digest == subject]
+        query = (
+            select(m.c.digest, m.c.media_type, m.c.size, m.c.artifact_type, m.c.annotations)
+            .select_from(t.repositories.join(m, m.c.repository_id == t.repositories.c.id))
+            .where(and_(*conditions))
+            .order_by(m.c.created_at, m.c.id)
+        )
+        if artifact_type is not None:
+            query = query.where(m.c.artifact_type == artifact_type)
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            ReferrerRecord(
+                r.digest,
+                r.media_type,
+                r.size,
+                r.artifact_type,
+                json.loads(r.annotations) if r.annotations else {},
+            )
+            for r in rows
+        ]
