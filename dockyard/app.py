@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import uvloop
 from aiohttp import web
 
 from dockyard.api.access_log import AccessLogger
@@ -153,46 +154,38 @@ def prepare(config: Config) -> Prepared:
     return Prepared(make_security(config, make_login_limiter(config)), make_ssl_context(config))
 
 
-async def _serve(
-    config: Config,
-    sock: socket.socket,
-    maintenance: bool,
-    shared: Prepared,
-    migrate_first: bool = False,
-) -> None:
-    registry = await open_registry(config, migrate_first=migrate_first)
-    app = make_web_app(config, registry, maintenance, shared.security)
-    runner = web.AppRunner(
-        app,
-        access_log_class=AccessLogger,
-        access_log=None if config.log.accesslog.disabled else logging.getLogger("dockyard.access"),
-        handle_signals=False,
-    )
-    await runner.setup()
-    site = web.SockSite(runner, sock, ssl_context=shared.ssl_context)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+@dataclass(frozen=True)
+class _Worker:
+    """One serving process: the shared socket and parts; ``maintenance`` runs the upload
+    purger here; ``migrate_first`` creates the schema of an in-memory database here."""
 
+    config: Config
+    sock: socket.socket
+    shared: Prepared
+    maintenance: bool
+    migrate_first: bool = False
 
-def _run_worker(
-    config: Config,
-    sock: socket.socket,
-    maintenance: bool,
-    shared: Prepared,
-    migrate_first: bool = False,
-) -> None:
-    try:
-        import uvloop
-
+    def run(self) -> None:
         uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        pass
-    asyncio.run(_serve(config, sock, maintenance, shared, migrate_first))
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        config = self.config
+        registry = await open_registry(config, migrate_first=self.migrate_first)
+        app = make_web_app(config, registry, self.maintenance, self.shared.security)
+        access_log = None if config.log.accesslog.disabled else logging.getLogger("dockyard.access")
+        runner = web.AppRunner(
+            app, access_log_class=AccessLogger, access_log=access_log, handle_signals=False
+        )
+        await runner.setup()
+        site = web.SockSite(runner, self.sock, ssl_context=self.shared.ssl_context)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await runner.cleanup()
 
 
 def serve(config: Config, workers: int) -> int:
@@ -237,10 +230,10 @@ def serve(config: Config, workers: int) -> int:
             "(no worker is forked, and none is restarted)",
             held,
         )
-        _run_worker(config, sock, True, shared, migrate_first=embedded)
+        _Worker(config, sock, shared, maintenance=True, migrate_first=embedded).run()
         return 0
 
     def run_worker(index: int) -> None:
-        _run_worker(config, sock, index == 0, shared)
+        _Worker(config, sock, shared, maintenance=index == 0).run()
 
     return Supervisor(workers, run_worker).run()

@@ -76,6 +76,14 @@ def _open(path: Path) -> int:
         raise BytesMissingError(str(path)) from None
 
 
+def _read_small(path: Path, offset: int, length: int) -> bytes:
+    fd = _open(path)
+    try:
+        return os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+
 async def send_local_file(
     request: web.Request, path: Path, size: int, headers: dict[str, str]
 ) -> web.StreamResponse:
@@ -86,11 +94,11 @@ async def send_local_file(
         return chosen
     selected, status = chosen
     length = max(selected.length, 0)
+    if length <= SMALL_BLOB:  # one thread hop: open, read, close
+        body = await asyncio.to_thread(_read_small, path, selected.start, length)
+        return web.Response(status=status, body=body, headers=headers)
     fd = await asyncio.to_thread(_open, path)
     try:
-        if length <= SMALL_BLOB:
-            body = await asyncio.to_thread(os.pread, fd, length, selected.start)
-            return web.Response(status=status, body=body, headers=headers)
         if _is_tls(request):
             # sendfile writes to the raw socket and would bypass TLS: stream via the transport
             return await _stream_file(request, fd, selected, status, headers)

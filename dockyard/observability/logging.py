@@ -81,6 +81,6 @@ def configure_logging(level: str, formatter: str, fields: dict[str, str]) -> Non
     root.setLevel(LEVELS.get(level.lower(), logging.INFO))
     # aiohttp's own access logger is replaced by dockyard's; its server logger stays.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # Alembic's lines for each connection it inspects; what a migration changed is
+    # Alembic's lines (plugins, each connection it inspects); what a migration changed is
     # reported by dockyard.database instead.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
