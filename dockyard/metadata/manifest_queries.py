@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.engine import (
@@ -53,6 +53,27 @@ _MANIFEST_ID = prepared(
 )
 _INSERT_MANIFEST = prepared(t.manifests.insert().returning(t.manifests.c.id))
 _INSERT_REFERENCE = prepared(t.manifest_references.insert())
+
+
+def _referenced(kind: str) -> Select[tuple[str]]:
+    """The digests a manifest references, of ``kind`` (``blob`` or ``manifest``)."""
+    r = t.manifest_references
+    return select(r.c.digest).where(r.c.manifest_id == bindparam("manifest_id"), r.c.kind == kind)
+
+
+_WANT_REFERENCED_BLOBS = prepared(
+    update(t.blobs)
+    .where(t.blobs.c.digest.in_(_referenced("blob")))
+    .values(wanted_at=bindparam("now"))
+)
+_WANT_REFERENCED_CHILDREN = prepared(
+    update(t.manifests)
+    .where(
+        t.manifests.c.repository_id == bindparam("in_repository"),
+        t.manifests.c.digest.in_(_referenced("manifest")),
+    )
+    .values(wanted_at=bindparam("now"))
+)
 _WANT_MANIFEST = prepared(
     update(t.manifests)
     .where(t.manifests.c.id == bindparam("manifest_id"))
@@ -142,15 +163,14 @@ class ManifestQueries(StoreBase):
                     await connection.execute(_INSERT_REFERENCE, references)
             else:
                 await connection.execute(_WANT_MANIFEST, {"manifest_id": manifest_id, "now": now})
-            await self._want_blobs(connection, manifest.blob_digests, now)
+            # What the manifest references is wanted now: two prepared statements over
+            # its reference rows, whatever their number.
+            wanted = {"manifest_id": manifest_id, "now": now}
+            if manifest.blob_digests:
+                await connection.execute(_WANT_REFERENCED_BLOBS, wanted)
             if manifest.child_digests:
                 await connection.execute(
-                    update(t.manifests)
-                    .where(
-                        t.manifests.c.repository_id == repository_id,
-                        t.manifests.c.digest.in_(set(manifest.child_digests)),
-                    )
-                    .values(wanted_at=now)
+                    _WANT_REFERENCED_CHILDREN, {**wanted, "in_repository": repository_id}
                 )
             if tag is not None:
                 await connection.execute(
