@@ -5,13 +5,11 @@ keeps nothing."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import AsyncIterator
 
 import pytest
 
-from dockyard.metadata.engine import create_engine
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest
@@ -55,17 +53,6 @@ class LentBody:
         self.returned.append(bytes(chunk) if isinstance(chunk, memoryview) else chunk)
 
 
-@pytest.fixture
-async def metadata(database_url: str) -> AsyncIterator[MetadataStore]:
-    store = MetadataStore(create_engine(database_url))
-    yield store
-    await store.close()
-
-
-def digest(data: bytes) -> Digest:
-    return Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
-
-
 async def test_every_chunk_is_handed_back_and_few_are_held(
     metadata: MetadataStore, storage_driver: StorageDriver
 ) -> None:
@@ -78,7 +65,7 @@ async def test_every_chunk_is_handed_back_and_few_are_held(
     assert body.most_held <= 3
     tail = LentBody([b"tail"])
     whole = b"".join(chunks) + b"tail"
-    assert await service.complete(NAME, upload, digest(whole), tail, None, 4) == len(whole)
+    assert await service.complete(NAME, upload, Digest.of(whole), tail, None, 4) == len(whole)
     assert len(tail.returned) == 1
 
 
@@ -103,11 +90,13 @@ async def test_a_small_final_body_is_copied_and_handed_back(
     upload = await service.start(NAME)
     body = LentBody([b"small", b" blob"])
     data = b"small blob"
-    assert await service.complete(NAME, upload, digest(data), body, None, len(data)) == 10
+    assert await service.complete(NAME, upload, Digest.of(data), body, None, len(data)) == 10
     assert len(body.returned) == 2
     assert (
         await storage_driver.get_content(
-            "/docker/registry/v2/blobs/sha256/" + digest(data).hex[:2] + f"/{digest(data).hex}/data"
+            "/docker/registry/v2/blobs/sha256/"
+            + Digest.of(data).hex[:2]
+            + f"/{Digest.of(data).hex}/data"
         )
         == data
     )
@@ -130,4 +119,4 @@ async def test_the_request_that_loses_a_race_keeps_nothing(metadata: MetadataSto
         await late
     assert caught.value.error is errors.BLOB_UPLOAD_INVALID
     assert await one.status(NAME, upload) == 3000
-    assert await one.complete(NAME, upload, digest(winner), None, None, None) == 3000
+    assert await one.complete(NAME, upload, Digest.of(winner), None, None, None) == 3000

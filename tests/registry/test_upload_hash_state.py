@@ -10,7 +10,6 @@ from dataclasses import replace
 
 import pytest
 
-from dockyard.metadata.engine import create_engine
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest
@@ -46,17 +45,6 @@ def body(data: bytes) -> IterableBody:
     return IterableBody(chunks())
 
 
-@pytest.fixture
-async def metadata(database_url: str) -> AsyncIterator[MetadataStore]:
-    store = MetadataStore(create_engine(database_url))
-    yield store
-    await store.close()
-
-
-def digest(data: bytes) -> Digest:
-    return Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
-
-
 @pytest.mark.skipif(not isinstance(new_sha256(), ResumableSha256), reason="no libcrypto")
 async def test_chunks_on_alternating_workers_never_rehash(metadata: MetadataStore) -> None:
     storage = CountingDriver()
@@ -69,7 +57,7 @@ async def test_chunks_on_alternating_workers_never_rehash(metadata: MetadataStor
         size = await worker.append(NAME, upload, body(chunk), None, len(chunk))
     assert size == sum(map(len, chunks))
     whole = b"".join(chunks)
-    assert await two.complete(NAME, upload, digest(whole), None, None, None) == len(whole)
+    assert await two.complete(NAME, upload, Digest.of(whole), None, None, None) == len(whole)
     assert storage.bytes_read == 0
 
 
@@ -88,10 +76,10 @@ async def test_a_state_that_cannot_be_used_costs_a_rehash_only(metadata: Metadat
     await two.append(NAME, upload, body(second), None, None)
     assert storage.bytes_read == 0
     whole = first + second
-    assert await two.complete(NAME, upload, digest(whole), None, None, None) == len(whole)
+    assert await two.complete(NAME, upload, Digest.of(whole), None, None, None) == len(whole)
     assert storage.bytes_read == len(whole)
-    assert await storage.get_content(paths.blob_data(digest(whole))) == whole
-    assert storage.uploads == {} and list(storage.files) == [paths.blob_data(digest(whole))]
+    assert await storage.get_content(paths.blob_data(Digest.of(whole))) == whole
+    assert storage.uploads == {} and list(storage.files) == [paths.blob_data(Digest.of(whole))]
 
 
 async def test_a_wrong_digest_read_back_leaves_nothing(metadata: MetadataStore) -> None:
