@@ -13,6 +13,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import uvloop
 from aiohttp import web
@@ -34,6 +35,9 @@ from dockyard.startup import check_storage_root, listen
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.factory import create_driver
 from dockyard.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from dockyard.letsencrypt_setup import LetsEncrypt
 
 log = logging.getLogger("dockyard")
 
@@ -147,11 +151,19 @@ class Prepared:
 
     security: Security
     ssl_context: ssl.SSLContext | None
+    letsencrypt: LetsEncrypt | None = None
 
 
 def prepare(config: Config) -> Prepared:
-    """Build the shared parts; raises ConfigError when a file the config names is unusable."""
-    return Prepared(make_security(config, make_login_limiter(config)), make_ssl_context(config))
+    """Build the shared parts; raises ConfigError when a file the config names is unusable
+    (StartupError when the ACME challenge port cannot be bound)."""
+    security = make_security(config, make_login_limiter(config))
+    letsencrypt = None
+    if config.http.tls.letsencrypt.enabled:
+        from dockyard.letsencrypt_setup import prepare_letsencrypt
+
+        letsencrypt = prepare_letsencrypt(config)
+    return Prepared(security, make_ssl_context(config), letsencrypt)
 
 
 @dataclass(frozen=True)
@@ -184,8 +196,20 @@ class _Worker:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        async with self._letsencrypt(registry):
+            await stop.wait()
         await runner.cleanup()
+
+    def _letsencrypt(self, registry: Registry) -> contextlib.AbstractAsyncContextManager[None]:
+        """With ``http.tls.letsencrypt``: the challenge responder and certificate reloads
+        (the renewal too, in the maintenance worker)."""
+        letsencrypt, context = self.shared.letsencrypt, self.shared.ssl_context
+        if letsencrypt is None or context is None:
+            return contextlib.nullcontext()
+        from dockyard.letsencrypt_setup import letsencrypt_in_worker
+
+        engine = registry.metadata.engine
+        return letsencrypt_in_worker(letsencrypt, context, engine, renew=self.maintenance)
 
 
 def serve(config: Config, workers: int) -> int:
@@ -206,6 +230,10 @@ def serve(config: Config, workers: int) -> int:
         check_storage_root(config.storage.local_root)
     host, port = config.http.bind()
     sock = listen(host, port)  # before migrating: a port in use changes nothing
+    if shared.letsencrypt is not None and shared.ssl_context is not None:
+        from dockyard.letsencrypt_setup import start_letsencrypt
+
+        start_letsencrypt(shared.letsencrypt, shared.ssl_context)
     if in_process:
         workers = 1
     if not embedded:

@@ -73,7 +73,7 @@ def htpasswd_file(path: str, key: str) -> HtpasswdFile:
 def make_ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server's TLS context (``http.tls``), or None for plain HTTP."""
     tls = config.http.tls
-    if not tls.enabled or tls.certificate is None or tls.key is None:
+    if not tls.enabled:
         return None
     try:
         return server_context(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -74,28 +75,24 @@ def is_known_suite(name: str) -> bool:
 
 
 def server_context(
-    certificate: str,
-    key: str,
+    certificate: str | None,
+    key: str | None,
     *,
     minimum: str = "tls1.2",
     cipher_suites: Sequence[str] = (),
     client_cas: Sequence[str] = (),
     client_auth: str | None = None,
 ) -> ssl.SSLContext:
-    """An SSL context for the server; raises TlsError naming what could not be loaded."""
+    """An SSL context for the server; raises TlsError naming what could not be loaded.
+
+    Without ``certificate`` and ``key`` none is loaded: the caller loads one with
+    :func:`load_certificate` (certificates from Let's Encrypt)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = MINIMUM_VERSIONS[minimum]
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     context.options |= ssl.OP_NO_RENEGOTIATION
-    for name, path in (("http.tls.certificate", certificate), ("http.tls.key", key)):
-        if not os.path.isfile(path):
-            raise TlsError(f"{name}: {path}: no such file")
-    try:
-        context.load_cert_chain(certificate, key)
-    except (ssl.SSLError, OSError) as exc:
-        raise TlsError(
-            f"http.tls.certificate / http.tls.key: cannot load {certificate} with {key}: {exc}"
-        ) from None
+    if certificate is not None and key is not None:
+        _load_files(context, certificate, key)
     suites = [CIPHER_SUITES[name] for name in cipher_suites if name in CIPHER_SUITES]
     if not cipher_suites:
         suites = [CIPHER_SUITES[name] for name in DEFAULT_SUITES]
@@ -116,3 +113,33 @@ def server_context(
         context.verify_mode = CLIENT_AUTH_MODES[client_auth or "require-and-verify-client-cert"]
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def _load_files(context: ssl.SSLContext, certificate: str, key: str) -> None:
+    for name, path in (("http.tls.certificate", certificate), ("http.tls.key", key)):
+        if not os.path.isfile(path):
+            raise TlsError(f"{name}: {path}: no such file")
+    try:
+        context.load_cert_chain(certificate, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsError(
+            f"http.tls.certificate / http.tls.key: cannot load {certificate} with {key}: {exc}"
+        ) from None
+
+
+def load_certificate(context: ssl.SSLContext, chain_pem: str, key_pem: str) -> None:
+    """Make ``context`` serve this certificate chain and key (PEM text) to new connections.
+
+    OpenSSL loads only from files: they are written to a private temporary directory and
+    removed at once. Connections already open keep the certificate they started with.
+    """
+    with tempfile.TemporaryDirectory(prefix="dockyard-tls-") as directory:  # mode 0700
+        chain, key = os.path.join(directory, "chain.pem"), os.path.join(directory, "key.pem")
+        for path, text in ((chain, chain_pem), (key, key_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(text)
+        try:
+            context.load_cert_chain(chain, key)
+        except ssl.SSLError as exc:
+            raise TlsError(f"cannot load the certificate: {exc}") from None

@@ -12,11 +12,13 @@
 #   nginx                   TLS reverse proxy / load balancer in front of Dockyard
 #   postgresql              PostgreSQL 15 (/usr/lib/postgresql/15/bin): the suites' second
 #                           metadata database; tests/postgres.py starts its own cluster
+#   pebble                  Let's Encrypt's ACME test server (2.4): the CA of the
+#                           http.tls.letsencrypt tests; tests/pebble.py starts its own
 #
 # The Python side (oras, python-dxf, pytest...) comes from `pip install -e '.[test]'`.
 set -eu
 
-PACKAGES="skopeo podman buildah containerd runc docker.io busybox-static docker-registry nginx postgresql"
+PACKAGES="skopeo podman buildah containerd runc docker.io busybox-static docker-registry nginx postgresql pebble"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-test-deps: must run as root" >&2

@@ -69,6 +69,7 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Loaded
 
 
 TLS = "    certificate: /c.pem\n    key: /k.pem\n"
+LE = "      cachefile: /var/lib/registry/letsencrypt.json\n"
 TOKEN = "realm: https://auth.example.com/token, service: s, issuer: i, rootcertbundle: /b.pem"
 
 
@@ -468,7 +469,35 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
         ),
         (
             MINIMAL + "http:\n  tls:\n    letsencrypt:\n      cachefile: /le\n",
-            "http.tls.letsencrypt is not supported yet: refusing to start without the TLS",
+            "http.tls.letsencrypt: hosts: give the host names to obtain a certificate for",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n    letsencrypt:\n{LE}      hosts: ['*.example.com']\n",
+            "http.tls.letsencrypt.hosts: '*.example.com': wildcard names need the DNS-01",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n    letsencrypt:\n{LE}      hosts: [a_b.example]\n",
+            "http.tls.letsencrypt.hosts: 'a_b.example' is not a DNS host name",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n{TLS}    letsencrypt:\n{LE}      hosts: [a.example]\n",
+            "http.tls: give either certificate and key, or letsencrypt, not both",
+        ),
+        (
+            MINIMAL
+            + f"http:\n  tls:\n    letsencrypt:\n{LE}      hosts: [a.example]\n"
+            + "      directoryurl: http://ca.example/dir\n",
+            "http.tls.letsencrypt.directoryurl: must be the https URL of an ACME directory",
+        ),
+        (
+            MINIMAL
+            + f"http:\n  tls:\n    letsencrypt:\n{LE}      hosts: [a.example]\n"
+            + "      httpaddr: '80'\n",
+            "http.tls.letsencrypt.httpaddr: missing port in address",
+        ),
+        (
+            MINIMAL + f"http:\n  tls:\n    letsencrypt:\n{LE}      email: nobody\n",
+            "http.tls.letsencrypt.email: 'nobody' is not an email address",
         ),
         (
             MINIMAL + "http:\n  tls:\n    certificate: /c.pem\n",
@@ -638,8 +667,7 @@ def test_refusals_from_the_environment(tmp_path: Path) -> None:
     assert message.startswith("auth.silly: ")
     assert "unset REGISTRY_AUTH_SILLY_REALM in the server's environment" in message
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE": "/le"})
-    assert message.startswith("http.tls.letsencrypt is not supported yet")
-    assert "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE" in message
+    assert message.startswith("http.tls.letsencrypt: hosts: give the host names")
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_STORAGE": "s3"})
     assert "storage.s3: the s3 storage driver is not supported yet" in message
     assert "REGISTRY_STORAGE" in message
@@ -864,8 +892,40 @@ def test_tls(tmp_path: Path) -> None:
     assert again.config.http.tls == tls
 
 
+def test_letsencrypt(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        f"http:\n  tls:\n    letsencrypt:\n{LE}"
+        "      email: ops@example.com\n      hosts: [Registry.Example.com, registry.example.com.]\n"
+    )
+    loaded = load(tmp_path, text)
+    assert loaded.warnings == []
+    tls = loaded.config.http.tls
+    assert tls.enabled and tls.certificate is None
+    section = tls.letsencrypt
+    assert section.cachefile == "/var/lib/registry/letsencrypt.json"
+    assert section.hosts == ["registry.example.com"]
+    assert section.directoryurl == "https://acme-v02.api.letsencrypt.org/directory"
+    assert section.http_bind() == ("0.0.0.0", 80)
+    rendered = render_effective(loaded.config)
+    assert "letsencrypt:\n      cachefile: /var/lib/registry/letsencrypt.json" in rendered
+    assert load(tmp_path, rendered).config.http.tls == tls
+    # registry:2's environment names work too
+    env = {
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE": "/le.json",
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_HOSTS": "[a.example]",
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_HTTPADDR": "127.0.0.1:8080",
+    }
+    section = load(tmp_path, MINIMAL, env).config.http.tls.letsencrypt
+    assert (section.cachefile, section.hosts) == ("/le.json", ["a.example"])
+    assert section.http_bind() == ("127.0.0.1", 8080)
+    # without a cache file Distribution does not use Let's Encrypt: ignored, with a warning
+    loaded = load(tmp_path, MINIMAL + "http:\n  tls:\n    letsencrypt:\n      hosts: [a.b]\n")
+    assert not loaded.config.http.tls.enabled
+    assert loaded.warnings == ["http.tls.letsencrypt: without cachefile it is off, ignored"]
+
+
 def test_refused_keys_are_the_documented_set() -> None:
-    assert set(REFUSED_KEYS) == {"http.tls.letsencrypt", "proxy"}
+    assert set(REFUSED_KEYS) == {"proxy"}
 
 
 # ---- warnings --------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ ALLOWED = {
 # api may also catch the exceptions of storage and metadata, and nothing else of them.
 EXCEPTIONS_ONLY = {"api": {"storage", "metadata"}}
 # One capability each, "inward only": the core, never the wiring or the HTTP layer.
-CAPABILITIES = {"gc", "proxy", "notify", "sync", "ui", "observability", "registry2"}
+CAPABILITIES = {"gc", "proxy", "notify", "sync", "ui", "observability", "registry2", "letsencrypt"}
 CAPABILITY_MAY_IMPORT = {"oci", "storage", "metadata", "registry", "auth", "observability"}
 # The configuration model, the commands and the wiring may import everything.
 WIRING = {
@@ -42,6 +42,7 @@ WIRING = {
     "cli",
     "config",
     "database",
+    "letsencrypt_setup",
     "registry2_commands",
     "security",
     "startup",

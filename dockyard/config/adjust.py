@@ -16,7 +16,13 @@ from dockyard.config.yaml_loader import Scalar
 
 
 def _adjust_tls(loading: LoadState, tls: dict[str, Any]) -> None:
-    if not has_content(tls.get("certificate")):
+    letsencrypt = tls.get("letsencrypt")
+    if isinstance(letsencrypt, dict) and not has_content(letsencrypt.get("cachefile")):
+        # Distribution uses Let's Encrypt only when a cache file is given.
+        if has_content(letsencrypt):
+            loading.warn("http.tls.letsencrypt: without cachefile it is off, ignored")
+        del tls["letsencrypt"]
+    if not has_content(tls.get("certificate")) and not has_content(tls.get("letsencrypt")):
         if has_content(tls):
             loading.warn("http.tls: asks for nothing Distribution would act on, ignored")
         tls.clear()

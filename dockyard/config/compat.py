@@ -13,11 +13,6 @@ from typing import Any, Final
 from dockyard.config.tree import has_content, lookup
 
 
-def _letsencrypt_requested(value: Any) -> bool:
-    # Distribution only uses Let's Encrypt when a cache file is given.
-    return has_content(lookup(value, "cachefile"))
-
-
 def _proxy_requested(value: Any) -> bool:
     return has_content(lookup(value, "remoteurl"))
 
@@ -25,11 +20,6 @@ def _proxy_requested(value: Any) -> bool:
 # Sections Dockyard refuses to ignore: starting without them would quietly weaken the
 # deployment. To implement one, model it and delete its entry here.
 REFUSED_KEYS: Final[Mapping[str, str]] = {
-    "http.tls.letsencrypt": (
-        "http.tls.letsencrypt is not supported yet: refusing to start without the TLS this "
-        "file asks for (give http.tls.certificate and http.tls.key, or terminate TLS in a "
-        "reverse proxy)"
-    ),
     "proxy": (
         "proxy is not supported yet: refusing to start as a writable registry where a "
         "read-only pull-through cache was asked for"
@@ -38,7 +28,6 @@ REFUSED_KEYS: Final[Mapping[str, str]] = {
 # When a refused section actually asks for its feature (Distribution's own test);
 # a present but inert section is ignored with a warning instead.
 REFUSAL_TRIGGERS: Final[Mapping[str, Callable[[Any], bool]]] = {
-    "http.tls.letsencrypt": _letsencrypt_requested,
     "proxy": _proxy_requested,
 }
 

@@ -35,6 +35,7 @@ from dockyard.config.http_syntax import (
     normalize_prefix,
     split_host_port,
 )
+from dockyard.config.letsencrypt import LetsEncryptConfig
 from dockyard.storage.factory import (
     FALLBACK_DRIVER,
     DriverParameters,
@@ -205,10 +206,11 @@ class TlsConfig(_Section):
     )
     minimumtls: Literal["tls1.2", "tls1.3"] = "tls1.2"
     ciphersuites: list[str] = Field(default_factory=list)
+    letsencrypt: LetsEncryptConfig = Field(default_factory=LetsEncryptConfig)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.certificate)
+        return bool(self.certificate) or self.letsencrypt.enabled
 
     @field_validator("clientauth", mode="before")
     @classmethod
@@ -240,7 +242,9 @@ class TlsConfig(_Section):
     def _complete(self) -> TlsConfig:
         if self.certificate and not self.key:
             raise ValueError("the certificate needs its key: set http.tls.key")
-        if self.certificate and self.clientauth and not self.clientcas:
+        if self.certificate and self.letsencrypt.enabled:
+            raise ValueError("give either certificate and key, or letsencrypt, not both")
+        if self.enabled and self.clientauth and not self.clientcas:
             raise ValueError("clientauth needs the CAs to verify clients with: set clientcas")
         return self
 
