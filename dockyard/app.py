@@ -233,7 +233,7 @@ def serve(config: Config, workers: int) -> int:
     if shared.letsencrypt is not None and shared.ssl_context is not None:
         from dockyard.letsencrypt_setup import start_letsencrypt
 
-        start_letsencrypt(shared.letsencrypt, shared.ssl_context)
+        start_letsencrypt(shared.letsencrypt, shared.ssl_context, sock)
     if in_process:
         workers = 1
     if not embedded:

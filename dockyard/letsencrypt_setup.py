@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from dockyard.config import Config, ConfigError
+from dockyard.letsencrypt.alpn import ChallengeSwitch
 from dockyard.letsencrypt.cache import CacheError, CacheFile, Certificate
 from dockyard.letsencrypt.issuer import IssueError
 from dockyard.letsencrypt.manager import LEASE, CertificateManager, Reloader, keep_renewed
@@ -19,7 +20,7 @@ from dockyard.letsencrypt.responder import answering
 from dockyard.metadata.engine import Database
 from dockyard.metadata.leases import Leases
 from dockyard.startup import StartupError, listen
-from dockyard.tls import TlsError, load_certificate
+from dockyard.tls import TlsError, load_certificate, server_context
 
 
 @dataclass
@@ -28,7 +29,7 @@ class LetsEncrypt:
     the parent started with."""
 
     manager: CertificateManager
-    http_sock: socket.socket
+    http_sock: socket.socket | None
     serving: Certificate | None = None
 
 
@@ -41,17 +42,33 @@ def prepare_letsencrypt(config: Config) -> LetsEncrypt:
         cache.read()
     except CacheError as exc:
         raise ConfigError(f"http.tls.letsencrypt.cachefile: {exc}") from None
-    host, port = section.http_bind()
-    sock = listen(host, port, key="http.tls.letsencrypt.httpaddr")
-    manager = CertificateManager(cache, section.directoryurl, tuple(section.hosts), section.email)
+    bind = section.http_bind()
+    sock = None if bind is None else listen(*bind, key="http.tls.letsencrypt.httpaddr")
+    manager = CertificateManager(
+        cache, section.directoryurl, tuple(section.hosts), section.email, http01=sock is not None
+    )
     return LetsEncrypt(manager, sock)
 
 
-def start_letsencrypt(letsencrypt: LetsEncrypt, context: ssl.SSLContext) -> Certificate:
-    """Obtain (or take from the cache) the certificate and load it into ``context``."""
+def start_letsencrypt(
+    letsencrypt: LetsEncrypt, context: ssl.SSLContext, sock: socket.socket
+) -> Certificate:
+    """Obtain (or take from the cache) the certificate and load it into ``context``, which
+    answers TLS-ALPN-01 challenges from then on (``sock``: the TLS port, for the start)."""
     manager = letsencrypt.manager
+    http_sock = letsencrypt.http_sock
+    if http_sock is None:
+        ChallengeSwitch(lambda: manager.cache.read().challenges, _challenge_context).install(
+            context
+        )
+
+    def responder() -> contextlib.AbstractAsyncContextManager[None]:
+        if http_sock is None:
+            return answering(manager.cache, sock, context)
+        return answering(manager.cache, http_sock)
+
     try:
-        certificate = manager.at_start(lambda: answering(manager.cache, letsencrypt.http_sock))
+        certificate = manager.at_start(responder)
         load_certificate(context, certificate.chain_pem, certificate.key_pem)
     except (IssueError, CacheError, TlsError) as exc:
         raise StartupError(
@@ -60,6 +77,12 @@ def start_letsencrypt(letsencrypt: LetsEncrypt, context: ssl.SSLContext) -> Cert
         ) from None
     letsencrypt.serving = certificate
     return certificate
+
+
+def _challenge_context(certificate_pem: str, key_pem: str) -> ssl.SSLContext:
+    context = server_context(None, None, minimum="tls1.2")
+    load_certificate(context, certificate_pem, key_pem)
+    return context
 
 
 @contextlib.asynccontextmanager
@@ -78,8 +101,11 @@ async def letsencrypt_in_worker(
     if renew:
         tasks.append(asyncio.create_task(keep_renewed(manager, lambda: leases.hold(LEASE))))
     try:
-        async with answering(manager.cache, letsencrypt.http_sock):
+        if letsencrypt.http_sock is None:  # TLS-ALPN-01: the TLS port's handshakes answer
             yield
+        else:
+            async with answering(manager.cache, letsencrypt.http_sock):
+                yield
     finally:
         for task in tasks:
             task.cancel()

@@ -1,10 +1,11 @@
 """A real ACME server for the tests: Debian's ``pebble`` (Let's Encrypt's test CA).
 
 Started on 127.0.0.1 with its own HTTPS certificate (made here) and a configuration of the
-test's making: the port it validates HTTP-01 answers on (the registry's
-``http.tls.letsencrypt.httpaddr``) and the validity of the certificates it issues (short,
-to force renewals). No random sleeps, no rejected nonces, no reuse of validations, so a
-run is deterministic. Each start makes a new root CA: :meth:`Pebble.root_pem` fetches it.
+test's making: the ports it validates HTTP-01 and TLS-ALPN-01 answers on (the registry's
+``http.tls.letsencrypt.httpaddr`` and TLS port) and the validity of the certificates it
+issues (short, to force renewals). No random sleeps, no rejected nonces, no reuse of
+validations, so a run is deterministic. Each start makes a new root CA:
+:meth:`Pebble.root_pem` fetches it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ START_TIMEOUT = 15.0
 @dataclass
 class Pebble:
     workdir: Path
-    http_port: int
+    http_port: int  # where it validates HTTP-01 answers
+    tls_port: int  # where it validates TLS-ALPN-01 answers
     validity: int  # seconds
     port: int = field(default_factory=free_port)
     management_port: int = field(default_factory=free_port)
@@ -64,7 +66,7 @@ class Pebble:
                         "certificate": str(cert),
                         "privateKey": str(key),
                         "httpPort": self.http_port,
-                        "tlsPort": free_port(),
+                        "tlsPort": self.tls_port,
                         "ocspResponderURL": "",
                         "externalAccountBindingRequired": False,
                         "certificateValidityPeriod": self.validity,

@@ -905,7 +905,7 @@ def test_letsencrypt(tmp_path: Path) -> None:
     assert section.cachefile == "/var/lib/registry/letsencrypt.json"
     assert section.hosts == ["registry.example.com"]
     assert section.directoryurl == "https://acme-v02.api.letsencrypt.org/directory"
-    assert section.http_bind() == ("0.0.0.0", 80)
+    assert section.http_bind() is None  # TLS-ALPN-01 on the TLS port, as registry:2
     rendered = render_effective(loaded.config)
     assert "letsencrypt:\n      cachefile: /var/lib/registry/letsencrypt.json" in rendered
     assert load(tmp_path, rendered).config.http.tls == tls

@@ -1,9 +1,9 @@
 """``http.tls.letsencrypt``: certificates from an ACME CA (Let's Encrypt by default).
 
 registry:2's keys (``cachefile``, ``email``, ``hosts``; ``directoryurl`` from Distribution
-v3) keep their meaning: the section is on exactly when ``cachefile`` is set. Dockyard
-answers the HTTP-01 challenge, so it adds one key of its own, ``httpaddr``: where it
-listens for the CA's validation requests (port 80 by default, as the CA connects there).
+v3) keep their meaning: the section is on exactly when ``cachefile`` is set. Like
+registry:2, Dockyard answers the TLS-ALPN-01 challenge on its TLS port; its own key
+``httpaddr`` switches to HTTP-01, answered there (the CA connects to port 80).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pydantic import (
 from dockyard.config.http_syntax import split_host_port
 
 LETS_ENCRYPT_DIRECTORY: Final = "https://acme-v02.api.letsencrypt.org/directory"
-DEFAULT_HTTP_ADDR: Final = ":80"
 # One DNS label (RFC 1123); a host is labels joined by dots, 253 characters at most.
 _LABEL: Final = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -53,7 +52,7 @@ class LetsEncryptConfig(BaseModel):
     email: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
     hosts: list[str] = Field(default_factory=list)
     directoryurl: str = LETS_ENCRYPT_DIRECTORY
-    httpaddr: str = DEFAULT_HTTP_ADDR
+    httpaddr: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
 
     @property
     def enabled(self) -> bool:
@@ -85,14 +84,16 @@ class LetsEncryptConfig(BaseModel):
     @field_validator("httpaddr", mode="before")
     @classmethod
     def _httpaddr(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        value = value.strip() or DEFAULT_HTTP_ADDR
-        split_host_port(value)
-        return value
+        if not isinstance(value, str) or not value.strip():
+            return None if isinstance(value, str) else value
+        split_host_port(value.strip())
+        return value.strip()
 
-    def http_bind(self) -> tuple[str, int]:
-        """The (host, port) of the HTTP-01 responder; an empty host is every interface."""
+    def http_bind(self) -> tuple[str, int] | None:
+        """The (host, port) of the HTTP-01 responder (an empty host is every interface), or
+        None: TLS-ALPN-01 on the TLS port."""
+        if self.httpaddr is None:
+            return None
         host, port = split_host_port(self.httpaddr)
         return host or "0.0.0.0", port
 

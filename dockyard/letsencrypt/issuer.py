@@ -12,12 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+import josepy
 import requests
 from acme import challenges, client, crypto_util, errors, messages
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from josepy.jwk import JWKRSA
 
+from dockyard.letsencrypt.alpn import answer_key
 from dockyard.letsencrypt.cache import Certificate
 
 USER_AGENT: Final = "dockyard-letsencrypt"
@@ -50,8 +52,11 @@ def obtain(
     email: str | None,
     account_key_pem: str | None,
     publish: Publish,
+    *,
+    http01: bool = False,
 ) -> Issued:
     """A certificate for ``hosts`` from the CA at ``directory_url``; IssueError if not.
+    The challenge answered is TLS-ALPN-01, or HTTP-01 with ``http01``.
 
     The account of ``account_key_pem`` is used (a new key when None); registering an
     existing key only looks its account up, so this works against a CA that has never
@@ -69,7 +74,7 @@ def obtain(
             raise IssueError(f"cannot reach the ACME directory {directory_url}: {exc}") from None
         acme = client.ClientV2(directory, network)
         account_uri = _account(acme, network, email)
-        certificate = _order(acme, network, hosts, publish)
+        certificate = _order(acme, network, hosts, publish, http01)
     except messages.Error as exc:
         raise IssueError(f"the CA refused: {exc}") from None
     except errors.ValidationError as exc:
@@ -99,35 +104,54 @@ def _order(
     network: client.ClientNetwork,
     hosts: tuple[str, ...],
     publish: Publish,
+    http01: bool,
 ) -> Certificate:
     key_pem = _pem(ec.generate_private_key(ec.SECP256R1()))
     order = acme.new_order(crypto_util.make_csr(key_pem.encode(), list(hosts)))
     answers: dict[str, str] = {}
-    pending = []
+    pending: list[messages.ChallengeBody] = []
     for authorization in order.authorizations:
         if authorization.body.status == messages.STATUS_VALID:
             continue  # the CA remembers an earlier validation
-        challenge = next(
-            (c for c in authorization.body.challenges if isinstance(c.chall, challenges.HTTP01)),
-            None,
-        )
+        wanted = "http-01" if http01 else "tls-alpn-01"
+        name = authorization.body.identifier.value
+        offered = authorization.body.challenges
+        challenge = next((c for c in offered if _type(c) == wanted), None)
         if challenge is None:
-            name = authorization.body.identifier.value
-            raise IssueError(f"the CA offers no HTTP-01 challenge for {name}")
+            raise IssueError(f"the CA offers no {wanted} challenge for {name}")
         assert network.key is not None
-        response, validation = challenge.response_and_validation(network.key)
-        answers[challenge.chall.encode("token")] = validation
-        pending.append((challenge, response))
+        token = challenge.chall.to_partial_json()["token"]
+        thumbprint = josepy.b64.b64encode(network.key.thumbprint(hash_function=hashes.SHA256))
+        key_authorization = f"{token}.{thumbprint.decode()}"
+        answers[token if http01 else answer_key(name)] = key_authorization
+        pending.append(challenge)
     publish(answers)
     try:
-        for challenge, response in pending:
-            acme.answer_challenge(challenge, response)
+        for challenge in pending:
+            acme.answer_challenge(challenge, _Ready(_type(challenge)))
         deadline = datetime.datetime.now() + ORDER_TIMEOUT
         order = acme.poll_and_finalize(order, deadline)
     finally:
         if answers:
             publish({})
     return Certificate(hosts=hosts, chain_pem=order.fullchain_pem, key_pem=key_pem)
+
+
+def _type(challenge: messages.ChallengeBody) -> str:
+    return str(challenge.chall.to_partial_json().get("type"))
+
+
+class _Ready(challenges.ChallengeResponse):
+    """The empty ``{}`` that tells the CA to validate (RFC 8555, 7.5.1), for any type."""
+
+    def __init__(self, typ: str) -> None:
+        super().__init__()
+        object.__setattr__(self, "typ", typ)
+
+    def __bool__(self) -> bool:
+        # the network sends an empty payload (POST-as-GET, which validates nothing) for a
+        # falsy object, and a response without fields is falsy
+        return True
 
 
 def _validation_failure(exc: errors.ValidationError) -> str:

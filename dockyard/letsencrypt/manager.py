@@ -47,6 +47,8 @@ class CertificateManager:
     directory_url: str
     hosts: tuple[str, ...]
     email: str | None
+    #: answer HTTP-01 (on ``httpaddr``) rather than TLS-ALPN-01 (on the TLS port)
+    http01: bool = False
 
     def cached(self) -> Certificate | None:
         """The cached certificate when it covers the hosts (expired or not)."""
@@ -60,7 +62,14 @@ class CertificateManager:
     def obtain(self) -> Certificate:
         """A new certificate from the CA, written to the cache (blocking); IssueError."""
         account_key = self.cache.read().account_key_pem
-        issued = obtain(self.directory_url, self.hosts, self.email, account_key, self._publish)
+        issued = obtain(
+            self.directory_url,
+            self.hosts,
+            self.email,
+            account_key,
+            self._publish,
+            http01=self.http01,
+        )
         contents = self.cache.read()
         self.cache.write(
             replace(

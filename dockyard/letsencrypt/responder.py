@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from typing import Final
 
@@ -35,13 +36,16 @@ def responder_app(cache: CacheFile) -> web.Application:
 
 
 @contextlib.asynccontextmanager
-async def answering(cache: CacheFile, sock: socket.socket) -> AsyncIterator[None]:
+async def answering(
+    cache: CacheFile, sock: socket.socket, context: ssl.SSLContext | None = None
+) -> AsyncIterator[None]:
     """Serve the responder on (a duplicate of) the bound ``sock`` while the block runs;
-    the original stays open for the processes that serve it later."""
+    the original stays open for the processes that serve it later. With ``context``
+    (TLS-ALPN-01, answered by the context's handshake), over TLS."""
     runner = web.AppRunner(responder_app(cache), access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        await web.SockSite(runner, sock.dup()).start()
+        await web.SockSite(runner, sock.dup(), ssl_context=context).start()
         yield
     finally:
         await runner.cleanup()

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime
 import json
-import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 
 from dockyard.letsencrypt.cache import (
     FILE_IN_DIRECTORY,
@@ -21,14 +19,8 @@ from dockyard.letsencrypt.cache import (
 from dockyard.letsencrypt.issuer import new_account_key_pem
 from dockyard.letsencrypt.manager import Reloader, retry_delay
 from dockyard.tls import load_certificate, server_context
-from tests.security.pki import cert_pem, issue, key_pem, new_key
 
-NOW = datetime.datetime.now(datetime.UTC)
-
-
-def certificate(days: int = 90, hosts: tuple[str, ...] = ("registry.example",)) -> Certificate:
-    issued = issue(hosts[0], new_key(), server_names=list(hosts), not_before=NOW, days=days)
-    return Certificate(hosts, cert_pem(issued.cert).decode(), key_pem(issued.key).decode())
+from .certificates import NOW, certificate, handshake
 
 
 def test_round_trip_private_and_atomic(tmp_path: Path) -> None:
@@ -117,7 +109,7 @@ def test_reloader_loads_a_replaced_certificate_into_the_context(tmp_path: Path) 
     cache.write(CacheContents(certificate=first))
     context = server_context(None, None)
     load_certificate(context, first.chain_pem, first.key_pem)
-    assert handshake_serial(context, first) == first.serial
+    assert handshake(context, [])[0].serial_number == first.serial
     served: list[int] = []
 
     def load(c: Certificate) -> None:
@@ -132,29 +124,4 @@ def test_reloader_loads_a_replaced_certificate_into_the_context(tmp_path: Path) 
     cache.write(CacheContents(certificate=second))
     assert reloader.check()
     assert served == [second.serial]
-    assert handshake_serial(context, second) == second.serial  # the next handshake has it
-
-
-def handshake_serial(server: ssl.SSLContext, trusted: Certificate) -> int:
-    """The serial of the certificate ``server`` presents in a TLS handshake (in memory)."""
-    client = ssl.create_default_context(cadata=trusted.chain_pem)
-    pipes = [(ssl.MemoryBIO(), ssl.MemoryBIO()) for _ in range(2)]
-    tls_client = client.wrap_bio(pipes[0][0], pipes[0][1], server_hostname=trusted.hosts[0])
-    tls_server = server.wrap_bio(pipes[1][0], pipes[1][1], server_side=True)
-    done = [False, False]
-    for _ in range(10):
-        for index, (end, (_incoming, outgoing)) in enumerate(
-            ((tls_client, pipes[0]), (tls_server, pipes[1]))
-        ):
-            try:
-                end.do_handshake()
-                done[index] = True
-            except ssl.SSLWantReadError:
-                pass
-            peer_in = pipes[1 - index][0]
-            peer_in.write(outgoing.read())
-        if all(done):
-            break
-    der = tls_client.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
+    assert handshake(context, [])[0].serial_number == second.serial  # the next handshake has it

@@ -30,6 +30,8 @@ from .harness import SecureServer
 pytestmark = pytest.mark.e2e
 
 HOST = "localhost"  # resolves to 127.0.0.1 here, for pebble as for the clients
+# pebble validates on fixed ports: every server of the module runs on these (one at a time)
+TLS_PORT, HTTP01_PORT = free_port(), free_port()
 
 
 @dataclass
@@ -47,8 +49,12 @@ class AcmeServer(SecureServer):
     def cachefile(self) -> Path:
         return self.workdir / "letsencrypt.json"
 
-    def configure_acme(self, *, hosts: str = HOST, directory: str | None = None) -> None:
+    def configure_acme(
+        self, *, hosts: str = HOST, directory: str | None = None, http01: bool = False
+    ) -> None:
+        """registry:2's keys (TLS-ALPN-01 on the TLS port); ``http01``: HTTP-01 instead."""
         assert self.pebble is not None
+        httpaddr = f"      httpaddr: 127.0.0.1:{self.pebble.http_port}\n" if http01 else ""
         self.store.mkdir(parents=True, exist_ok=True)
         write_config(
             self.config,
@@ -59,8 +65,7 @@ class AcmeServer(SecureServer):
                 f"      cachefile: {self.cachefile}\n      email: ops@example.com\n"
                 f"      hosts: [{hosts}]\n"
                 f"      directoryurl: {directory or self.pebble.directory_url}\n"
-                f"      httpaddr: 127.0.0.1:{self.pebble.http_port}\n"
-                f"serve:\n  workers: {self.workers}\n"
+                f"{httpaddr}serve:\n  workers: {self.workers}\n"
             ),
         )
         self.env = {"REQUESTS_CA_BUNDLE": str(self.pebble.https_ca)}
@@ -93,12 +98,18 @@ class AcmeServer(SecureServer):
 
 @pytest.fixture(scope="module")
 def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
-    server = Pebble(tmp_path_factory.mktemp("pebble"), http_port=free_port(), validity=3600)
+    server = make_pebble(tmp_path_factory, validity=3600)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+def make_pebble(tmp_path_factory: pytest.TempPathFactory, validity: int) -> Pebble:
+    """A pebble validating on this module's ports (the servers' TLS port is one port)."""
+    directory = tmp_path_factory.mktemp("pebble")
+    return Pebble(directory, http_port=HTTP01_PORT, tls_port=TLS_PORT, validity=validity)
 
 
 @pytest.fixture
@@ -107,7 +118,8 @@ def acme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[AcmeS
     made: list[AcmeServer] = []
 
     def make(pebble: Pebble, **kw: object) -> AcmeServer:
-        server = AcmeServer("dockyard", tmp_path_factory.mktemp("acme-"), pebble=pebble)
+        workdir = tmp_path_factory.mktemp("acme-")
+        server = AcmeServer("dockyard", workdir, port=TLS_PORT, pebble=pebble)
         server.configure_acme(**kw)  # type: ignore[arg-type]
         made.append(server)
         return server
@@ -157,11 +169,12 @@ def test_obtains_serves_and_reuses_a_certificate(
     assert "using the cached certificate for localhost" in server.log_text()
 
 
-def test_the_challenge_port_answers_only_challenges(
+def test_http01_on_httpaddr_which_answers_only_challenges(
     acme_server: type[AcmeServer], pebble: Pebble
 ) -> None:
-    server = acme_server(pebble)
+    server = acme_server(pebble, http01=True)
     server.start()
+    assert server.served_serial()
     conn = http.client.HTTPConnection("127.0.0.1", pebble.http_port, timeout=10)
     try:
         conn.request("GET", "/v2/")
@@ -222,7 +235,9 @@ def test_unusable_cache_file_stops_startup(acme_server: type[AcmeServer], pebble
         assert server.cachefile.read_bytes() == content  # left as it was
 
 
+@pytest.mark.parametrize("http01", [False, True], ids=["tls-alpn-01", "http-01"])
 def test_renewal_while_serving_reaches_every_worker(
+    http01: bool,
     acme_server: type[AcmeServer],
     tmp_path_factory: pytest.TempPathFactory,
     skopeo: Skopeo,
@@ -231,10 +246,10 @@ def test_renewal_while_serving_reaches_every_worker(
     tmp_path: Path,
 ) -> None:
     # certificates valid for 24 s: due for renewal 16 s after they are issued
-    short = Pebble(tmp_path_factory.mktemp("pebble-short"), http_port=free_port(), validity=24)
+    short = make_pebble(tmp_path_factory, validity=24)
     short.start()
     try:
-        server = acme_server(short)
+        server = acme_server(short, http01=http01)
         server.start()
         first = server.served_serial()
         workers = server.worker_pids(expect=2)
