@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from dockyard.letsencrypt.cache import CacheContents, CacheFile, Certificate
-from dockyard.letsencrypt.issuer import obtain
+from dockyard.letsencrypt.issuer import new_account_key_pem, obtain
 
 log = logging.getLogger("dockyard.letsencrypt")
 
@@ -61,7 +61,11 @@ class CertificateManager:
 
     def obtain(self) -> Certificate:
         """A new certificate from the CA, written to the cache (blocking); IssueError."""
-        account_key = self.cache.read().account_key_pem
+        contents = self.cache.read()
+        account_key = contents.account_key_pem
+        if account_key is None:  # kept from the start, so a failed order loses no account
+            account_key = new_account_key_pem()
+            self.cache.write(replace(contents, account_key_pem=account_key))
         issued = obtain(
             self.directory_url,
             self.hosts,
@@ -184,8 +188,8 @@ class Reloader:
         stamp = self._cache.stamp()
         if stamp == self._stamp:
             return False
+        self._stamp = stamp  # a damaged file is reported once, not every second
         contents: CacheContents = self._cache.read()
-        self._stamp = stamp
         certificate = contents.certificate
         if certificate is None or certificate.serial == self._serial:
             return False

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from dockyard.letsencrypt.cache import CacheFile
 from tests.e2e.clients import Skopeo
 from tests.e2e.images import Image
 from tests.e2e.server import free_port, wait_for, write_config
@@ -214,9 +215,10 @@ def test_wrong_host_stops_startup(acme_server: type[AcmeServer], pebble: Pebble)
     assert result.returncode == 1
     assert "http.tls.letsencrypt: no certificate for registry.invalid" in result.stderr
     assert "the CA could not validate registry.invalid" in result.stderr
-    assert (
-        not server.cachefile.exists() or b"BEGIN CERTIFICATE" not in server.cachefile.read_bytes()
-    )
+    # the account key is kept for the next attempt; no certificate, no challenge left
+    contents = CacheFile(server.cachefile).read()
+    assert contents.account_key_pem is not None
+    assert contents.certificate is None and not contents.challenges
 
 
 def test_unusable_cache_file_stops_startup(acme_server: type[AcmeServer], pebble: Pebble) -> None:
