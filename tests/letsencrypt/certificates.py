@@ -14,8 +14,12 @@ from tests.security.pki import cert_pem, issue, key_pem, new_key
 NOW = datetime.datetime.now(datetime.UTC)
 
 
-def certificate(days: int = 90, hosts: tuple[str, ...] = ("registry.example",)) -> Certificate:
-    issued = issue(hosts[0], new_key(), server_names=list(hosts), not_before=NOW, days=days)
+def certificate(
+    days: int = 90,
+    hosts: tuple[str, ...] = ("registry.example",),
+    not_before: datetime.datetime = NOW,
+) -> Certificate:
+    issued = issue(hosts[0], new_key(), server_names=list(hosts), not_before=not_before, days=days)
     return Certificate(hosts, cert_pem(issued.cert).decode(), key_pem(issued.key).decode())
 
 
