@@ -20,6 +20,7 @@ import mmap
 import os
 import struct
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,15 @@ MAX_ENTRIES = 50_000
 
 
 class WriteGeneration:
-    """The counter: in-process (``path`` None), shared through a file, or ``disabled``."""
+    """The counter: in-process (``path`` None), shared through a file, or ``disabled``.
+
+    ``catch_up``, when set, is awaited before a cached read is trusted: it returns once
+    every write committed before the call has bumped the counter (see
+    :class:`NotifiedGeneration`)."""
 
     def __init__(self, path: Path | None, disabled: bool = False) -> None:
         self.disabled = disabled
+        self.catch_up: Callable[[], Awaitable[None]] | None = None
         self._local = 0
         self._fd: int | None = None
         self._map: mmap.mmap | None = None
@@ -84,6 +90,12 @@ class WriteGeneration:
 
 class NotifiedGeneration(WriteGeneration):
     """A counter of this process, bumped by a listener of the database's notifications.
+
+    A notification reaches each listener a little after its transaction commits: a client
+    that pushed through one replica and reads at once through another could come first.
+    So before a cached read is trusted, the listener makes a round trip on its connection
+    (``catch_up``), which PostgreSQL answers only after sending the notifications already
+    queued for it; concurrent readers share one round trip.
 
     The caches it guards are on only until ``valid_until`` (monotonic seconds), which the
     listener pushes forward while its connection is known to be alive; when it lapses

@@ -109,6 +109,13 @@ class StoreBase:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    async def _caught_up(self) -> None:
+        """Before a cached read: every write committed before now has invalidated it (on
+        PostgreSQL, a round trip on the listener's connection; nothing on SQLite)."""
+        catch_up = self.generation.catch_up
+        if catch_up is not None:
+            await catch_up()
+
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[DbConnection]:
         if isinstance(self.engine, InlineEngine):
