@@ -157,6 +157,8 @@ def test_replicas_starting_at_once_migrate_the_schema_once(cluster: Cluster) -> 
     ]
     assert len(created) == 1
     assert asyncio.run(_revision(cluster.database_url)) == code_revision()
+    for server in cluster.replicas:  # the same http.secret everywhere: nothing to warn of
+        assert "http.secret is not set" not in server.log_text()
 
 
 def test_a_chunked_push_continues_on_every_replica(
