@@ -34,7 +34,7 @@ from tests.e2e.clients import Skopeo
 from tests.e2e.images import Image, build_image, layout_manifest
 from tests.e2e.server import RegistryServer, wait_for
 from tests.postgres import PostgresServer
-from tests.security.flows import Endpoint
+from tests.security.flows import Endpoint, check_layout
 from tests.security.nginx import Nginx
 from tests.security.pki import make_pki
 
@@ -278,6 +278,12 @@ def test_pushes_and_pulls_go_on_while_a_replica_is_killed(
     wait_for(lambda: victim.request("GET", "/v2/").status == 200, "the restarted replica")
     for image in images:
         _same_everywhere(cluster, repo, image)
+    for index, server in enumerate(cluster.replicas):  # and with a real client, per replica
+        image = images[index]
+        out = tmp_path / f"from-replica-{index}"
+        skopeo.copy(server.docker_ref(repo, image.tag), f"oci:{out}:{image.tag}")
+        assert layout_manifest(out, image.tag)[1] == image.manifest_bytes
+        check_layout(out, image, image.tag)
 
 
 def _same_everywhere(cluster: Cluster, repo: str, image: Image) -> None:
