@@ -24,8 +24,11 @@ from dockyard.api.context import UrlBuilder
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.config import Config, format_duration
 from dockyard.database import in_process_database, prepare_schema, shown_url
-from dockyard.metadata.engine import create_engine, migrate
-from dockyard.metadata.generation import WriteGeneration
+from dockyard.metadata.engine import PoolSettings, create_engine, migrate
+from dockyard.metadata.failed_logins import DatabaseFailures
+from dockyard.metadata.generation import NotifiedGeneration, WriteGeneration
+from dockyard.metadata.invalidation import WriteListener
+from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.manifest import UrlPolicy
 from dockyard.registry.service import Registry
@@ -74,13 +77,47 @@ async def prepare_database(config: Config) -> None:
     await prepare_schema(config)
 
 
+def pool_settings(config: Config) -> PoolSettings:
+    pool = config.database.pool
+    return PoolSettings(
+        size=pool.size,
+        overflow=pool.overflow,
+        timeout=pool.timeout.total_seconds(),
+        recycle=pool.recycle.total_seconds(),
+    )
+
+
 async def open_registry(config: Config, migrate_first: bool = False) -> Registry:
     url = config.database_url()
-    engine = create_engine(url)
+    engine = create_engine(url, pool_settings(config))
     if migrate_first:
         await migrate(engine)
-    metadata = MetadataStore(engine, WriteGeneration.for_database(url))
+    generation = WriteGeneration.for_database(url, config.database.readcache)
+    metadata = MetadataStore(engine, generation)
     return Registry(metadata, make_storage(config), make_settings(config))
+
+
+@contextlib.asynccontextmanager
+async def shared_across_replicas(registry: Registry, security: Security) -> AsyncIterator[None]:
+    """On PostgreSQL, what one worker shares with every replica through the database: the
+    read caches' invalidation (a listener, while the worker runs) and the failed-login
+    counts. Nothing to do on SQLite (one host: shared memory and a file)."""
+    engine = registry.metadata.engine
+    generation = registry.metadata.generation
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    if security.limiter is not None:
+        security.limiter.count_in(DatabaseFailures(engine))  # type: ignore[arg-type]
+    if not isinstance(generation, NotifiedGeneration):
+        yield
+        return
+    listener = WriteListener(engine, generation)  # type: ignore[arg-type]
+    await listener.start()
+    try:
+        yield
+    finally:
+        await listener.stop()
 
 
 def make_web_app(
@@ -114,13 +151,22 @@ def make_web_app(
 def _upload_purger(
     registry: Registry, age: timedelta, interval: timedelta, dry_run: bool
 ) -> Callable[[web.Application], AsyncIterator[None]]:
+    leases = Leases(registry.metadata.engine)
+
+    async def purge_once() -> None:
+        async with leases.hold("upload-purge") as held:
+            if not held:
+                log.info("upload purge: another worker or replica is purging; skipped")
+                return
+            purged = await registry.uploads.purge(age, dry_run)
+            if purged:
+                verb = "found (dry run)" if dry_run else "deleted"
+                log.info("upload purge: %d stale uploads %s", len(purged), verb)
+
     async def purge_forever() -> None:
         while True:
             try:
-                purged = await registry.uploads.purge(age, dry_run)
-                if purged:
-                    verb = "found (dry run)" if dry_run else "deleted"
-                    log.info("upload purge: %d stale uploads %s", len(purged), verb)
+                await purge_once()
             except Exception:
                 log.exception("upload purge failed")
             await asyncio.sleep(max(interval.total_seconds(), 1.0))
@@ -184,6 +230,10 @@ class _Worker:
     async def _serve(self) -> None:
         config = self.config
         registry = await open_registry(config, migrate_first=self.migrate_first)
+        async with shared_across_replicas(registry, self.shared.security):
+            await self._serve_app(config, registry)
+
+    async def _serve_app(self, config: Config, registry: Registry) -> None:
         app = make_web_app(config, registry, self.maintenance, self.shared.security)
         access_log = None if config.log.accesslog.disabled else logging.getLogger("dockyard.access")
         runner = web.AppRunner(
@@ -238,6 +288,12 @@ def serve(config: Config, workers: int) -> int:
         workers = 1
     if not embedded:
         asyncio.run(prepare_database(config))
+    if config.database_url().startswith("postgresql") and not config.http.secret:
+        log.warning(
+            "http.secret is not set: generated a random one. Replicas that share this "
+            "database then count failed logins apart (each allows security.failedlogins."
+            "limit); set the same http.secret on every replica"
+        )
     log.info(
         "dockyard listening on %s:%d (%d worker%s, storage %s, database %s)",
         host,

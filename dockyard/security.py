@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dockyard.auth.controller import AccessController, OpenAccess
-from dockyard.auth.ratelimit import FailedLoginLimiter
+from dockyard.auth.ratelimit import FailedLoginLimiter, secret_key
 from dockyard.config import Config, ConfigError
 from dockyard.tls import TlsError, server_context
 
@@ -29,12 +29,18 @@ class Security:
 
     controller: AccessController
     token_service: tuple[str, TokenIssuer] | None = None
+    limiter: FailedLoginLimiter | None = None
 
 
 def make_login_limiter(config: Config) -> FailedLoginLimiter:
-    """The failed-login limiter; build it before forking workers so that they share it."""
+    """The failed-login limiter; build it before forking workers so that they share it.
+
+    Its buckets are keyed with ``http.secret`` when set, so that replicas counting in one
+    database put a client in the same bucket; otherwise with a random key."""
     failed = config.security.failedlogins
-    return FailedLoginLimiter(failed.limit, failed.window.total_seconds())
+    secret = config.http.secret
+    key = secret_key(secret) if secret else None
+    return FailedLoginLimiter(failed.limit, failed.window.total_seconds(), key=key)
 
 
 def make_security(config: Config, limiter: FailedLoginLimiter | None = None) -> Security:
@@ -45,7 +51,7 @@ def make_security(config: Config, limiter: FailedLoginLimiter | None = None) -> 
         from dockyard.auth.htpasswd import HtpasswdController
 
         users = htpasswd_file(htpasswd.path, "auth.htpasswd.path")
-        return Security(HtpasswdController(htpasswd.realm, users, limiter))
+        return Security(HtpasswdController(htpasswd.realm, users, limiter), limiter=limiter)
     if config.auth.token is None:
         return Security(OpenAccess())
     from dockyard.token_setup import token_security
@@ -55,7 +61,8 @@ def make_security(config: Config, limiter: FailedLoginLimiter | None = None) -> 
         if config.access.enabled
         else None
     )
-    return token_security(config, limiter, issuers_users)
+    found = token_security(config, limiter, issuers_users)
+    return Security(found.controller, found.token_service, limiter if found.token_service else None)
 
 
 def htpasswd_file(path: str, key: str) -> HtpasswdFile:

@@ -271,12 +271,12 @@ class HtpasswdController(AccessController):
         credentials = named_login(parse_basic(request.authorization))
         if credentials is None:  # no login, or containers/image's empty one: a challenge
             raise unauthorized(self._challenge(), required)
-        retry_after = self.limiter.retry_after(request.client)
+        retry_after = await self.limiter.retry_after(request.client)
         if retry_after:
             raise too_many_attempts(retry_after)
         user, password = credentials
         if not await self.users.verify(user, password):
-            self.limiter.failed(request.client)
+            await self.limiter.failed(request.client)
             log.info("authentication failed for user %r from %s", user, request.client)
             raise unauthorized(self._challenge(), required)
         return Identity(user)

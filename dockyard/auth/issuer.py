@@ -124,12 +124,12 @@ class TokenIssuer:
         credentials = named_login(request.credentials)
         if credentials is None:  # no login, or an empty one: the anonymous rules apply
             return None
-        retry_after = self.limiter.retry_after(request.client)
+        retry_after = await self.limiter.retry_after(request.client)
         if retry_after:
             raise too_many_attempts(retry_after)
         user, password = credentials
         if not await self.users.verify(user, password):
-            self.limiter.failed(request.client)
+            await self.limiter.failed(request.client)
             log.info("token service: login failed for user %r from %s", user, request.client)
             raise errors.RegistryError(
                 errors.UNAUTHORIZED,

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
+from dockyard.config.database_pool import PoolConfig
 from dockyard.config.durations import Duration
 from dockyard.config.http_syntax import (
     HEADER_NAME,
@@ -368,6 +369,9 @@ class DatabaseConfig(_Section):
     # Whether ``serve`` migrates the schema: ``onstart``, or ``never`` (refuse an old one
     # and name ``dockyard db migrate``). Unset: onstart for SQLite, never for PostgreSQL.
     migrate: Literal["onstart", "never"] | None = None
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    # Per-process read caches; on PostgreSQL kept only while LISTEN/NOTIFY invalidates them.
+    readcache: bool = True
 
     @field_validator("url", mode="before")
     @classmethod

@@ -47,6 +47,7 @@ class BlobQueries(StoreBase):
 
     async def repository_blob_size(self, name: str, digest: str) -> int | None:
         """The size of a blob if it is linked into repository ``name`` (cached)."""
+        await self._caught_up()
         key = ("blob", name, digest)
         cached = self._cache.get(key)
         if cached is not MISS:

@@ -287,12 +287,30 @@ Database = Union["AsyncEngine", InlineEngine]
 DbConnection = Union["AsyncConnection", InlineConnection]
 
 
-def create_engine(url: str) -> Database:
+@dataclass(frozen=True)
+class PoolSettings:
+    """The connection pool of a PostgreSQL engine (``database.pool``); seconds."""
+
+    size: int = 10
+    overflow: int = 20
+    timeout: float = 30.0
+    recycle: float = 3600.0  # 0: never
+
+
+def create_engine(url: str, pool: PoolSettings | None = None) -> Database:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        pool = pool or PoolSettings()
+        return create_async_engine(
+            url,
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
+            pool_timeout=pool.timeout,
+            pool_recycle=pool.recycle if pool.recycle > 0 else -1,
+            pool_pre_ping=True,
+        )
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

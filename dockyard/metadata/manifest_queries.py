@@ -102,6 +102,7 @@ class ManifestQueries(StoreBase):
         self, name: str, reference: str, by_digest: bool
     ) -> ManifestRecord | None:
         """The manifest at a digest or tag of repository ``name`` (cached)."""
+        await self._caught_up()
         key = ("manifest", name, reference, by_digest)
         cached = self._cache.get(key)
         if cached is not MISS:

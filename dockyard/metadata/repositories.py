@@ -28,6 +28,7 @@ class RepositoryQueries(StoreBase):
         """Repository names in registry:2's order: component by component, so that
         ``team/app`` comes before ``team-tools`` (``/`` sorts before every other character).
         Cached."""
+        await self._caught_up()
         key = ("catalog", limit, last)
         cached = self._cache.get(key)
         if cached is not MISS:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -141,4 +142,19 @@ registry_state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Failed password checks, for ``security.failedlogins`` when several replicas share the
+# database (PostgreSQL): one row per failure, by bucket (a keyed hash of the client's
+# address, never the address itself) and the database's clock in seconds. Each bucket
+# keeps at most ``limit`` rows, so the table is bounded by buckets * limit.
+failed_logins = Table(
+    "failed_logins",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("bucket", Integer, nullable=False),
+    Column("failed_at", Double, nullable=False),
+    Index(None, "bucket", "failed_at"),
 )

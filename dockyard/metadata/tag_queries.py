@@ -20,6 +20,7 @@ class TagQueries(StoreBase):
     async def tag_list(self, name: str) -> TagList | None:
         """Every tag of ``name`` in byte order, or None when the repository is unknown;
         cached until the next write (within :data:`TAG_CACHE_CHARS`)."""
+        await self._caught_up()
         cached = self._tag_lists.get(name)
         if cached is not None:
             return cached
@@ -47,6 +48,7 @@ class TagQueries(StoreBase):
         if self._tag_lists.enabled and not self._tag_lists.too_large(name):
             whole = await self.tag_list(name)
             return None if whole is None else whole.page(limit, last)
+        await self._caught_up()
         key = ("tags", name, limit, last)
         cached = self._cache.get(key)
         if cached is not MISS:

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, func, select, update
+from sqlalchemy import Select, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -26,11 +26,16 @@ from dockyard.metadata.engine import (
     prepared,
 )
 from dockyard.metadata.generation import ReadCache, WriteGeneration
+from dockyard.metadata.invalidation import CHANNEL
 from dockyard.metadata.listings import listings
 from dockyard.metadata.tag_lists import TAG_CACHE_CHARS, TagListCache
 
 # The ``registry_state`` key of the first write Dockyard served to the store.
 SERVED_WRITE_KEY = "served_write_at"
+
+# Sent in every PostgreSQL write transaction that invalidates: delivered at its commit to
+# every process's listener (dockyard.metadata.invalidation), whatever its own caches do.
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
 
 # Hot-path statements, built once: building a statement costs more than running it.
 _REPOSITORY_ID = prepared(
@@ -104,6 +109,13 @@ class StoreBase:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    async def _caught_up(self) -> None:
+        """Before a cached read: every write committed before now has invalidated it (on
+        PostgreSQL, a round trip on the listener's connection; nothing on SQLite)."""
+        catch_up = self.generation.catch_up
+        if catch_up is not None:
+            await catch_up()
+
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[DbConnection]:
         if isinstance(self.engine, InlineEngine):
@@ -134,6 +146,8 @@ class StoreBase:
                 yield connection
                 if served:
                     await self._note_write(connection)
+                if invalidates:
+                    await connection.execute(_NOTIFY)
         if served:
             self._write_noted = self._write_noted or self._notes_writes
         if invalidates:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,15 +20,19 @@ from .pki import Pki
 DOC_CONFIG = REPO_ROOT / "docs" / "nginx" / "dockyard.conf"
 
 
-def site_config(text: str, *, port: int, upstream: int, cert: Path, key: Path) -> str:
-    """The documented server block with this test's port, upstream and certificate.
+def site_config(
+    text: str, *, port: int, upstream: int | Sequence[int], cert: Path, key: Path
+) -> str:
+    """The documented server block with this test's port, upstreams and certificate.
 
     Every placeholder must be found exactly once, so the test fails if the document drifts
     away from what it runs."""
+    ports = [upstream] if isinstance(upstream, int) else list(upstream)
+    servers = "\n    ".join(f"server 127.0.0.1:{p};" for p in ports)
     replacements = [
         ("    listen 443 ssl http2;\n", f"    listen 127.0.0.1:{port} ssl http2;\n"),
         ("    listen [::]:443 ssl http2;\n", ""),
-        ("server 127.0.0.1:5000;", f"server 127.0.0.1:{upstream};"),
+        ("server 127.0.0.1:5000;", servers),
         ("/etc/nginx/tls/registry.example.com.crt", str(cert)),
         ("/etc/nginx/tls/registry.example.com.key", str(key)),
     ]
@@ -40,7 +45,7 @@ def site_config(text: str, *, port: int, upstream: int, cert: Path, key: Path) -
 @dataclass
 class Nginx:
     workdir: Path
-    upstream: int
+    upstream: int | Sequence[int]
     pki: Pki
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
