@@ -27,8 +27,9 @@ from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.manifest import UrlPolicy
-from dockyard.registry.service import Registry
+from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
+from dockyard.retention.immutable import with_immutable_tags
 from dockyard.security import Security, make_login_limiter, make_security, make_ssl_context
 from dockyard.startup import check_storage_root, listen
 from dockyard.storage.driver import StorageDriver
@@ -76,7 +77,10 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     if migrate_first:
         await migrate(engine)
     metadata = MetadataStore(engine, WriteGeneration.for_database(url))
-    return Registry(metadata, make_storage(config), make_settings(config))
+    storage, settings = make_storage(config), make_settings(config)
+    plain = default_use_cases(metadata, storage, settings)
+    use_cases = with_immutable_tags(plain, metadata, config.immutabletags.policy())
+    return Registry(metadata, storage, settings, use_cases)
 
 
 def make_web_app(

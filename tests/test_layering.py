@@ -32,7 +32,17 @@ ALLOWED = {
 # api may also catch the exceptions of storage and metadata, and nothing else of them.
 EXCEPTIONS_ONLY = {"api": {"storage", "metadata"}}
 # One capability each, "inward only": the core, never the wiring or the HTTP layer.
-CAPABILITIES = {"gc", "proxy", "notify", "sync", "ui", "observability", "registry2"}
+CAPABILITIES = {
+    "gc",
+    "proxy",
+    "notify",
+    "sync",
+    "ui",
+    "observability",
+    "registry2",
+    "retention",
+    "fsck",
+}
 CAPABILITY_MAY_IMPORT = {"oci", "storage", "metadata", "registry", "auth", "observability"}
 # The configuration model, the commands and the wiring may import everything.
 WIRING = {
@@ -43,6 +53,8 @@ WIRING = {
     "config",
     "database",
     "registry2_commands",
+    "store_commands",
+    "store_views",
     "security",
     "startup",
     "supervisor",

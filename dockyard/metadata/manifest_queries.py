@@ -233,14 +233,16 @@ class ManifestQueries(StoreBase):
             ).scalar_one_or_none()
             if manifest_id is None:
                 return False
-            await connection.execute(delete(t.tags).where(t.tags.c.manifest_id == manifest_id))
-            await connection.execute(
-                delete(t.manifest_references).where(
-                    t.manifest_references.c.manifest_id == manifest_id
-                )
-            )
-            await connection.execute(delete(m).where(m.c.id == manifest_id))
+            await self._remove_manifest(connection, manifest_id)
             return True
+
+    async def _remove_manifest(self, connection: DbConnection, manifest_id: int) -> None:
+        """Delete a manifest's row, its references and every tag that points at it."""
+        await connection.execute(delete(t.tags).where(t.tags.c.manifest_id == manifest_id))
+        await connection.execute(
+            delete(t.manifest_references).where(t.manifest_references.c.manifest_id == manifest_id)
+        )
+        await connection.execute(delete(t.manifests).where(t.manifests.c.id == manifest_id))
 
     async def referrers(
         self, name: str, subject: str, artifact_type: str | None

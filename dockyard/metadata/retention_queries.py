@@ -1,0 +1,165 @@
+"""What retention reads of a repository, and its guarded deletions: each deletion re-checks,
+in its own transaction, that what the plan saw still holds (the tag was not pushed again,
+the manifest was not tagged, referenced or wanted since), so that a push running beside
+retention never loses what it just wrote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, exists, func, select
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.manifest_queries import ManifestQueries
+from dockyard.metadata.transactions import as_utc, utc_now
+
+# When a manifest was last wanted: a push, a tag moved to it, an index referencing it.
+MANIFEST_WANTED = func.coalesce(t.manifests.c.wanted_at, t.manifests.c.created_at)
+
+
+@dataclass(frozen=True)
+class TagRow:
+    name: str
+    manifest_id: int
+    pushed_at: datetime
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    id: int
+    digest: str
+    wanted_at: datetime
+    subject: str | None
+
+
+@dataclass(frozen=True)
+class RepositorySnapshot:
+    """A repository's tags, manifests and index → child edges, read in one transaction."""
+
+    name: str
+    tags: tuple[TagRow, ...]
+    manifests: tuple[ManifestRow, ...]
+    children: tuple[tuple[int, str], ...]  # (index manifest id, child digest)
+
+
+class RetentionQueries(ManifestQueries):
+    """Retention's reads and its guarded deletions."""
+
+    async def repository_snapshot(self, name: str) -> RepositorySnapshot | None:
+        async with self._read() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return None
+            tags = await connection.execute(
+                select(t.tags.c.name, t.tags.c.manifest_id, t.tags.c.updated_at).where(
+                    t.tags.c.repository_id == repository_id
+                )
+            )
+            m = t.manifests
+            manifests = await connection.execute(
+                select(m.c.id, m.c.digest, MANIFEST_WANTED.label("wanted"), m.c.subject_digest)
+                .where(m.c.repository_id == repository_id)
+                .order_by(m.c.id)
+            )
+            r = t.manifest_references
+            children = await connection.execute(
+                select(r.c.manifest_id, r.c.digest)
+                .join(m, m.c.id == r.c.manifest_id)
+                .where(m.c.repository_id == repository_id, r.c.kind == "manifest")
+            )
+            return RepositorySnapshot(
+                name,
+                tuple(TagRow(row[0], row[1], as_utc(row[2])) for row in tags.all()),
+                tuple(
+                    ManifestRow(row[0], row[1], as_utc(row[2]), row[3]) for row in manifests.all()
+                ),
+                tuple((row[0], row[1]) for row in children.all()),
+            )
+
+    async def delete_tag_unless_pushed(self, name: str, tag: TagRow) -> bool:
+        """Delete ``tag`` if it still points where it did and was not pushed since."""
+        async with self._write() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return False
+            result = await connection.execute(
+                delete(t.tags).where(
+                    t.tags.c.repository_id == repository_id,
+                    t.tags.c.name == tag.name,
+                    t.tags.c.manifest_id == tag.manifest_id,
+                    t.tags.c.updated_at <= tag.pushed_at,
+                )
+            )
+            return bool(result.rowcount)
+
+    async def delete_untagged_manifest(
+        self, name: str, manifest_id: int, wanted_before: datetime
+    ) -> bool:
+        """Delete the manifest if it is still untagged, no manifest of the repository
+        references it, and nothing wanted it since ``wanted_before``."""
+        async with self._write() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return False
+            await self._serialize_manifest_writes(connection, repository_id)
+            m, r = t.manifests, t.manifest_references
+            parent = m.alias("parent")
+            referenced = exists().where(
+                r.c.digest == m.c.digest,
+                r.c.kind == "manifest",
+                parent.c.id == r.c.manifest_id,
+                parent.c.repository_id == repository_id,
+            )
+            tagged = exists().where(t.tags.c.manifest_id == m.c.id)
+            still = await connection.execute(
+                select(m.c.id).where(
+                    and_(
+                        m.c.id == manifest_id,
+                        m.c.repository_id == repository_id,
+                        wanted_before > MANIFEST_WANTED,
+                        ~tagged,
+                        ~referenced,
+                    )
+                )
+            )
+            if still.scalar_one_or_none() is None:
+                return False
+            await self._remove_manifest(connection, manifest_id)
+            return True
+
+    async def tag_unless_moved(self, name: str, tag: str, digest: str) -> str | None:
+        """Point ``tag`` at the stored manifest ``digest`` unless it already points at
+        another one, whose digest is then returned and nothing changes (immutable tags).
+        The check and the tag are one transaction."""
+        async with self._write() as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                raise LookupError(f"no repository {name}")
+            await self._serialize_manifest_writes(connection, repository_id)
+            m = t.manifests
+            manifest_id = (
+                await connection.execute(
+                    select(m.c.id).where(m.c.repository_id == repository_id, m.c.digest == digest)
+                )
+            ).scalar_one()
+            current = (
+                await connection.execute(
+                    select(t.tags.c.manifest_id, m.c.digest)
+                    .join(m, m.c.id == t.tags.c.manifest_id)
+                    .where(t.tags.c.repository_id == repository_id, t.tags.c.name == tag)
+                )
+            ).one_or_none()
+            if current is not None:
+                return None if current[0] == manifest_id else str(current[1])
+            now = utc_now()
+            await connection.execute(
+                self._upsert_tag,
+                {
+                    "repository_id": repository_id,
+                    "name": tag,
+                    "manifest_id": manifest_id,
+                    "updated_at": now,
+                },
+            )
+            return None

@@ -1,0 +1,85 @@
+"""Retention against a real database: what goes, what stays, and a push racing it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from dockyard.registry.service import Registry
+from dockyard.retention.apply import apply_retention
+from dockyard.retention.policy import RetentionPolicy, RetentionRule
+from tests.api.helpers import OCI_MANIFEST, Client, push_image
+from tests.retention.conftest import RELEASES
+
+LATER = timedelta(days=40)
+
+
+def policy(**rule: object) -> RetentionPolicy:
+    return RetentionPolicy(
+        (RetentionRule("ci", ("prod/**", "ci/**"), **rule),),  # type: ignore[arg-type]
+        RELEASES,
+    )
+
+
+async def tags_of(client: Client, name: str) -> list[str]:
+    response = await client.get(f"/v2/{name}/tags/list")
+    return sorted((await response.json())["tags"])
+
+
+async def test_dry_run_lists_and_a_run_removes(protected: tuple[Client, Registry]) -> None:
+    client, registry = protected
+    for tag in ("b1", "b2", "b3", "v1.0"):
+        await push_image(client, "prod/app", tag)
+    await push_image(client, "other/app", "b1")  # no rule matches it
+    rules = policy(keep_last=1, untagged_older_than=timedelta(days=7))
+    now = datetime.now(UTC) + LATER
+
+    dry = await apply_retention(registry.metadata, rules, dry_run=True, now=now)
+    assert [(r.kind, r.reference) for r in dry.removals if r.kind == "tag"] == [
+        ("tag", "b1"),
+        ("tag", "b2"),
+    ]
+    assert dry.deleted_manifests == 2  # b1's and b2's manifests, untagged by the same run
+    assert await tags_of(client, "prod/app") == ["b1", "b2", "b3", "v1.0"]
+
+    done = await apply_retention(registry.metadata, rules, dry_run=False, now=now)
+    assert (done.deleted_tags, done.deleted_manifests, done.repositories) == (2, 2, 1)
+    assert await tags_of(client, "prod/app") == ["b3", "v1.0"]
+    assert await tags_of(client, "other/app") == ["b1"]
+    gone = [r.digest for r in done.removals if r.kind == "manifest"]
+    for digest in gone:
+        response = await client.get(f"/v2/prod/app/manifests/{digest}")
+        assert response.status == 404
+    again = await apply_retention(registry.metadata, rules, dry_run=False, now=now)
+    assert again.removals == []
+
+
+async def test_a_tag_pushed_after_the_plan_stays(protected: tuple[Client, Registry]) -> None:
+    client, registry = protected
+    _, manifest, _ = await push_image(client, "ci/app", "t1")
+    metadata = registry.metadata
+    snapshot = await metadata.repository_snapshot("ci/app")
+    assert snapshot is not None
+    (planned,) = snapshot.tags
+    pushed = await client.put(
+        "/v2/ci/app/manifests/t1", data=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert pushed.status == 201
+    assert not await metadata.delete_tag_unless_pushed("ci/app", planned)
+    assert await tags_of(client, "ci/app") == ["t1"]
+
+
+async def test_an_untagged_manifest_tagged_meanwhile_stays(
+    protected: tuple[Client, Registry],
+) -> None:
+    client, registry = protected
+    digest, manifest, _ = await push_image(client, "ci/app", "t1")
+    assert (await client.delete("/v2/ci/app/manifests/t1")).status == 202
+    snapshot = await registry.metadata.repository_snapshot("ci/app")
+    assert snapshot is not None and not snapshot.tags
+    (row,) = snapshot.manifests
+    await client.put(
+        "/v2/ci/app/manifests/t2", data=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    future = datetime.now(UTC) + LATER
+    assert not await registry.metadata.delete_untagged_manifest("ci/app", row.id, future)
+    assert (await client.get(f"/v2/ci/app/manifests/{digest}")).status == 200
