@@ -26,7 +26,7 @@ class NoDatabaseError(Exception):
 @asynccontextmanager
 async def opened(config: Config) -> AsyncIterator[MetadataStore]:
     url = config.database_url()
-    metadata = await existing_database(url)
+    metadata = await existing_database(url, serving=True)
     if metadata is None:
         raise NoDatabaseError(f"no Dockyard database at {shown_url(url)}")
     try:
