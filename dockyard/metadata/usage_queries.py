@@ -58,19 +58,21 @@ def _per_repository(column: ColumnElement[Any], *where: ColumnElement[bool]) -> 
 
 
 _BLOB_BYTES = _per_repository(_b.c.size)
-_UNIQUE_BLOB_BYTES = _per_repository(
+# Unique bytes are the total less the shared part: the few links that another repository
+# also has, rather than a lookup per link of what is not shared.
+_SHARED_BLOB_BYTES = _per_repository(
     _b.c.size,
-    ~exists().where(
+    exists().where(
         _other_link.c.digest == _rb.c.digest,
         _other_link.c.repository_id != _rb.c.repository_id,
     ),
 )
 _MANIFEST_BYTES = select(_m.c.repository_id, func.sum(_m.c.size)).group_by(_m.c.repository_id)
 _MANIFEST_COUNT = select(_m.c.repository_id, func.count()).group_by(_m.c.repository_id)
-_UNIQUE_MANIFEST_BYTES = (
+_SHARED_MANIFEST_BYTES = (
     select(_m.c.repository_id, func.sum(_m.c.size))
     .where(
-        ~exists().where(
+        exists().where(
             _other_manifest.c.digest == _m.c.digest,
             _other_manifest.c.repository_id != _m.c.repository_id,
         )
@@ -122,22 +124,26 @@ class UsageQueries(StoreBase):
                 narrowed = query.where(and_(column.in_(set(repositories))))
                 return {row[0]: int(row[1] or 0) for row in await connection.execute(narrowed)}
 
-            blobs, unique_blobs = await figure(_BLOB_BYTES), await figure(_UNIQUE_BLOB_BYTES)
-            manifests, unique_manifests = (
+            blobs, shared_blobs = await figure(_BLOB_BYTES), await figure(_SHARED_BLOB_BYTES)
+            manifests, shared_manifests = (
                 await figure(_MANIFEST_BYTES),
-                await figure(_UNIQUE_MANIFEST_BYTES),
+                await figure(_SHARED_MANIFEST_BYTES),
             )
             tags, counts = await figure(_TAG_COUNT), await figure(_MANIFEST_COUNT)
-        return [
-            RepositoryUsage(
-                name,
-                tags=tags.get(rid, 0),
-                manifests=counts.get(rid, 0),
-                total_bytes=blobs.get(rid, 0) + manifests.get(rid, 0),
-                unique_bytes=unique_blobs.get(rid, 0) + unique_manifests.get(rid, 0),
+        usage = []
+        for rid, name in repositories.items():
+            total = blobs.get(rid, 0) + manifests.get(rid, 0)
+            shared = shared_blobs.get(rid, 0) + shared_manifests.get(rid, 0)
+            usage.append(
+                RepositoryUsage(
+                    name,
+                    tags=tags.get(rid, 0),
+                    manifests=counts.get(rid, 0),
+                    total_bytes=total,
+                    unique_bytes=total - shared,
+                )
             )
-            for rid, name in repositories.items()
-        ]
+        return usage
 
     async def registry_usage(self) -> RegistryUsage:
         async with self._read() as connection:
