@@ -8,6 +8,7 @@ its last reference that way is left for garbage collection; no blob bytes are de
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 from dockyard.metadata.store import MetadataStore
 from dockyard.retention.plan import RepositoryPlan, plan_repository
 from dockyard.retention.policy import RetentionPolicy
+
+log = logging.getLogger("dockyard.retention")
 
 # Called after each repository: (repositories done, repositories in all, name).
 Progress = Callable[[int, int, str], None]
@@ -123,3 +126,17 @@ async def _carry_out(metadata: MetadataStore, plan: RepositoryPlan, dry_run: boo
                 Removal(plan.name, "manifest", row.digest, row.digest, label, row.wanted_at, done)
             )
     return removals
+
+
+async def scheduled_retention(
+    metadata: MetadataStore, policy: RetentionPolicy
+) -> RetentionReport | None:
+    """One scheduled round, for the collector's loop to call before each collection (under
+    its lease): the rules applied (only reported with ``retention.dryrun``) and a log line
+    when something was, or would be, removed. None when there are no rules."""
+    if not policy.rules:
+        return None
+    report = await apply_retention(metadata, policy, policy.dry_run)
+    if report.removals:
+        log.info("%s", report.summary())
+    return report

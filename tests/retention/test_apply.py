@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dockyard.registry.service import Registry
-from dockyard.retention.apply import apply_retention
+from dockyard.retention.apply import apply_retention, scheduled_retention
 from dockyard.retention.policy import RetentionPolicy, RetentionRule
 from tests.api.helpers import OCI_MANIFEST, Client, push_image
 from tests.retention.conftest import RELEASES
@@ -83,3 +83,18 @@ async def test_an_untagged_manifest_tagged_meanwhile_stays(
     future = datetime.now(UTC) + LATER
     assert not await registry.metadata.delete_untagged_manifest("ci/app", row.id, future)
     assert (await client.get(f"/v2/ci/app/manifests/{digest}")).status == 200
+
+
+async def test_a_scheduled_dry_run_only_reports(protected: tuple[Client, Registry]) -> None:
+    client, registry = protected
+    for tag in ("a", "b"):
+        await push_image(client, "ci/app", tag)
+    rules = policy(keep_last=1)
+    dry = RetentionPolicy(rules.rules, rules.immutable, dry_run=True)
+    report = await scheduled_retention(registry.metadata, dry)
+    assert report is not None and report.dry_run and report.deleted_tags == 1
+    assert await tags_of(client, "ci/app") == ["a", "b"]
+    assert await scheduled_retention(registry.metadata, RetentionPolicy()) is None
+    done = await scheduled_retention(registry.metadata, rules)
+    assert done is not None and done.deleted_tags == 1
+    assert await tags_of(client, "ci/app") == ["b"]
