@@ -37,18 +37,30 @@ def _check_patterns(patterns: list[str]) -> list[str]:
     return patterns
 
 
-class RetentionRuleConfig(_Section):
-    """One rule of ``retention.rules`` (see docs/retention.md for its exact meaning)."""
+class _RuleConfig(_Section):
+    """What every rule has: a name for messages, and the repositories it applies to."""
 
     name: str | None = None
     repositories: list[str] = Field(min_length=1)
+
+    @field_validator("repositories")
+    @classmethod
+    def _globs(cls, value: list[str]) -> list[str]:
+        return _check_globs(value)
+
+
+class RetentionRuleConfig(_RuleConfig):
+    """One rule of ``retention.rules`` (see docs/retention.md for its exact meaning)."""
+
     keeplast: int | None = Field(default=None, ge=0)
     keeptags: list[str] = Field(default_factory=list)
     olderthan: Duration | None = None
     untaggedolderthan: Duration | None = None
 
-    _globs = field_validator("repositories")(classmethod(lambda cls, v: _check_globs(v)))
-    _patterns = field_validator("keeptags")(classmethod(lambda cls, v: _check_patterns(v)))
+    @field_validator("keeptags")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        return _check_patterns(value)
 
     @field_validator("olderthan", "untaggedolderthan")
     @classmethod
@@ -76,15 +88,15 @@ class RetentionConfig(_Section):
     rules: list[RetentionRuleConfig] = Field(default_factory=list)
 
 
-class ImmutableRuleConfig(_Section):
+class ImmutableRuleConfig(_RuleConfig):
     """One rule of ``immutabletags.rules``."""
 
-    name: str | None = None
-    repositories: list[str] = Field(min_length=1)
     tags: list[str] = Field(min_length=1)
 
-    _globs = field_validator("repositories")(classmethod(lambda cls, v: _check_globs(v)))
-    _patterns = field_validator("tags")(classmethod(lambda cls, v: _check_patterns(v)))
+    @field_validator("tags")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        return _check_patterns(value)
 
     def rule(self, index: int) -> ImmutableRule:
         return ImmutableRule(

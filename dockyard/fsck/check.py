@@ -287,7 +287,8 @@ async def check_store(
     await check.blobs(rows)
     await check.manifests(sizes)
     await check.stray_files({row.digest for row in rows} | set(sizes))
-    present = {row.digest: row.size for row in rows if not row.missing}
+    # Read again: the repairs above may have marked blobs missing, which nothing may link.
+    present = {row.digest: row.size for row in await metadata.blob_rows() if not row.missing}
     await check.repositories(present, await metadata.upload_ids())
     report.seconds = time.monotonic() - started
     return report

@@ -10,6 +10,7 @@ leaves its manifest untagged, for retention or collection to remove.
 
 from __future__ import annotations
 
+from dockyard.metadata.manifest_queries import KeptTagError
 from dockyard.metadata.records import ManifestRecord
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
@@ -59,14 +60,27 @@ class ImmutableManifests:
         return await self._inner.get(name, reference, accept)
 
     async def delete(self, name: str, digest: str) -> None:
-        """Deleting a manifest deletes its tags: refused while a protected tag is one."""
+        """Deleting a manifest deletes its tags: refused while a protected tag is one,
+        checked in the deleting transaction (a push cannot slip a protected tag in)."""
+        if not self._rules.any_for(name):
+            await self._inner.delete(name, digest)
+            return
         canonical = str(Digest.parse(digest))
-        if self._rules.any_for(name):
-            for tag, target in sorted((await self._metadata.tag_targets(name)).items()):
-                rule = self._rules.protecting(name, tag)
-                if rule is not None and target == canonical:
-                    raise refusal(rule, name, tag, f"deleted with manifest {canonical}")
-        await self._inner.delete(name, digest)
+
+        def protected(tag: str) -> bool:
+            return self._rules.protecting(name, tag) is not None
+
+        try:
+            deleted = await self._metadata.delete_manifest(name, canonical, keep_tag=protected)
+        except KeptTagError as exc:
+            (tag,) = exc.args
+            rule = self._rules.protecting(name, tag)
+            assert rule is not None
+            raise refusal(rule, name, tag, f"deleted with manifest {canonical}") from None
+        if not deleted:
+            raise errors.RegistryError(
+                errors.MANIFEST_UNKNOWN, detail={"name": name, "reference": digest}
+            )
 
 
 class ImmutableTagDeletes:

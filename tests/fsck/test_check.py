@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import os
 
+from aiohttp.test_utils import TestClient, TestServer
+
+from dockyard.api.app import build_app
 from dockyard.fsck.check import check_store
+from dockyard.metadata.engine import create_engine
+from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import Digest
 from dockyard.registry.service import Registry
+from dockyard.registry.settings import RegistrySettings
 from dockyard.storage import paths
-from tests.api.helpers import Client, digest_of, push_image
+from dockyard.storage.inmemory import InMemoryDriver
+from tests.api.helpers import Client, digest_of, push_blob, push_image
 
 
 def kinds(report: object) -> list[tuple[str, str]]:
@@ -76,3 +83,31 @@ async def test_what_it_finds_and_repairs(client: Client, registry: Registry) -> 
         ("link-file-without-row", f"team/app@{unlinked}"),
     ]
     assert await storage.stat(paths.blob_data(Digest.parse(digest_of(stray)))) == 100
+
+
+async def test_an_import_that_missed_a_link_is_linked(database_url: str) -> None:
+    """While Dockyard has served no write (an imported store), a layer link file the
+    database lacks is one the import missed: ``--repair`` links it."""
+    metadata = MetadataStore(create_engine(database_url), notes_writes=False)
+    storage = InMemoryDriver()
+    registry = Registry(metadata, storage, RegistrySettings())
+    async with TestClient(TestServer(build_app(registry))) as client:
+        _, _, layers = await push_image(client, "team/other", "v1")
+        assert await metadata.served_write_at() is None
+        digest = digest_of(layers[0])
+        await storage.put_content(paths.layer_link("team/app", Digest.parse(digest)), b"x")
+        await storage.put_content(paths.blob_data(Digest.parse(digest)), b"short")
+
+        report = await check_store(metadata, storage, repair=True)
+        assert sorted((f.kind, f.repaired) for f in report.findings) == [
+            ("link-file-without-blob", None),  # nothing links a blob marked missing
+            ("wrong-size", "marked missing (unknown until pushed again)"),
+        ]
+        await push_blob(client, "team/other", layers[0])  # whole again
+        report = await check_store(metadata, storage, repair=True)
+        assert [(f.kind, f.subject, f.repaired) for f in report.findings] == [
+            ("link-file-without-row", f"team/app@{digest}", "linked"),
+        ]
+        assert digest in await metadata.repository_blob_digests("team/app")
+        pulled = await client.get(f"/v2/team/app/blobs/{digest}")
+        assert await pulled.read() == layers[0]
