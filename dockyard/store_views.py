@@ -24,6 +24,8 @@ def human_bytes(size: int) -> str:
 
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    if not rows:
+        return
     if not sys.stdout.isatty():
         for row in rows:
             click.echo("\t".join(row))

@@ -80,6 +80,16 @@ _WANT_MANIFEST = prepared(
     .values(wanted_at=bindparam("now"))
 )
 
+# A manifest's deletion: the tags pointing at it, its references, its row.
+_REMOVE_MANIFEST = tuple(
+    prepared(delete(table).where(column == bindparam("manifest_id")))
+    for table, column in (
+        (t.tags, t.tags.c.manifest_id),
+        (t.manifest_references, t.manifest_references.c.manifest_id),
+        (t.manifests, t.manifests.c.id),
+    )
+)
+
 
 class KeptTagError(Exception):
     """A deletion would remove a tag that must be kept (the tag is the argument)."""
@@ -257,11 +267,8 @@ class ManifestQueries(StoreBase):
 
     async def _remove_manifest(self, connection: DbConnection, manifest_id: int) -> None:
         """Delete a manifest's row, its references and every tag that points at it."""
-        await connection.execute(delete(t.tags).where(t.tags.c.manifest_id == manifest_id))
-        await connection.execute(
-            delete(t.manifest_references).where(t.manifest_references.c.manifest_id == manifest_id)
-        )
-        await connection.execute(delete(t.manifests).where(t.manifests.c.id == manifest_id))
+        for statement in _REMOVE_MANIFEST:
+            await connection.execute(statement, {"manifest_id": manifest_id})
 
     async def referrers(
         self, name: str, subject: str, artifact_type: str | None

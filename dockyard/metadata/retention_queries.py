@@ -5,17 +5,54 @@ retention never loses what it just wrote."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, select
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, select
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.engine import prepared
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.transactions import as_utc, utc_now
 
 # When a manifest was last wanted: a push, a tag moved to it, an index referencing it.
 MANIFEST_WANTED = func.coalesce(t.manifests.c.wanted_at, t.manifests.c.created_at)
+
+_DELETE_UNPUSHED_TAG = prepared(
+    delete(t.tags).where(
+        t.tags.c.repository_id == bindparam("repository_id"),
+        t.tags.c.name == bindparam("name"),
+        t.tags.c.manifest_id == bindparam("manifest_id"),
+        t.tags.c.updated_at <= bindparam("pushed_at"),
+    )
+)
+
+
+def _still_unwanted() -> Select[tuple[int]]:
+    """The manifest, if it is still untagged, unreferenced in its repository, and not
+    wanted since ``wanted_before``."""
+    m, r = t.manifests, t.manifest_references
+    parent = m.alias("parent")
+    referenced = exists().where(
+        r.c.digest == m.c.digest,
+        r.c.kind == "manifest",
+        parent.c.id == r.c.manifest_id,
+        parent.c.repository_id == m.c.repository_id,
+    )
+    tagged = exists().where(t.tags.c.manifest_id == m.c.id)
+    return select(m.c.id).where(
+        and_(
+            m.c.id == bindparam("manifest_id"),
+            m.c.repository_id == bindparam("repository_id"),
+            bindparam("wanted_before", type_=t.manifests.c.created_at.type) > MANIFEST_WANTED,
+            ~tagged,
+            ~referenced,
+        )
+    )
+
+
+_STILL_UNWANTED = prepared(_still_unwanted())
 
 
 @dataclass(frozen=True)
@@ -77,56 +114,49 @@ class RetentionQueries(ManifestQueries):
                 tuple((row[0], row[1]) for row in children.all()),
             )
 
-    async def delete_tag_unless_pushed(self, name: str, tag: TagRow) -> bool:
-        """Delete ``tag`` if it still points where it did and was not pushed since."""
+    async def delete_tags_unless_pushed(self, name: str, tags: Sequence[TagRow]) -> set[str]:
+        """Delete each of ``tags`` that still points where it did and was not pushed
+        since; one transaction. Returns the names deleted."""
+        deleted: set[str] = set()
         async with self._write() as connection:
             repository_id = await self._repository_id(connection, name)
             if repository_id is None:
-                return False
-            result = await connection.execute(
-                delete(t.tags).where(
-                    t.tags.c.repository_id == repository_id,
-                    t.tags.c.name == tag.name,
-                    t.tags.c.manifest_id == tag.manifest_id,
-                    t.tags.c.updated_at <= tag.pushed_at,
-                )
-            )
-            return bool(result.rowcount)
+                return deleted
+            for tag in tags:
+                given = {
+                    "repository_id": repository_id,
+                    "name": tag.name,
+                    "manifest_id": tag.manifest_id,
+                    "pushed_at": tag.pushed_at,
+                }
+                result = await connection.execute(_DELETE_UNPUSHED_TAG, given)
+                if result.rowcount:
+                    deleted.add(tag.name)
+        return deleted
 
-    async def delete_untagged_manifest(
-        self, name: str, manifest_id: int, wanted_before: datetime
-    ) -> bool:
-        """Delete the manifest if it is still untagged, no manifest of the repository
-        references it, and nothing wanted it since ``wanted_before``."""
+    async def delete_untagged_manifests(
+        self, name: str, manifest_ids: Sequence[int], wanted_before: datetime
+    ) -> set[int]:
+        """Delete, in order and in one transaction, each manifest that is still untagged,
+        that no manifest of the repository references, and that nothing wanted since
+        ``wanted_before``. Returns the ids deleted."""
+        deleted: set[int] = set()
         async with self._write() as connection:
             repository_id = await self._repository_id(connection, name)
             if repository_id is None:
-                return False
+                return deleted
             await self._serialize_manifest_writes(connection, repository_id)
-            m, r = t.manifests, t.manifest_references
-            parent = m.alias("parent")
-            referenced = exists().where(
-                r.c.digest == m.c.digest,
-                r.c.kind == "manifest",
-                parent.c.id == r.c.manifest_id,
-                parent.c.repository_id == repository_id,
-            )
-            tagged = exists().where(t.tags.c.manifest_id == m.c.id)
-            still = await connection.execute(
-                select(m.c.id).where(
-                    and_(
-                        m.c.id == manifest_id,
-                        m.c.repository_id == repository_id,
-                        wanted_before > MANIFEST_WANTED,
-                        ~tagged,
-                        ~referenced,
-                    )
-                )
-            )
-            if still.scalar_one_or_none() is None:
-                return False
-            await self._remove_manifest(connection, manifest_id)
-            return True
+            for manifest_id in manifest_ids:
+                given = {
+                    "manifest_id": manifest_id,
+                    "repository_id": repository_id,
+                    "wanted_before": wanted_before,
+                }
+                still = await connection.execute(_STILL_UNWANTED, given)
+                if still.scalar_one_or_none() is not None:
+                    await self._remove_manifest(connection, manifest_id)
+                    deleted.add(manifest_id)
+        return deleted
 
     async def tag_unless_moved(self, name: str, tag: str, digest: str) -> str | None:
         """Point ``tag`` at the stored manifest ``digest`` unless it already points at

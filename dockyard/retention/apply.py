@@ -110,21 +110,49 @@ async def apply_retention(
     return report
 
 
+#: Deletions per transaction: few enough that a push waits at most a few milliseconds.
+BATCH = 100
+
+
 async def _carry_out(metadata: MetadataStore, plan: RepositoryPlan, dry_run: bool) -> list[Removal]:
     removals = []
     label = plan.rule.label
-    for tag in plan.tags:
-        done = dry_run or await metadata.delete_tag_unless_pushed(plan.name, tag)
-        digest = plan.digests.get(tag.manifest_id, "")
-        removals.append(Removal(plan.name, "tag", tag.name, digest, label, tag.pushed_at, done))
-    if plan.wanted_before is not None:
-        for row in plan.manifests:
-            done = dry_run or await metadata.delete_untagged_manifest(
-                plan.name, row.id, plan.wanted_before
+    for start in range(0, len(plan.tags), BATCH):
+        batch = plan.tags[start : start + BATCH]
+        deleted = (
+            {tag.name for tag in batch}
+            if dry_run
+            else await metadata.delete_tags_unless_pushed(plan.name, batch)
+        )
+        removals += [
+            Removal(
+                plan.name,
+                "tag",
+                tag.name,
+                plan.digests.get(tag.manifest_id, ""),
+                label,
+                tag.pushed_at,
+                tag.name in deleted,
             )
-            removals.append(
-                Removal(plan.name, "manifest", row.digest, row.digest, label, row.wanted_at, done)
+            for tag in batch
+        ]
+    if plan.wanted_before is None:
+        return removals
+    for start in range(0, len(plan.manifests), BATCH):
+        rows = plan.manifests[start : start + BATCH]
+        gone = (
+            {row.id for row in rows}
+            if dry_run
+            else await metadata.delete_untagged_manifests(
+                plan.name, [row.id for row in rows], plan.wanted_before
             )
+        )
+        removals += [
+            Removal(
+                plan.name, "manifest", row.digest, row.digest, label, row.wanted_at, row.id in gone
+            )
+            for row in rows
+        ]
     return removals
 
 

@@ -64,7 +64,7 @@ async def test_a_tag_pushed_after_the_plan_stays(protected: tuple[Client, Regist
         "/v2/ci/app/manifests/t1", data=manifest, headers={"Content-Type": OCI_MANIFEST}
     )
     assert pushed.status == 201
-    assert not await metadata.delete_tag_unless_pushed("ci/app", planned)
+    assert await metadata.delete_tags_unless_pushed("ci/app", [planned]) == set()
     assert await tags_of(client, "ci/app") == ["t1"]
 
 
@@ -81,7 +81,7 @@ async def test_an_untagged_manifest_tagged_meanwhile_stays(
         "/v2/ci/app/manifests/t2", data=manifest, headers={"Content-Type": OCI_MANIFEST}
     )
     future = datetime.now(UTC) + LATER
-    assert not await registry.metadata.delete_untagged_manifest("ci/app", row.id, future)
+    assert await registry.metadata.delete_untagged_manifests("ci/app", [row.id], future) == set()
     assert (await client.get(f"/v2/ci/app/manifests/{digest}")).status == 200
 
 

@@ -1,10 +1,12 @@
-"""How long the usage figures take on a repository of 10,000 tags, on SQLite and on
-PostgreSQL (the figures of docs/retention.md): ``.venv/bin/python -m bench.usage_figures``.
+"""How long the usage figures and a retention run take on a repository of 10,000 tags, on
+SQLite and on PostgreSQL (the figures of docs/retention.md):
+``.venv/bin/python -m bench.store_figures [POSTGRESQL_URL_OF_AN_EMPTY_DATABASE]``.
 
 Fills a fresh database through SQL (not the API, which would take minutes): one repository
 with 10,000 tagged manifests of 3 layers each, 100 of them shared with a second repository,
 then ``ANALYZE``, and times ``repository_usage`` of that repository, ``registry_usage`` and
-``repository_usage`` of every repository, best of 5.
+``repository_usage`` of every repository, best of 5; then a retention rule that keeps the
+last 10 tags and removes untagged manifests, as a dry run and for real (once each).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -21,6 +23,8 @@ from sqlalchemy import text
 from dockyard.metadata import schema as t
 from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.store import MetadataStore
+from dockyard.retention.apply import apply_retention
+from dockyard.retention.policy import RetentionPolicy, RetentionRule
 
 TAGS = 10_000
 
@@ -99,11 +103,16 @@ async def measure(url: str) -> str:
         repository = await best_ms(lambda: store.repository_usage(["big/app"]))
         registry = await best_ms(store.registry_usage)
         every = await best_ms(store.repository_usage)
+        rule = RetentionRule("bench", ("**",), keep_last=10, untagged_older_than=timedelta(hours=1))
+        policy, later = RetentionPolicy((rule,)), datetime.now(UTC) + timedelta(days=1)
+        dry = await apply_retention(store, policy, True, now=later)
+        done = await apply_retention(store, policy, False, now=later)
     finally:
         await store.close()
     return (
-        f"{url.split(':')[0]}: repository {repository:.1f} ms, registry {registry:.1f} ms, "
-        f"every repository {every:.1f} ms"
+        f"{url.split(':')[0]}: usage of the repository {repository:.1f} ms, of the registry "
+        f"{registry:.1f} ms, of every repository {every:.1f} ms; retention dry run "
+        f"{dry.seconds:.2f} s, run {done.seconds:.2f} s ({done.summary()})"
     )
 
 
