@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, select
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, select, tuple_
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.engine import prepared
@@ -18,15 +18,6 @@ from dockyard.metadata.transactions import as_utc, utc_now
 
 # When a manifest was last wanted: a push, a tag moved to it, an index referencing it.
 MANIFEST_WANTED = func.coalesce(t.manifests.c.wanted_at, t.manifests.c.created_at)
-
-_DELETE_UNPUSHED_TAG = prepared(
-    delete(t.tags).where(
-        t.tags.c.repository_id == bindparam("repository_id"),
-        t.tags.c.name == bindparam("name"),
-        t.tags.c.manifest_id == bindparam("manifest_id"),
-        t.tags.c.updated_at <= bindparam("pushed_at"),
-    )
-)
 
 
 def _still_unwanted() -> Select[tuple[int]]:
@@ -116,23 +107,23 @@ class RetentionQueries(ManifestQueries):
 
     async def delete_tags_unless_pushed(self, name: str, tags: Sequence[TagRow]) -> set[str]:
         """Delete each of ``tags`` that still points where it did and was not pushed
-        since; one transaction. Returns the names deleted."""
-        deleted: set[str] = set()
+        since (its push time unchanged); one statement. Returns the names deleted."""
+        if not tags:
+            return set()
         async with self._write() as connection:
             repository_id = await self._repository_id(connection, name)
             if repository_id is None:
-                return deleted
-            for tag in tags:
-                given = {
-                    "repository_id": repository_id,
-                    "name": tag.name,
-                    "manifest_id": tag.manifest_id,
-                    "pushed_at": tag.pushed_at,
-                }
-                result = await connection.execute(_DELETE_UNPUSHED_TAG, given)
-                if result.rowcount:
-                    deleted.add(tag.name)
-        return deleted
+                return set()
+            planned = [(tag.name, tag.manifest_id, tag.pushed_at) for tag in tags]
+            result = await connection.execute(
+                delete(t.tags)
+                .where(
+                    t.tags.c.repository_id == repository_id,
+                    tuple_(t.tags.c.name, t.tags.c.manifest_id, t.tags.c.updated_at).in_(planned),
+                )
+                .returning(t.tags.c.name)
+            )
+            return set(result.scalars())
 
     async def delete_untagged_manifests(
         self, name: str, manifest_ids: Sequence[int], wanted_before: datetime
