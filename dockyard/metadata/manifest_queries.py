@@ -80,9 +80,9 @@ _WANT_MANIFEST = prepared(
     .values(wanted_at=bindparam("now"))
 )
 
-# A manifest's deletion: the tags pointing at it, its references, its row.
-_REMOVE_MANIFEST = tuple(
-    prepared(delete(table).where(column == bindparam("manifest_id")))
+# Deleting manifests by id: the tags pointing at them, their references, their rows.
+_REMOVE_MANIFESTS = tuple(
+    delete(table).where(column.in_(bindparam("ids", expanding=True)))
     for table, column in (
         (t.tags, t.tags.c.manifest_id),
         (t.manifest_references, t.manifest_references.c.manifest_id),
@@ -262,13 +262,14 @@ class ManifestQueries(StoreBase):
                 kept = sorted(tag for tag in tags.scalars() if keep_tag(tag))
                 if kept:
                     raise KeptTagError(kept[0])
-            await self._remove_manifest(connection, manifest_id)
+            await self._remove_manifests(connection, [manifest_id])
             return True
 
-    async def _remove_manifest(self, connection: DbConnection, manifest_id: int) -> None:
-        """Delete a manifest's row, its references and every tag that points at it."""
-        for statement in _REMOVE_MANIFEST:
-            await connection.execute(statement, {"manifest_id": manifest_id})
+    async def _remove_manifests(self, connection: DbConnection, ids: Sequence[int]) -> None:
+        """Delete manifests' rows, their references and every tag that points at them."""
+        if ids:
+            for statement in _REMOVE_MANIFESTS:
+                await connection.execute(statement, {"ids": list(ids)})
 
     async def referrers(
         self, name: str, subject: str, artifact_type: str | None

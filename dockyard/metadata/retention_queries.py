@@ -9,41 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, select, tuple_
+from sqlalchemy import delete, exists, func, select, tuple_
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.engine import prepared
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.transactions import as_utc, utc_now
 
 # When a manifest was last wanted: a push, a tag moved to it, an index referencing it.
 MANIFEST_WANTED = func.coalesce(t.manifests.c.wanted_at, t.manifests.c.created_at)
-
-
-def _still_unwanted() -> Select[tuple[int]]:
-    """The manifest, if it is still untagged, unreferenced in its repository, and not
-    wanted since ``wanted_before``."""
-    m, r = t.manifests, t.manifest_references
-    parent = m.alias("parent")
-    referenced = exists().where(
-        r.c.digest == m.c.digest,
-        r.c.kind == "manifest",
-        parent.c.id == r.c.manifest_id,
-        parent.c.repository_id == m.c.repository_id,
-    )
-    tagged = exists().where(t.tags.c.manifest_id == m.c.id)
-    return select(m.c.id).where(
-        and_(
-            m.c.id == bindparam("manifest_id"),
-            m.c.repository_id == bindparam("repository_id"),
-            bindparam("wanted_before", type_=t.manifests.c.created_at.type) > MANIFEST_WANTED,
-            ~tagged,
-            ~referenced,
-        )
-    )
-
-
-_STILL_UNWANTED = prepared(_still_unwanted())
 
 
 @dataclass(frozen=True)
@@ -128,26 +101,50 @@ class RetentionQueries(ManifestQueries):
     async def delete_untagged_manifests(
         self, name: str, manifest_ids: Sequence[int], wanted_before: datetime
     ) -> set[int]:
-        """Delete, in order and in one transaction, each manifest that is still untagged,
-        that no manifest of the repository references, and that nothing wanted since
-        ``wanted_before``. Returns the ids deleted."""
-        deleted: set[int] = set()
+        """Delete those of ``manifest_ids`` that are still untagged, that nothing wanted
+        since ``wanted_before``, and that no manifest of the repository references except
+        others deleted with them; one transaction, with the repository's manifest writes
+        held off. ``manifest_ids`` lists indexes before their children (as plans do), so
+        an index deleted in an earlier batch no longer holds its children. Returns the
+        ids deleted."""
+        if not manifest_ids:
+            return set()
         async with self._write() as connection:
             repository_id = await self._repository_id(connection, name)
             if repository_id is None:
-                return deleted
+                return set()
             await self._serialize_manifest_writes(connection, repository_id)
-            for manifest_id in manifest_ids:
-                given = {
-                    "manifest_id": manifest_id,
-                    "repository_id": repository_id,
-                    "wanted_before": wanted_before,
-                }
-                still = await connection.execute(_STILL_UNWANTED, given)
-                if still.scalar_one_or_none() is not None:
-                    await self._remove_manifest(connection, manifest_id)
-                    deleted.add(manifest_id)
-        return deleted
+            m, r = t.manifests, t.manifest_references
+            unwanted = await connection.execute(
+                select(m.c.id, m.c.digest).where(
+                    m.c.id.in_(set(manifest_ids)),
+                    m.c.repository_id == repository_id,
+                    wanted_before > MANIFEST_WANTED,
+                    ~exists().where(t.tags.c.manifest_id == m.c.id),
+                )
+            )
+            candidates = {row[0]: row[1] for row in unwanted.all()}
+            parent = m.alias("parent")
+            listed = await connection.execute(
+                select(r.c.digest, parent.c.id)
+                .join(parent, parent.c.id == r.c.manifest_id)
+                .where(
+                    parent.c.repository_id == repository_id,
+                    r.c.kind == "manifest",
+                    r.c.digest.in_(set(candidates.values())),
+                )
+            )
+            parents: dict[str, set[int]] = {}
+            for digest, parent_id in listed.all():
+                parents.setdefault(digest, set()).add(parent_id)
+            doomed = set(candidates)
+            changed = True
+            while changed:  # an index that stays keeps its children
+                kept = {i for i in doomed if parents.get(candidates[i], set()) - doomed}
+                doomed -= kept
+                changed = bool(kept)
+            await self._remove_manifests(connection, sorted(doomed))
+            return doomed
 
     async def tag_unless_moved(self, name: str, tag: str, digest: str) -> str | None:
         """Point ``tag`` at the stored manifest ``digest`` unless it already points at

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from dockyard.registry.service import Registry
 from dockyard.retention.apply import apply_retention, scheduled_retention
 from dockyard.retention.policy import RetentionPolicy, RetentionRule
-from tests.api.helpers import OCI_MANIFEST, Client, push_image
+from tests.api.helpers import OCI_INDEX, OCI_MANIFEST, Client, push_image
 from tests.retention.conftest import RELEASES
 
 LATER = timedelta(days=40)
@@ -98,3 +99,35 @@ async def test_a_scheduled_dry_run_only_reports(protected: tuple[Client, Registr
     done = await scheduled_retention(registry.metadata, rules)
     assert done is not None and done.deleted_tags == 1
     assert await tags_of(client, "ci/app") == ["b"]
+
+
+async def test_an_old_untagged_index_goes_with_its_children_a_tagged_one_keeps_them(
+    protected: tuple[Client, Registry],
+) -> None:
+    client, registry = protected
+    children = [await push_image(client, "ci/multi", f"child{n}") for n in range(4)]
+    for n in range(4):
+        assert (await client.delete(f"/v2/ci/multi/manifests/child{n}")).status == 202
+    descriptors = [
+        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body)}
+        for digest, body, _ in children
+    ]
+    for tag, listed in (("old", descriptors[:2]), ("kept", descriptors[2:])):
+        index = json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}
+        ).encode()
+        response = await client.put(
+            f"/v2/ci/multi/manifests/{tag}", data=index, headers={"Content-Type": OCI_INDEX}
+        )
+        assert response.status == 201
+    assert (await client.delete("/v2/ci/multi/manifests/old")).status == 202
+    rules = policy(untagged_older_than=timedelta(days=7))
+    report = await apply_retention(
+        registry.metadata, rules, dry_run=False, now=datetime.now(UTC) + LATER
+    )
+    assert report.kept_changed == 0
+    gone = {r.digest for r in report.removals if r.kind == "manifest"}
+    assert gone >= {children[0][0], children[1][0]} and len(gone) == 3  # the index too
+    for digest, _, _ in children[2:]:
+        assert (await client.get(f"/v2/ci/multi/manifests/{digest}")).status == 200
+    assert await tags_of(client, "ci/multi") == ["kept"]
