@@ -31,8 +31,9 @@ from dockyard.metadata.invalidation import WriteListener
 from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.manifest import UrlPolicy
-from dockyard.registry.service import Registry
+from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
+from dockyard.retention.immutable import with_immutable_tags
 from dockyard.security import Security, make_login_limiter, make_security, make_ssl_context
 from dockyard.startup import check_storage_root, listen
 from dockyard.storage.driver import StorageDriver
@@ -94,7 +95,10 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
         await migrate(engine)
     generation = WriteGeneration.for_database(url, config.database.readcache)
     metadata = MetadataStore(engine, generation)
-    return Registry(metadata, make_storage(config), make_settings(config))
+    storage, settings = make_storage(config), make_settings(config)
+    plain = default_use_cases(metadata, storage, settings)
+    use_cases = with_immutable_tags(plain, metadata, config.immutabletags.policy())
+    return Registry(metadata, storage, settings, use_cases)
 
 
 @contextlib.asynccontextmanager

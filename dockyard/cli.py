@@ -349,3 +349,109 @@ def db_status(config_path: Path | None) -> None:
     for line in status.report():
         click.echo(line)
     sys.exit(0 if status.up_to_date else 1)
+
+
+_STORE_CONFIG = click.argument(
+    "config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path)
+)
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """A store that cannot be worked on: the reason on standard error, exit status 2."""
+    from dockyard.storage.driver import StorageError
+    from dockyard.store_commands import NoDatabaseError
+
+    try:
+        yield
+    except (NoDatabaseError, StorageError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@_STORE_CONFIG
+@click.option("--dry-run", is_flag=True, help="List what the rules would remove; change nothing.")
+def retention(config_path: Path, dry_run: bool) -> None:
+    """Apply the retention rules of CONFIG (retention.rules) to every repository.
+
+    Removes the tags and untagged manifests the first matching rule does not keep, through
+    the registry's own deletions; garbage collection then frees what nothing references.
+    Immutable tags (immutabletags) are never removed. Exit status 2 when it cannot run.
+    """
+    from dockyard.store_commands import run_retention
+    from dockyard.store_views import progress_bar, show_retention
+
+    config = _load(config_path, serving=False).config
+    if not dry_run and config.storage.maintenance.readonly.enabled:
+        click.echo("error: the registry is read-only (storage.maintenance.readonly)", err=True)
+        sys.exit(2)
+    with _store_errors(), progress_bar("Retention") as bar:
+        progress = None if bar is None else (lambda d, t, n: bar(n, d, t))
+        report = asyncio.run(run_retention(config, dry_run, progress=progress))
+    show_retention(report)
+
+
+@main.command()
+@click.argument("arguments", metavar="[REPO...] [CONFIG]", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def du(arguments: tuple[str, ...], as_json: bool) -> None:
+    """Storage usage: per repository its total and unique bytes (what deleting it would
+    free), and the registry's stored and referenced bytes and deduplication ratio.
+
+    The last argument is CONFIG when it names an existing file; the others are
+    repositories (default: every repository). Answered from the database.
+    """
+    from dockyard.registry.usage import registry_json, repository_json
+    from dockyard.store_commands import run_usage
+    from dockyard.store_views import show_usage
+
+    names = list(arguments)
+    config_path = None
+    if names and Path(names[-1]).is_file():
+        config_path = Path(names.pop())
+    config = _load(config_path, serving=False).config
+    with _store_errors():
+        repositories, registry = asyncio.run(run_usage(config, names))
+    unknown = sorted(set(names) - {u.name for u in repositories})
+    if as_json:
+        import json
+
+        body = {
+            "registry": registry_json(registry),
+            "repositories": [repository_json(u) for u in repositories],
+        }
+        click.echo(json.dumps(body, indent=2))
+    else:
+        show_usage(repositories, registry)
+    for name in unknown:
+        click.echo(f"warning: no repository {name}", err=True)
+    sys.exit(1 if unknown else 0)
+
+
+@main.command()
+@_STORE_CONFIG
+@click.option("--repair", is_flag=True, help="Repair what is safe to repair (see below).")
+@click.option("--verify-digests", is_flag=True, help="Hash every blob and compare its digest.")
+def fsck(config_path: Path, repair: bool, verify_digests: bool) -> None:
+    """Check that the database and the storage agree.
+
+    Reports blob rows without bytes (or with bytes of the wrong size or digest), manifests
+    without their copy in storage, bytes without rows, layer link files of an imported
+    registry:2 store the database lacks, and upload directories without a session. With
+    --repair: marks blobs whose bytes are gone or wrong missing, rewrites manifest copies,
+    links what an import missed, deletes orphaned upload directories past the purge age.
+    It never deletes a blob's bytes. Exit status: 0 all agree, 1 problems found, 2 it
+    could not run.
+    """
+    from dockyard.store_commands import run_fsck
+    from dockyard.store_views import progress_bar, show_fsck
+
+    config = _load(config_path, serving=False).config
+    if repair and config.storage.maintenance.readonly.enabled:
+        click.echo("error: the registry is read-only (storage.maintenance.readonly)", err=True)
+        sys.exit(2)
+    with _store_errors(), progress_bar("Checking") as progress:
+        report = asyncio.run(run_fsck(config, repair, verify_digests, progress))
+    show_fsck(report)
+    sys.exit(report.exit_status)

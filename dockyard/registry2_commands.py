@@ -39,7 +39,7 @@ async def run_import(config: Config, *, dry_run: bool = False, force: bool = Fal
         if refusal is not None:
             return ImportReport(dry_run=dry_run, refused=refusal)
         url = config.database_url()
-        existing = await _existing_database(url)
+        existing = await existing_database(url)
         try:
             if existing is not None and not force:
                 refusal = await served_writes_refusal(existing, storage)
@@ -70,7 +70,7 @@ async def run_export(
     if refusal is not None:
         return ExportReport(dry_run=dry_run, refused=f"{refusal}: nothing to export")
     url = config.database_url()
-    metadata = await _existing_database(url)
+    metadata = await existing_database(url)
     if metadata is None:
         refused = f"no Dockyard database at {shown_url(url)}: nothing to export"
         return ExportReport(dry_run=dry_run, refused=refused)
@@ -92,11 +92,13 @@ async def _missing_root(config: Config) -> str | None:
     return None
 
 
-async def _existing_database(url: str) -> MetadataStore | None:
+async def existing_database(url: str, serving: bool = False) -> MetadataStore | None:
     """The database at ``url`` if it exists and has a schema; None otherwise.
 
     A dry run reads what is already imported, and an export what Dockyard holds, but
     neither may create a database to do so. Neither serves, so writes are not noted.
+    ``serving``: a store for commands that change it beside running servers (retention,
+    fsck): its writes are noted and invalidate the servers' read caches.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -107,4 +109,6 @@ async def _existing_database(url: str) -> MetadataStore | None:
     if await current_revision(engine) is None:
         await engine.dispose()
         return None
+    if serving:
+        return MetadataStore(engine, WriteGeneration.for_database(url))
     return MetadataStore(engine, notes_writes=False)

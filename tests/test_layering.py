@@ -32,7 +32,18 @@ ALLOWED = {
 # api may also catch the exceptions of storage and metadata, and nothing else of them.
 EXCEPTIONS_ONLY = {"api": {"storage", "metadata"}}
 # One capability each, "inward only": the core, never the wiring or the HTTP layer.
-CAPABILITIES = {"gc", "proxy", "notify", "sync", "ui", "observability", "registry2", "letsencrypt"}
+CAPABILITIES = {
+    "gc",
+    "proxy",
+    "notify",
+    "sync",
+    "ui",
+    "observability",
+    "registry2",
+    "retention",
+    "fsck",
+    "letsencrypt",
+}
 CAPABILITY_MAY_IMPORT = {"oci", "storage", "metadata", "registry", "auth", "observability"}
 # The configuration model, the commands and the wiring may import everything.
 WIRING = {
@@ -44,6 +55,8 @@ WIRING = {
     "database",
     "letsencrypt_setup",
     "registry2_commands",
+    "store_commands",
+    "store_views",
     "security",
     "startup",
     "supervisor",

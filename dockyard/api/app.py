@@ -9,7 +9,7 @@ from aiohttp import web
 from dockyard.api.context import UrlBuilder
 from dockyard.api.dispatch import Dispatcher
 from dockyard.api.forwarded import ProxyPolicy, forwarded_middleware
-from dockyard.api.table import ROUTES
+from dockyard.api.table import DOCKYARD_ROUTES, ROUTES
 from dockyard.auth.controller import AccessController
 from dockyard.registry.service import Registry
 
@@ -42,6 +42,8 @@ def build_app(
         add_token_endpoint(app, *token_service)
     app.router.add_route("*", f"{urls.prefix}/v2", dispatcher.handle)
     app.router.add_route("*", f"{urls.prefix}/v2/{{tail:.*}}", dispatcher.handle)
+    own = Dispatcher(registry, urls, DOCKYARD_ROUTES, access)
+    app.router.add_route("*", f"{urls.prefix}/dockyard/v1/{{tail:.*}}", own.handle)
 
     if extra_headers:
         headers = {name: ", ".join(values) for name, values in extra_headers.items()}

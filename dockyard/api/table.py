@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import blobs, listing, manifests, uploads
+from dockyard.api import blobs, listing, manifests, uploads, usage
 from dockyard.api.needs import Need
 from dockyard.api.routes import Route, route
 from dockyard.auth.access import DELETE, PULL, PUSH
@@ -51,6 +51,18 @@ ROUTES: list[Route] = [
     ),
 ]
 
+# Dockyard's own API, beside the registry's: ``<prefix>/dockyard/v1/...``.
+_OWN = r"/dockyard/v1"
+DOCKYARD_ROUTES: list[Route] = [
+    route("usage", _OWN + r"/usage", "storage usage of the registry", get=usage.registry_usage),
+    route(
+        "repository_usage",
+        _OWN + r"/usage/(?P<name>[^?#]+?)",
+        "storage usage of one repository",
+        get=usage.repository_usage,
+    ),
+]
+
 # What each route needs from access control, by method (HEAD needs what GET needs). As in
 # registry:2, reading is "pull", writing "push", deleting "delete"; every upload call,
 # status and cancel included, is "push". The "from" repository of a cross-repository mount
@@ -74,4 +86,7 @@ ACCESS: dict[str, dict[str, Need]] = {
     },
     "blob": {"GET": Need((PULL,)), "DELETE": Need((DELETE,), write=True, delete=True)},
     "referrers": {"GET": Need((PULL,))},
+    # The registry-wide figures are guarded as the catalog is; a repository's as its pulls.
+    "usage": {"GET": Need(catalog=True)},
+    "repository_usage": {"GET": Need((PULL,))},
 }

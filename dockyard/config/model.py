@@ -37,6 +37,7 @@ from dockyard.config.http_syntax import (
     split_host_port,
 )
 from dockyard.config.letsencrypt import LetsEncryptConfig
+from dockyard.config.retention import ImmutableTagsConfig, RetentionConfig
 from dockyard.storage.factory import (
     FALLBACK_DRIVER,
     DriverParameters,
@@ -581,6 +582,8 @@ class Config(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    immutabletags: ImmutableTagsConfig = Field(default_factory=ImmutableTagsConfig)
 
     @field_validator("version")
     @classmethod

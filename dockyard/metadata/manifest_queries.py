@@ -4,7 +4,7 @@ deletion, and referrers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
@@ -79,6 +79,20 @@ _WANT_MANIFEST = prepared(
     .where(t.manifests.c.id == bindparam("manifest_id"))
     .values(wanted_at=bindparam("now"))
 )
+
+# Deleting manifests by id: the tags pointing at them, their references, their rows.
+_REMOVE_MANIFESTS = tuple(
+    delete(table).where(column.in_(bindparam("ids", expanding=True)))
+    for table, column in (
+        (t.tags, t.tags.c.manifest_id),
+        (t.manifest_references, t.manifest_references.c.manifest_id),
+        (t.manifests, t.manifests.c.id),
+    )
+)
+
+
+class KeptTagError(Exception):
+    """A deletion would remove a tag that must be kept (the tag is the argument)."""
 
 
 class ManifestQueries(StoreBase):
@@ -220,13 +234,21 @@ class ManifestQueries(StoreBase):
         found = await connection.execute(query)
         return sorted(wanted - set(found.scalars()))
 
-    async def delete_manifest(self, name: str, digest: str) -> bool:
-        """Delete a manifest and every tag that points at it."""
+    async def delete_manifest(
+        self, name: str, digest: str, keep_tag: Callable[[str], bool] | None = None
+    ) -> bool:
+        """Delete a manifest and every tag that points at it.
+
+        ``keep_tag``: raises KeptTagError (and deletes nothing) when one of those tags is
+        one it says to keep (immutable tags), checked in the deleting transaction, after
+        the repository's manifest writes are serialised."""
         async with self._write() as connection:
             repository_id = await self._repository_id(connection, name)
             if repository_id is None:
                 return False
             m = t.manifests
+            if keep_tag is not None:
+                await self._serialize_manifest_writes(connection, repository_id)
             manifest_id = (
                 await connection.execute(
                     select(m.c.id).where(m.c.repository_id == repository_id, m.c.digest == digest)
@@ -234,14 +256,21 @@ class ManifestQueries(StoreBase):
             ).scalar_one_or_none()
             if manifest_id is None:
                 return False
-            await connection.execute(delete(t.tags).where(t.tags.c.manifest_id == manifest_id))
-            await connection.execute(
-                delete(t.manifest_references).where(
-                    t.manifest_references.c.manifest_id == manifest_id
+            if keep_tag is not None:
+                tags = await connection.execute(
+                    select(t.tags.c.name).where(t.tags.c.manifest_id == manifest_id)
                 )
-            )
-            await connection.execute(delete(m).where(m.c.id == manifest_id))
+                kept = sorted(tag for tag in tags.scalars() if keep_tag(tag))
+                if kept:
+                    raise KeptTagError(kept[0])
+            await self._remove_manifests(connection, [manifest_id])
             return True
+
+    async def _remove_manifests(self, connection: DbConnection, ids: Sequence[int]) -> None:
+        """Delete manifests' rows, their references and every tag that points at them."""
+        if ids:
+            for statement in _REMOVE_MANIFESTS:
+                await connection.execute(statement, {"ids": list(ids)})
 
     async def referrers(
         self, name: str, subject: str, artifact_type: str | None

@@ -67,6 +67,8 @@ repository_blobs = Table(
     ),
     Column("digest", String(200), ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Storage usage asks whether another repository links a blob (migration 0008).
+    Index(None, "digest"),
 )
 
 manifests = Table(
@@ -88,6 +90,7 @@ manifests = Table(
     Column("wanted_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("repository_id", "digest"),
     Index(None, "repository_id", "subject_digest"),
+    Index(None, "digest"),
 )
 
 # What a manifest references: its config and layers (kind "blob") or children ("manifest").

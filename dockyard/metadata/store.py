@@ -8,15 +8,27 @@ helpers are in :mod:`~dockyard.metadata.transactions`; the queries per aggregate
 from __future__ import annotations
 
 from dockyard.metadata.blob_links import BlobQueries
+from dockyard.metadata.integrity_queries import IntegrityQueries
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.repositories import RepositoryQueries
+from dockyard.metadata.retention_queries import RetentionQueries
 from dockyard.metadata.tag_lists import TAG_CACHE_CHARS, TagList, TagListCache
 from dockyard.metadata.tag_queries import TagQueries
 from dockyard.metadata.transactions import SERVED_WRITE_KEY
 from dockyard.metadata.upload_queries import UploadQueries
+from dockyard.metadata.usage_queries import UsageQueries
 
 __all__ = ["SERVED_WRITE_KEY", "TAG_CACHE_CHARS", "MetadataStore", "TagList", "TagListCache"]
 
 
-class MetadataStore(RepositoryQueries, BlobQueries, ManifestQueries, TagQueries, UploadQueries):
+class MetadataStore(
+    RepositoryQueries,
+    BlobQueries,
+    RetentionQueries,
+    ManifestQueries,
+    TagQueries,
+    UploadQueries,
+    UsageQueries,
+    IntegrityQueries,
+):
     """Repositories, blobs, manifests, tags, referrers and upload sessions."""

@@ -92,6 +92,13 @@ class Listings(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class Usage(Protocol):
+    """Storage usage from the database: a repository's figures, the registry's."""
+
+    async def repository(self, name: str) -> dict[str, Any]: ...
+    async def registry(self, visible: Callable[[str], bool] | None = None) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class UseCases:
     """One implementation of each use case; :meth:`wrapped` swaps some for wrappers."""
@@ -101,6 +108,7 @@ class UseCases:
     manifests: Manifests
     tags: Tags
     listings: Listings
+    usage: Usage
 
     def wrapped(self, **wrappers: Any) -> UseCases:
         """A copy with the given use cases replaced (``manifests=Wrapper(inner)``)."""

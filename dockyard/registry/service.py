@@ -12,10 +12,19 @@ from dockyard.oci import errors
 from dockyard.registry.blobs import BlobReader
 from dockyard.registry.listing import ListingService
 from dockyard.registry.manifests import ManifestService
-from dockyard.registry.protocols import Blobs, Listings, Manifests, Tags, Uploads, UseCases
+from dockyard.registry.protocols import (
+    Blobs,
+    Listings,
+    Manifests,
+    Tags,
+    Uploads,
+    Usage,
+    UseCases,
+)
 from dockyard.registry.settings import RegistrySettings
 from dockyard.registry.tags import TagService
 from dockyard.registry.uploads import UploadService
+from dockyard.registry.usage import UsageService
 from dockyard.storage.driver import StorageDriver
 
 
@@ -28,6 +37,7 @@ def default_use_cases(
         manifests=ManifestService(metadata, storage, settings),
         tags=TagService(metadata),
         listings=ListingService(metadata),
+        usage=UsageService(metadata),
     )
 
 
@@ -66,6 +76,10 @@ class Registry:
     @property
     def listings(self) -> Listings:
         return self.use_cases.listings
+
+    @property
+    def usage(self) -> Usage:
+        return self.use_cases.usage
 
     def check_writable(self) -> None:
         if self.settings.read_only:

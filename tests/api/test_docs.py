@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dockyard.api.table import ROUTES
+from dockyard.api.routes import Route
+from dockyard.api.table import DOCKYARD_ROUTES, ROUTES
 from dockyard.oci.errors import ERROR_CODES
 
 API_DOC = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
@@ -27,7 +28,17 @@ def test_every_route_and_method_is_documented() -> None:
         "referrers": "/referrers/<digest>",
     }
     assert set(markers) == {route.name for route in ROUTES}
-    for route in ROUTES:
+    _documented(ROUTES, markers)
+
+
+def test_every_route_of_dockyards_own_api_is_documented() -> None:
+    markers = {"usage": "`/dockyard/v1/usage`", "repository_usage": "`/dockyard/v1/usage/<name>`"}
+    assert set(markers) == {route.name for route in DOCKYARD_ROUTES}
+    _documented(DOCKYARD_ROUTES, markers)
+
+
+def _documented(routes: list[Route], markers: dict[str, str]) -> None:
+    for route in routes:
         lines = [
             line
             for line in API_DOC.splitlines()
