@@ -26,6 +26,7 @@ from dockyard.database import in_process_database, prepare_schema, shown_url
 from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.store import MetadataStore
+from dockyard.notify_setup import with_notifications
 from dockyard.oci.manifest import UrlPolicy
 from dockyard.registry.service import Registry
 from dockyard.registry.settings import RegistrySettings
@@ -91,6 +92,7 @@ def make_web_app(
     )
     proxies = ProxyPolicy(parse_networks(config.security.trustedproxies))
     security = security or make_security(config)
+    notifications = with_notifications(config, registry)  # wraps the use cases
     app = build_app(
         registry,
         urls,
@@ -99,6 +101,8 @@ def make_web_app(
         proxies=proxies,
         token_service=security.token_service,
     )
+    if notifications is not None:
+        app.cleanup_ctx.append(notifications)
     purging = config.storage.maintenance.uploadpurging
     if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
         app.cleanup_ctx.append(

@@ -42,6 +42,7 @@ WIRING = {
     "cli",
     "config",
     "database",
+    "notify_setup",
     "registry2_commands",
     "security",
     "startup",

@@ -29,12 +29,8 @@ from pydantic import (
 
 from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
 from dockyard.config.durations import Duration
-from dockyard.config.http_syntax import (
-    HEADER_NAME,
-    canonical_header,
-    normalize_prefix,
-    split_host_port,
-)
+from dockyard.config.http_syntax import checked_headers, normalize_prefix, split_host_port
+from dockyard.config.notifications import NotificationsConfig, OutboxConfig
 from dockyard.storage.factory import (
     FALLBACK_DRIVER,
     DriverParameters,
@@ -297,15 +293,7 @@ class HttpConfig(_Section):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        merged: dict[str, list[str]] = {}
-        for name, values in value.items():
-            if not HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid header name")
-            for item in values:
-                if any(c in item for c in "\r\n\0"):
-                    raise ValueError(f"the value of {name} must not contain line breaks")
-            merged.setdefault(canonical_header(name), []).extend(values)
-        return merged
+        return checked_headers(value)
 
     @field_validator("secret", mode="before")
     @classmethod
@@ -573,6 +561,8 @@ class Config(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
 
     @field_validator("version")
     @classmethod

@@ -10,6 +10,12 @@ from typing import cast
 from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.changes import (
+    ManifestDeleted,
+    ManifestPushed,
+    is_recording,
+    record_change,
+)
 from dockyard.metadata.engine import (
     DbConnection,
     prepared,
@@ -182,6 +188,10 @@ class ManifestQueries(StoreBase):
                         "updated_at": now,
                     },
                 )
+            pushed = ManifestPushed(
+                name, manifest.digest, manifest.media_type, manifest.payload, tag
+            )
+            await record_change(connection, pushed)
 
     async def repository_manifest_digests(self, name: str) -> set[str]:
         """Every manifest stored in repository ``name``."""
@@ -233,6 +243,10 @@ class ManifestQueries(StoreBase):
             ).scalar_one_or_none()
             if manifest_id is None:
                 return False
+            tags: tuple[str, ...] = ()
+            if is_recording():
+                query = select(t.tags.c.name).where(t.tags.c.manifest_id == manifest_id)
+                tags = tuple(sorted((await connection.execute(query)).scalars()))
             await connection.execute(delete(t.tags).where(t.tags.c.manifest_id == manifest_id))
             await connection.execute(
                 delete(t.manifest_references).where(
@@ -240,6 +254,7 @@ class ManifestQueries(StoreBase):
                 )
             )
             await connection.execute(delete(m).where(m.c.id == manifest_id))
+            await record_change(connection, ManifestDeleted(name, digest, tags))
             return True
 
     async def referrers(

@@ -2,13 +2,15 @@
 
 :class:`MetadataStore` is what the rest of Dockyard uses. Its transactions and shared
 helpers are in :mod:`~dockyard.metadata.transactions`; the queries per aggregate in
-``repositories``, ``blob_links``, ``manifest_queries``, ``tag_queries`` and
-``upload_queries``; whole tag lists and their cache in :mod:`~dockyard.metadata.tag_lists`."""
+``repositories``, ``blob_links``, ``manifest_queries``, ``tag_queries``,
+``upload_queries`` and ``outbox``; whole tag lists and their cache in
+:mod:`~dockyard.metadata.tag_lists`."""
 
 from __future__ import annotations
 
 from dockyard.metadata.blob_links import BlobQueries
 from dockyard.metadata.manifest_queries import ManifestQueries
+from dockyard.metadata.outbox import OutboxQueries
 from dockyard.metadata.repositories import RepositoryQueries
 from dockyard.metadata.tag_lists import TAG_CACHE_CHARS, TagList, TagListCache
 from dockyard.metadata.tag_queries import TagQueries
@@ -18,5 +20,8 @@ from dockyard.metadata.upload_queries import UploadQueries
 __all__ = ["SERVED_WRITE_KEY", "TAG_CACHE_CHARS", "MetadataStore", "TagList", "TagListCache"]
 
 
-class MetadataStore(RepositoryQueries, BlobQueries, ManifestQueries, TagQueries, UploadQueries):
-    """Repositories, blobs, manifests, tags, referrers and upload sessions."""
+class MetadataStore(
+    RepositoryQueries, BlobQueries, ManifestQueries, TagQueries, UploadQueries, OutboxQueries
+):
+    """Repositories, blobs, manifests, tags, referrers, upload sessions and the
+    notification outbox."""
