@@ -8,12 +8,12 @@ default; so does Dockyard.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dockyard.config.durations import Duration
+from dockyard.config.durations import Duration, longer_than_zero
 from dockyard.config.http_syntax import checked_headers
 
 DEFAULT_TIMEOUT: Final = timedelta(seconds=1)
@@ -119,11 +119,4 @@ class OutboxConfig(_Section):
     # Events that may wait per endpoint; beyond, the oldest are dropped.
     maxpending: int = Field(default=100_000, gt=0)
     # How often a worker looks for events that other processes or replicas wrote.
-    interval: Duration = timedelta(seconds=1)
-
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be longer than zero")
-        return value
+    interval: Annotated[Duration, AfterValidator(longer_than_zero)] = timedelta(seconds=1)
