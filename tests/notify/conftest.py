@@ -19,7 +19,7 @@ from dockyard.config import load_config
 from dockyard.notify_setup import with_notifications
 from dockyard.registry.service import Registry
 from tests.api.helpers import Client
-from tests.notify.receiver import Receiver
+from tests.notify.receiver import WAIT, Receiver
 
 
 @dataclass
@@ -99,10 +99,8 @@ async def serving(tmp_path: Path, text: str) -> AsyncIterator[Served]:
         yield Served(client, registry, observer)
 
 
-async def drained(served: Served, timeout: float = 20.0) -> None:
+async def drained(served: Served) -> None:
     """Wait until the outbox is empty (a guard against hanging, not a timing check)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await served.registry.metadata.count("notification_outbox"):
-        assert loop.time() < deadline, "the outbox was not drained"
-        await asyncio.sleep(0.02)
+    async with asyncio.timeout(WAIT):
+        while await served.registry.metadata.count("notification_outbox"):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from tests.e2e.server import free_port
+
+WAIT = 20.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     _runner: web.AppRunner | None = None
+    _posted: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -58,6 +62,7 @@ class Receiver:
     async def _take(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.attempts += 1
+        self._posted.set()
         if 200 <= self.status < 300:
             self.received.append(Received(dict(request.headers), body))
         return web.Response(status=self.status)
@@ -66,14 +71,18 @@ class Receiver:
     def events(self) -> list[dict[str, Any]]:
         return [r.event for r in self.received]
 
-    async def wait_for(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        """The first ``count`` events, once they came (a guard against hanging, not a
-        timing check)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.received) < count:
-            if loop.time() > deadline:
-                got = [(e["action"], e["target"]) for e in self.events]
-                raise AssertionError(f"{len(self.received)} of {count} events came: {got}")
-            await asyncio.sleep(0.02)
+    async def wait_for(self, count: int) -> list[dict[str, Any]]:
+        """The first ``count`` events, once they came (within :data:`WAIT` seconds: a guard
+        against hanging, not a timing check)."""
+        await self.wait_until(lambda: len(self.received) >= count, f"{count} events")
         return self.events[:count]
+
+    async def wait_until(self, condition: Callable[[], bool], what: str) -> None:
+        try:
+            async with asyncio.timeout(WAIT):
+                while not condition():
+                    self._posted.clear()
+                    await self._posted.wait()
+        except TimeoutError:
+            got = [(e["action"], e["target"]) for e in self.events]
+            raise AssertionError(f"still waiting for {what}; got {got}") from None

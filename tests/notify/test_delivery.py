@@ -121,8 +121,7 @@ async def test_an_endpoint_that_fails_gets_every_event_in_order_when_it_is_back(
         for index in range(3):
             for repo, data in blobs.items():
                 await push_blob(client, repo, data[index])
-        while receiver.attempts < 4:  # the threshold, then the backoff
-            await asyncio.sleep(0.02)
+        await receiver.wait_until(lambda: receiver.attempts >= 4, "the threshold, then the backoff")
         assert receiver.received == []
         assert await served.registry.metadata.count("notification_outbox") == 6
         assert served.observer.answers[("hook", 503)] >= 2
