@@ -37,11 +37,11 @@ def notifications(receiver: Receiver) -> str:
     )
 
 
-def served(kind: str, workdir: Path, receiver: Receiver) -> RegistryServer:
+def served(kind: str, workdir: Path, receiver: Receiver, extra: str = "") -> RegistryServer:
     server = RegistryServer(kind, workdir)
     server.store.mkdir(parents=True)
     write_config(server.config, store=server.store, port=server.port, extra="")
-    server.config.write_text(server.config.read_text() + notifications(receiver))
+    server.config.write_text(server.config.read_text() + notifications(receiver) + extra)
     return server
 
 
@@ -119,8 +119,10 @@ async def test_skopeo_push_and_pull_notify_as_registry2(
 async def test_events_wait_across_a_restart_until_the_endpoint_is_back(
     tmp_path: Path, skopeo: Skopeo
 ) -> None:
+    """With two workers, each of which may deliver: one does at a time, so no event
+    comes twice."""
     receiver = Receiver()  # not started: connections are refused
-    server = served("dockyard", tmp_path / "dockyard", receiver)
+    server = served("dockyard", tmp_path / "dockyard", receiver, "serve:\n  workers: 2\n")
     image = build_image(tmp_path / "layout", "v1", data_size=2048)
     server.start()
     try:
@@ -134,6 +136,14 @@ async def test_events_wait_across_a_restart_until_the_endpoint_is_back(
         assert receiver.received == []
         receiver.status = 200
         events = await receiver.wait_for(len(image.layer_digests) + 2)
+        await asyncio.to_thread(
+            skopeo.copy, server.docker_ref("team/app", "v1"), f"oci:{tmp_path / 'pulled'}:v1"
+        )
+        pulled = await receiver.wait_for(2 * len(events))
+        await asyncio.sleep(1.5)  # a round of each worker: nothing more may come
+        assert len(receiver.received) == len(pulled)
+        assert len({e["id"] for e in pulled}) == len(pulled)
+        assert len(server.worker_pids(expect=2)) == 2
     finally:
         server.stop()
         await receiver.stop()
