@@ -102,7 +102,7 @@ def make_web_app(
         token_service=security.token_service,
     )
     if notifications is not None:
-        app.cleanup_ctx.append(notifications)
+        app.cleanup_ctx.append(notifications.deliver)
     purging = config.storage.maintenance.uploadpurging
     if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
         app.cleanup_ctx.append(

@@ -4,14 +4,17 @@ worker runs. With no enabled endpoint nothing is wrapped and nothing is written.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from dockyard import __version__
 from dockyard.config import Config
+from dockyard.metadata.changes import recording
 from dockyard.metadata.leases import Leases
 from dockyard.notify.delivery import Deliverer, delivering
 from dockyard.notify.events import Source
@@ -59,11 +62,37 @@ def source_of(config: Config) -> Source:
     return Source(f"{socket.gethostname()}:{port}", str(uuid.uuid4()))
 
 
+@dataclass(frozen=True)
+class Notifications:
+    """Notifications wired into one worker: what the use-case wrappers share, and the
+    deliverer this worker runs."""
+
+    notifier: Notifier
+    deliverer: Deliverer
+
+    async def deliver(self, _app: web.Application) -> AsyncIterator[None]:
+        """The application's cleanup context: deliver while the worker serves."""
+        async with delivering(self.deliverer):
+            yield
+
+    def job_recording(self, actor: str) -> contextlib.AbstractContextManager[object]:
+        """Record the deletions of a job (``GC_ACTOR``, ``RETENTION_ACTOR``) made inside
+        the block: run the job in it, and its transactions call ``record_change``."""
+        return recording(self.notifier.recorder.for_job(actor))
+
+
+def job_recording(
+    notifications: Notifications | None, actor: str
+) -> contextlib.AbstractContextManager[object]:
+    """:meth:`Notifications.job_recording`, or nothing when notifications are off."""
+    return contextlib.nullcontext() if notifications is None else notifications.job_recording(actor)
+
+
 def with_notifications(
     config: Config, registry: Registry, observer: NotificationObserver | None = None
-) -> Callable[[web.Application], AsyncIterator[None]] | None:
-    """Wrap ``registry``'s use cases to record events, and return the cleanup context
-    that delivers them (None, and nothing wrapped, when no endpoint is enabled)."""
+) -> Notifications | None:
+    """Wrap ``registry``'s use cases to record events, and return what delivers them
+    (None, and nothing wrapped, when no endpoint is enabled)."""
     settings = notify_settings(config)
     if settings is None:
         return None
@@ -71,9 +100,4 @@ def with_notifications(
     notifier = Notifier(recorder, registry.metadata.append_events, observer)
     registry.use_cases = notifying(registry.use_cases, notifier)
     deliverer = Deliverer(registry.metadata, Leases(registry.metadata.engine), settings, notifier)
-
-    async def context(_app: web.Application) -> AsyncIterator[None]:
-        async with delivering(deliverer):
-            yield
-
-    return context
+    return Notifications(notifier, deliverer)

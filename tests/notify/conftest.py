@@ -91,10 +91,10 @@ async def serving(tmp_path: Path, text: str) -> AsyncIterator[Served]:
     assert loaded.warnings == []
     registry = await open_registry(loaded.config)
     observer = CountingObserver()
-    delivery = with_notifications(loaded.config, registry, observer)
+    notifications = with_notifications(loaded.config, registry, observer)
     app = build_app(registry)
-    if delivery is not None:
-        app.cleanup_ctx.append(delivery)
+    if notifications is not None:
+        app.cleanup_ctx.append(notifications.deliver)
     async with TestClient(TestServer(app)) as client:
         yield Served(client, registry, observer)
 

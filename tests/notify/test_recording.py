@@ -4,16 +4,27 @@ collection, retention) records its deletions inside its own transaction."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from dockyard.metadata.changes import BlobDeleted, ManifestDeleted, record_change, recording
+from dockyard.app import open_registry
+from dockyard.config import load_config
+from dockyard.metadata.changes import (
+    BlobDeleted,
+    ManifestDeleted,
+    TagDeleted,
+    record_change,
+    recording,
+)
 from dockyard.metadata.engine import create_engine
 from dockyard.metadata.records import ManifestToStore, MissingReferencesError
 from dockyard.metadata.store import MetadataStore
 from dockyard.notify.events import Source
-from dockyard.notify.recorder import GC_ACTOR, EventRecorder
+from dockyard.notify.recorder import GC_ACTOR, RETENTION_ACTOR, EventRecorder
 from dockyard.notify.settings import EndpointSettings, NotifySettings
+from dockyard.notify_setup import job_recording, with_notifications
+from tests.notify.conftest import config_text
 
 DELETE = "delete"
 SETTINGS = NotifySettings(
@@ -78,3 +89,24 @@ async def test_a_job_records_its_deletions_in_its_transaction(database_url: str)
         assert json.loads(second.payload)["target"] == {"digest": "sha256:" + "d" * 64}
     finally:
         await store.close()
+
+
+async def test_the_wiring_gives_jobs_their_recording(tmp_path: Path, database_url: str) -> None:
+    text = config_text(
+        database_url, "  endpoints:\n    - {name: hook, url: 'http://127.0.0.1:9/'}\n"
+    )
+    path = tmp_path / "config.yml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path, {}).config
+    registry = await open_registry(config)
+    try:
+        notifications = with_notifications(config, registry)
+        assert notifications is not None
+        for wired in (None, notifications):
+            with job_recording(wired, RETENTION_ACTOR):
+                async with registry.metadata._write() as connection:
+                    await record_change(connection, TagDeleted("team/app", "old"))
+        (event,) = await registry.metadata.pending_events("hook", 0, 10)
+        assert json.loads(event.payload)["actor"] == {"name": "dockyard:retention"}
+    finally:
+        await registry.close()
