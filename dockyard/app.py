@@ -30,6 +30,7 @@ from dockyard.metadata.generation import NotifiedGeneration, WriteGeneration
 from dockyard.metadata.invalidation import WriteListener
 from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
+from dockyard.notify_setup import with_notifications
 from dockyard.oci.manifest import UrlPolicy
 from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
@@ -136,6 +137,7 @@ def make_web_app(
     )
     proxies = ProxyPolicy(parse_networks(config.security.trustedproxies))
     security = security or make_security(config)
+    notifications = with_notifications(config, registry)  # wraps the use cases
     app = build_app(
         registry,
         urls,
@@ -144,6 +146,8 @@ def make_web_app(
         proxies=proxies,
         token_service=security.token_service,
     )
+    if notifications is not None:
+        app.cleanup_ctx.append(notifications.deliver)
     purging = config.storage.maintenance.uploadpurging
     if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
         app.cleanup_ctx.append(

@@ -422,11 +422,8 @@ def test_env_bad_value_names_key_and_variable(tmp_path: Path) -> None:
 
 
 def test_env_can_select_unsupported_sections_which_then_warn(tmp_path: Path) -> None:
-    loaded = load(tmp_path, MINIMAL, {"REGISTRY_NOTIFICATIONS_EVENTS_INCLUDEREFERENCES": "true"})
-    assert loaded.warnings == [
-        "notifications: not supported yet, ignored "
-        "(set by REGISTRY_NOTIFICATIONS_EVENTS_INCLUDEREFERENCES)"
-    ]
+    loaded = load(tmp_path, MINIMAL, {"REGISTRY_REDIS_ADDR": "localhost:6379"})
+    assert loaded.warnings == ["redis: not supported yet, ignored (set by REGISTRY_REDIS_ADDR)"]
 
 
 def test_env_deprecated_loglevel(tmp_path: Path) -> None:
@@ -1092,7 +1089,6 @@ def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:
         "log:\n  hooks:\n    - type: mail\n  reportcaller: true\n"
         "http:\n  debug:\n    addr: localhost:5001\n    prometheus: {enabled: true}\n"
         "  http2:\n    disabled: true\n"
-        "notifications:\n  endpoints:\n    - name: a\n      url: https://x/\n"
         "redis:\n  addr: localhost:6379\n"
         "health:\n  storagedriver: {enabled: true}\n"
         "reporting:\n  bugsnag: {apikey: k}\n"
@@ -1109,7 +1105,6 @@ def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:
         "log.reportcaller",
         "http.debug",
         "http.http2",
-        "notifications",
         "redis",
         "health",
         "reporting",
@@ -1118,7 +1113,7 @@ def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:
         "policy",
     ]:
         assert warnings.count(f"{key}: not supported yet, ignored") == 1, key
-    assert len(warnings) == 14
+    assert len(warnings) == 13
 
 
 def test_empty_unsupported_sections_do_not_warn(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ WIRING = {
     "config",
     "database",
     "letsencrypt_setup",
+    "notify_setup",
     "registry2_commands",
     "store_commands",
     "store_views",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 
 from aiohttp import web
 
@@ -17,6 +18,7 @@ from dockyard.api.table import ACCESS
 from dockyard.auth.controller import AccessController, AuthRequest, OpenAccess
 from dockyard.oci import errors
 from dockyard.oci.names import validate_name
+from dockyard.registry.requests import RequestDetails, set_current_request
 from dockyard.registry.service import Registry
 from dockyard.registry.uploads import IncompleteBodyError
 from dockyard.storage.driver import InvalidPathError, StorageFullError
@@ -29,6 +31,24 @@ def error_response(error: errors.RegistryError) -> web.Response:
     headers = {**API_VERSION_HEADER, **error.headers, "Content-Type": "application/json"}
     # aiohttp sends no body to HEAD requests but keeps the Content-Length of this one.
     return web.Response(status=error.status, body=error.json_bytes(), headers=headers)
+
+
+def request_details(request: web.Request, actor: str | None, urls: UrlBuilder) -> RequestDetails:
+    """Distribution's request record: ``addr`` is the client's address with its port, or
+    the address a trusted proxy forwarded."""
+    addr = request.remote or ""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peer, tuple) and len(peer) >= 2 and peer[0] == addr:
+        addr = f"[{addr}]:{peer[1]}" if ":" in addr else f"{addr}:{peer[1]}"
+    return RequestDetails(
+        id=str(uuid.uuid4()),
+        addr=addr,
+        host=request.host,
+        method=request.method,
+        useragent=request.headers.get("User-Agent", ""),
+        actor=actor,
+        base_url=urls.build(request, ""),
+    )
 
 
 class Dispatcher:
@@ -101,6 +121,7 @@ class Dispatcher:
         )
         identity = await self._access.authenticate(caller, required)
         remember_user(request, identity.name)  # logged even when authorize refuses
+        set_current_request(functools.partial(request_details, request, identity.name, self._urls))
         self._access.authorize(identity, caller, required)
         if need.delete:
             self._registry.check_delete_enabled()

@@ -51,7 +51,6 @@ UNSUPPORTED_KEYS: Final[frozenset[str]] = frozenset(
         "http.debug",
         "http.http2",
         "middleware",
-        "notifications",
         "redis",
         "health",
         "reporting",

@@ -132,3 +132,10 @@ Duration = Annotated[
     AfterValidator(_not_negative),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def longer_than_zero(value: timedelta) -> timedelta:
+    """A validator for durations that must not be zero (intervals)."""
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value

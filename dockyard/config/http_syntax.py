@@ -38,6 +38,20 @@ def canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
+def checked_headers(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Header names checked and made canonical (values of one name merged); values
+    checked for line breaks. Raises ValueError."""
+    merged: dict[str, list[str]] = {}
+    for name, values in value.items():
+        if not HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid header name")
+        for item in values:
+            if any(c in item for c in "\r\n\0"):
+                raise ValueError(f"the value of {name} must not contain line breaks")
+        merged.setdefault(canonical_header(name), []).extend(values)
+    return merged
+
+
 def normalize_prefix(value: str) -> str:
     if any(c in value for c in "?#") or any(c.isspace() for c in value):
         raise ValueError(f"{value!r} is not a URL path")

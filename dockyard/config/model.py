@@ -31,12 +31,12 @@ from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
 from dockyard.config.database_pool import PoolConfig
 from dockyard.config.durations import Duration
 from dockyard.config.http_syntax import (
-    HEADER_NAME,
-    canonical_header,
+    checked_headers,
     normalize_prefix,
     split_host_port,
 )
 from dockyard.config.letsencrypt import LetsEncryptConfig
+from dockyard.config.notifications import NotificationsConfig, OutboxConfig
 from dockyard.config.retention import ImmutableTagsConfig, RetentionConfig
 from dockyard.storage.factory import (
     FALLBACK_DRIVER,
@@ -303,15 +303,7 @@ class HttpConfig(_Section):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        merged: dict[str, list[str]] = {}
-        for name, values in value.items():
-            if not HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid header name")
-            for item in values:
-                if any(c in item for c in "\r\n\0"):
-                    raise ValueError(f"the value of {name} must not contain line breaks")
-            merged.setdefault(canonical_header(name), []).extend(values)
-        return merged
+        return checked_headers(value)
 
     @field_validator("secret", mode="before")
     @classmethod
@@ -584,6 +576,8 @@ class Config(_Section):
     access: AccessConfig = Field(default_factory=AccessConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     immutabletags: ImmutableTagsConfig = Field(default_factory=ImmutableTagsConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
 
     @field_validator("version")
     @classmethod

@@ -34,6 +34,10 @@ def render_effective(config: Config) -> str:
         del data["http"]["tls"]
     if data["database"]["url"] is not None:
         data["database"]["url"] = masked_url(data["database"]["url"])
+    for endpoint in data["notifications"]["endpoints"]:
+        # Webhook headers usually carry a token, and URLs may carry a password.
+        endpoint["url"] = masked_url(endpoint["url"])
+        endpoint["headers"] = {name: ["***"] for name in endpoint["headers"]}
     header = (
         "# Dockyard effective configuration: defaults filled in, "
         "REGISTRY_* overrides applied, secrets masked.\n"

@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Select, bindparam, delete, func, select, update
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.changes import BlobDeleted, BlobMounted, BlobPushed, record_change
 from dockyard.metadata.engine import (
     DbConnection,
     prepared,
@@ -88,6 +89,7 @@ class BlobQueries(StoreBase):
             await self._link(connection, repository_id, digest)
             if upload_id is not None:
                 await connection.execute(DELETE_UPLOAD, {"id": upload_id})
+            await record_change(connection, BlobPushed(name, digest, size))
 
     async def commit_blob(
         self, name: str, digest: str, size: int, upload_id: str | None = None
@@ -154,6 +156,7 @@ class BlobQueries(StoreBase):
             repository_id = await self._ensure_repository(connection, name)
             await self._link(connection, repository_id, digest)
             await self._want_blobs(connection, [digest], utc_now())
+            await record_change(connection, BlobMounted(name, digest, int(size), source))
             return int(size)
 
     async def mark_blob_missing(self, digest: str) -> bool:
@@ -186,4 +189,7 @@ class BlobQueries(StoreBase):
                     t.repository_blobs.c.digest == digest,
                 )
             )
-            return bool(result.rowcount)
+            if not result.rowcount:
+                return False
+            await record_change(connection, BlobDeleted(name, digest))
+            return True

@@ -10,6 +10,11 @@ from typing import cast
 from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.changes import (
+    ManifestDeleted,
+    ManifestPushed,
+    record_change,
+)
 from dockyard.metadata.engine import (
     DbConnection,
     prepared,
@@ -197,6 +202,10 @@ class ManifestQueries(StoreBase):
                         "updated_at": now,
                     },
                 )
+            pushed = ManifestPushed(
+                name, manifest.digest, manifest.media_type, manifest.payload, tag
+            )
+            await record_change(connection, pushed)
 
     async def repository_manifest_digests(self, name: str) -> set[str]:
         """Every manifest stored in repository ``name``."""
@@ -256,14 +265,15 @@ class ManifestQueries(StoreBase):
             ).scalar_one_or_none()
             if manifest_id is None:
                 return False
-            if keep_tag is not None:
-                tags = await connection.execute(
-                    select(t.tags.c.name).where(t.tags.c.manifest_id == manifest_id)
-                )
-                kept = sorted(tag for tag in tags.scalars() if keep_tag(tag))
-                if kept:
-                    raise KeptTagError(kept[0])
+            names = await connection.execute(
+                select(t.tags.c.name).where(t.tags.c.manifest_id == manifest_id)
+            )
+            tags = tuple(sorted(names.scalars()))
+            kept = [tag for tag in tags if keep_tag is not None and keep_tag(tag)]
+            if kept:
+                raise KeptTagError(kept[0])
             await self._remove_manifests(connection, [manifest_id])
+            await record_change(connection, ManifestDeleted(name, digest, tags))
             return True
 
     async def _remove_manifests(self, connection: DbConnection, ids: Sequence[int]) -> None:

@@ -161,3 +161,22 @@ failed_logins = Table(
     Column("failed_at", Double, nullable=False),
     Index(None, "bucket", "failed_at"),
 )
+
+# Notification events waiting for delivery (an outbox): one row per event and endpoint,
+# written in the transaction of the change it describes, deleted once the endpoint took
+# it. ``id`` orders the events; an endpoint receives a repository's events in that order.
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("endpoint", String(255), nullable=False),
+    Column("repository", String(255), nullable=False),
+    # The event as JSON (Distribution's fields); the envelope is added when it is sent.
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Failed deliveries so far (bounded by ``outbox.maxattempts``).
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index(None, "endpoint", "id"),
+)

@@ -2,14 +2,16 @@
 
 :class:`MetadataStore` is what the rest of Dockyard uses. Its transactions and shared
 helpers are in :mod:`~dockyard.metadata.transactions`; the queries per aggregate in
-``repositories``, ``blob_links``, ``manifest_queries``, ``tag_queries`` and
-``upload_queries``; whole tag lists and their cache in :mod:`~dockyard.metadata.tag_lists`."""
+``repositories``, ``blob_links``, ``manifest_queries``, ``tag_queries``,
+``upload_queries`` and ``outbox``; whole tag lists and their cache in
+:mod:`~dockyard.metadata.tag_lists`."""
 
 from __future__ import annotations
 
 from dockyard.metadata.blob_links import BlobQueries
 from dockyard.metadata.integrity_queries import IntegrityQueries
 from dockyard.metadata.manifest_queries import ManifestQueries
+from dockyard.metadata.outbox import OutboxQueries
 from dockyard.metadata.repositories import RepositoryQueries
 from dockyard.metadata.retention_queries import RetentionQueries
 from dockyard.metadata.tag_lists import TAG_CACHE_CHARS, TagList, TagListCache
@@ -30,5 +32,7 @@ class MetadataStore(
     UploadQueries,
     UsageQueries,
     IntegrityQueries,
+    OutboxQueries,
 ):
-    """Repositories, blobs, manifests, tags, referrers and upload sessions."""
+    """Repositories, blobs, manifests, tags, referrers, upload sessions and the
+    notification outbox."""

@@ -7,6 +7,7 @@ from typing import cast
 from sqlalchemy import delete, select
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.changes import TagDeleted, record_change
 from dockyard.metadata.generation import MISS
 from dockyard.metadata.listings import limit_value
 from dockyard.metadata.tag_lists import TagList
@@ -87,4 +88,7 @@ class TagQueries(StoreBase):
             result = await connection.execute(
                 delete(t.tags).where(t.tags.c.repository_id == repository_id, t.tags.c.name == tag)
             )
-            return bool(result.rowcount)
+            if not result.rowcount:
+                return False
+            await record_change(connection, TagDeleted(name, tag))
+            return True
