@@ -26,6 +26,15 @@ from dockyard.database import in_process_database, prepare_schema, shown_url
 from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.store import MetadataStore
+from dockyard.monitoring import (
+    MonitoringPlan,
+    alive,
+    debug_app,
+    health_checks,
+    measured_registry,
+)
+from dockyard.monitoring import middlewares as monitoring_middlewares
+from dockyard.observability.health import HealthChecks
 from dockyard.oci.manifest import UrlPolicy
 from dockyard.registry.service import Registry
 from dockyard.registry.settings import RegistrySettings
@@ -76,6 +85,8 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     if migrate_first:
         await migrate(engine)
     metadata = MetadataStore(engine, WriteGeneration.for_database(url))
+    if config.http.debug.metrics:
+        return measured_registry(engine, metadata, make_storage(config), make_settings(config))
     return Registry(metadata, make_storage(config), make_settings(config))
 
 
@@ -84,8 +95,10 @@ def make_web_app(
     registry: Registry,
     maintenance: bool = True,
     security: Security | None = None,
+    checks: HealthChecks | None = None,
 ) -> web.Application:
-    """The application; ``maintenance`` adds the background upload purger (one worker)."""
+    """The application; ``maintenance`` adds the background upload purger (one worker).
+    ``checks``, the health checks, run while the application does."""
     urls = UrlBuilder(
         prefix=config.http.prefix, host=config.http.host, relative=config.http.relativeurls
     )
@@ -98,7 +111,11 @@ def make_web_app(
         access=security.controller,
         proxies=proxies,
         token_service=security.token_service,
+        outer_middlewares=monitoring_middlewares(config, proxies, checks),
     )
+    app.router.add_get("/", alive)
+    if checks is not None:
+        app.cleanup_ctx.append(checks.running)
     purging = config.storage.maintenance.uploadpurging
     if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
         app.cleanup_ctx.append(
@@ -164,6 +181,7 @@ class _Worker:
     shared: Prepared
     maintenance: bool
     migrate_first: bool = False
+    debug_socket: socket.socket | None = None  # the debug server's, on one worker
 
     def run(self) -> None:
         uvloop.install()
@@ -172,7 +190,8 @@ class _Worker:
     async def _serve(self) -> None:
         config = self.config
         registry = await open_registry(config, migrate_first=self.migrate_first)
-        app = make_web_app(config, registry, self.maintenance, self.shared.security)
+        checks = health_checks(config, registry)
+        app = make_web_app(config, registry, self.maintenance, self.shared.security, checks)
         access_log = None if config.log.accesslog.disabled else logging.getLogger("dockyard.access")
         runner = web.AppRunner(
             app, access_log_class=AccessLogger, access_log=access_log, handle_signals=False
@@ -180,11 +199,18 @@ class _Worker:
         await runner.setup()
         site = web.SockSite(runner, self.sock, ssl_context=self.shared.ssl_context)
         await site.start()
+        debug_runner = None
+        if self.debug_socket is not None:
+            debug_runner = web.AppRunner(debug_app(config, checks), handle_signals=False)
+            await debug_runner.setup()
+            await web.SockSite(debug_runner, self.debug_socket).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
+        if debug_runner is not None:
+            await debug_runner.cleanup()
         await runner.cleanup()
 
 
@@ -197,6 +223,15 @@ def serve(config: Config, workers: int) -> int:
     in-memory database there). Raises StartupError or ConfigError before any change
     when the port, the storage directory or a file the config names is unusable.
     """
+    # First: the metrics' directory is named before anything imports the metrics library.
+    monitor = MonitoringPlan.prepare(config)
+    try:
+        return _serve(config, workers, monitor)
+    finally:
+        monitor.close()
+
+
+def _serve(config: Config, workers: int, monitor: MonitoringPlan) -> int:
     shared = prepare(config)  # before binding and forking: bad files stop us here
     # An in-memory database lives in the process that serves it: its schema is made there,
     # and no worker can be forked to share it (nor can inmemory storage be shared).
@@ -230,10 +265,13 @@ def serve(config: Config, workers: int) -> int:
             "(no worker is forked, and none is restarted)",
             held,
         )
-        _Worker(config, sock, shared, maintenance=True, migrate_first=embedded).run()
+        _Worker(
+            config, sock, shared, True, migrate_first=embedded, debug_socket=monitor.debug_socket
+        ).run()
         return 0
 
     def run_worker(index: int) -> None:
-        _Worker(config, sock, shared, maintenance=index == 0).run()
+        debug = monitor.debug_socket if index == 0 else None
+        _Worker(config, sock, shared, maintenance=index == 0, debug_socket=debug).run()
 
-    return Supervisor(workers, run_worker).run()
+    return Supervisor(workers, run_worker, on_exit=monitor.worker_died).run()

@@ -34,6 +34,10 @@ class Security:
 def make_login_limiter(config: Config) -> FailedLoginLimiter:
     """The failed-login limiter; build it before forking workers so that they share it."""
     failed = config.security.failedlogins
+    if config.http.debug.metrics:  # counts failures and refusals too
+        from dockyard.observability.use_case_metrics import CountedLoginLimiter
+
+        return CountedLoginLimiter(failed.limit, failed.window.total_seconds())
     return FailedLoginLimiter(failed.limit, failed.window.total_seconds())
 
 

@@ -16,8 +16,8 @@ class StartupError(Exception):
     """The registry cannot start as configured; the message names the key to change."""
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The listening socket of ``http.addr``, inheritable by the workers."""
+def listen(host: str, port: int, key: str = "http.addr") -> socket.socket:
+    """The listening socket of ``key`` (``http.addr``), inheritable by the workers."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -27,7 +27,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.listen(1024)
     except OSError as exc:
         sock.close()
-        raise StartupError(f"http.addr: cannot listen on {address}: {_reason(exc)}") from None
+        raise StartupError(f"{key}: cannot listen on {address}: {_reason(exc)}") from None
     sock.set_inheritable(True)
     return sock
 

@@ -12,11 +12,13 @@
 #   nginx                   TLS reverse proxy / load balancer in front of Dockyard
 #   postgresql              PostgreSQL 15 (/usr/lib/postgresql/15/bin): the suites' second
 #                           metadata database; tests/postgres.py starts its own cluster
+#   prometheus              Prometheus 2.42 + promtool: scrapes a live Dockyard and checks the
+#                           shipped dashboard and alert rules (tests/prometheus.py)
 #
 # The Python side (oras, python-dxf, pytest...) comes from `pip install -e '.[test]'`.
 set -eu
 
-PACKAGES="skopeo podman buildah containerd runc docker.io busybox-static docker-registry nginx postgresql"
+PACKAGES="skopeo podman buildah containerd runc docker.io busybox-static docker-registry nginx postgresql prometheus"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-test-deps: must run as root" >&2

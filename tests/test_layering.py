@@ -42,6 +42,7 @@ WIRING = {
     "cli",
     "config",
     "database",
+    "monitoring",
     "registry2_commands",
     "security",
     "startup",

@@ -28,7 +28,9 @@ from pydantic import (
 )
 
 from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
+from dockyard.config.debug import DebugConfig
 from dockyard.config.durations import Duration
+from dockyard.config.health import HealthConfig
 from dockyard.config.http_syntax import (
     HEADER_NAME,
     canonical_header,
@@ -255,6 +257,7 @@ class HttpConfig(_Section):
     secret: str | None = Field(default=None, repr=False)
     draintimeout: Duration = timedelta(0)
     tls: TlsConfig = Field(default_factory=TlsConfig)
+    debug: DebugConfig = Field(default_factory=DebugConfig)
 
     @field_validator("addr")
     @classmethod
@@ -573,6 +576,7 @@ class Config(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @field_validator("version")
     @classmethod

@@ -1,0 +1,186 @@
+"""Wiring of metrics, health checks, request ids and the debug server (``http.debug``,
+``health``), kept out of ``app.py``.
+
+``serve`` makes a :class:`MonitoringPlan` in the parent, before anything imports the
+metrics library and before forking: the private directory of the workers' metric files
+and the debug server's socket (served by worker 0, the maintenance worker). Each worker
+then measures its own registry (:func:`measured_registry`) and runs its own health checks,
+as each registry:2 process does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from sqlalchemy import text
+
+from dockyard.api.forwarded import ProxyPolicy
+from dockyard.api.request_id import request_id_middleware
+from dockyard.api.routes import match
+from dockyard.api.table import ROUTES
+from dockyard.config import Config
+from dockyard.metadata.engine import Database
+from dockyard.metadata.store import MetadataStore
+from dockyard.observability.health import (
+    Check,
+    HealthChecks,
+    file_probe,
+    http_probe,
+    tcp_probe,
+    unavailable_middleware,
+)
+from dockyard.observability.multiprocess import prepare_directory, remove_directory, worker_died
+from dockyard.registry.service import Registry, default_use_cases
+from dockyard.registry.settings import RegistrySettings
+from dockyard.startup import listen
+from dockyard.storage.driver import StorageDriver
+
+# Distribution's handler labels where its route names differ from Dockyard's.
+_DISTRIBUTION_HANDLERS = {"upload_start": "blob_upload", "upload": "blob_upload_chunk"}
+
+
+@dataclass
+class MonitoringPlan:
+    """What the parent makes once for every worker."""
+
+    metrics_directory: str | None = None
+    debug_socket: socket.socket | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    def prepare(cls, config: Config) -> MonitoringPlan:
+        """Raises StartupError when the debug address cannot be bound."""
+        debug = config.http.debug
+        sock = listen(*debug.bind(), key="http.debug.addr") if debug.enabled else None
+        directory = prepare_directory() if debug.metrics else None
+        return cls(directory, sock)
+
+    def worker_died(self, pid: int) -> None:
+        if self.metrics_directory is not None:
+            worker_died(pid)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.debug_socket is not None:
+            self.debug_socket.close()
+        if self.metrics_directory is not None:
+            remove_directory(self.metrics_directory)
+
+
+def measured_registry(
+    engine: Database, metadata: MetadataStore, storage: StorageDriver, settings: RegistrySettings
+) -> Registry:
+    """A registry whose storage, database, uploads and caches feed the metrics."""
+    from dockyard.observability.database_metrics import instrument
+    from dockyard.observability.storage_metrics import MeasuredDriver
+    from dockyard.observability.use_case_metrics import MeasuredUploads, count_cache_lookups
+
+    instrument(engine)
+    count_cache_lookups(metadata.tag_list_cache)
+    measured = MeasuredDriver(storage)
+    plain = default_use_cases(metadata, measured, settings)
+    return Registry(
+        metadata, measured, settings, plain.wrapped(uploads=MeasuredUploads(plain.uploads))
+    )
+
+
+def route_classifier(prefix: str) -> Callable[[str], str]:
+    """The ``handler`` label of a path: its route's name, as Distribution spells it."""
+    api = prefix + "/v2"
+
+    def classify(path: str) -> str:
+        if not path.startswith(api):
+            return "other"
+        found = match(ROUTES, path[len(prefix) :])
+        if found is None:
+            return "other"
+        return _DISTRIBUTION_HANDLERS.get(found.route.name, found.route.name)
+
+    return classify
+
+
+def _seconds(value: Any) -> float | None:
+    """A Go timeout: zero means none."""
+    seconds = float(value.total_seconds())
+    return seconds or None
+
+
+def _database_probe(engine: Database, timeout: float | None) -> Callable[[], Any]:
+    async def probe() -> None:
+        async with asyncio.timeout(timeout), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    return probe
+
+
+def _storage_probe(storage: StorageDriver) -> Callable[[], Any]:
+    async def probe() -> None:
+        await storage.stat("/")  # any error fails; "/" missing is fine (the backend answered)
+
+    return probe
+
+
+def health_checks(config: Config, registry: Registry) -> HealthChecks | None:
+    """The checks ``health`` configures, or None when there are none."""
+    health = config.health
+    checks: list[Check] = []
+    driver = health.storagedriver
+    if driver.enabled:
+        checks.append(
+            Check(
+                f"storagedriver_{config.storage.driver}",
+                _storage_probe(registry.storage),
+                driver.interval.total_seconds(),
+                driver.threshold,
+            )
+        )
+    for item in health.file:
+        checks.append(Check(item.file, file_probe(item.file), item.interval.total_seconds()))
+    for http in health.http:
+        probe = http_probe(http.uri, http.statuscode, _seconds(http.timeout), http.headers)
+        checks.append(Check(http.uri, probe, http.interval.total_seconds(), http.threshold))
+    for tcp in health.tcp:
+        probe = tcp_probe(tcp.addr, _seconds(tcp.timeout))
+        checks.append(Check(tcp.addr, probe, tcp.interval.total_seconds(), tcp.threshold))
+    database = health.database
+    if database.enabled:
+        probe = _database_probe(registry.metadata.engine, _seconds(database.timeout))
+        checks.append(
+            Check("database", probe, database.interval.total_seconds(), database.threshold)
+        )
+    return HealthChecks(checks) if checks else None
+
+
+def middlewares(
+    config: Config, proxies: ProxyPolicy, checks: HealthChecks | None
+) -> list[Middleware]:
+    """The outermost middlewares of the registry port, in order: the request id, the HTTP
+    metrics (when on), the 503 while a health check fails."""
+    found: list[Middleware] = [request_id_middleware(proxies)]
+    if config.http.debug.metrics:
+        from dockyard.observability.http_metrics import metrics_middleware
+
+        found.append(metrics_middleware(route_classifier(config.http.prefix)))
+    if checks is not None:
+        found.append(unavailable_middleware(checks))
+    return found
+
+
+async def alive(_request: web.Request) -> web.Response:
+    """registry:2 answers ``GET /`` with an empty 200 (503 while a health check fails)."""
+    return web.Response(headers={"Cache-Control": "no-cache"})
+
+
+def debug_app(config: Config, checks: HealthChecks | None) -> web.Application:
+    from dockyard.observability.debug_server import build_debug_app
+
+    debug = config.http.debug
+    return build_debug_app(checks, debug.prometheus.path if debug.metrics else None)
