@@ -11,6 +11,7 @@ as each registry:2 process does.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from dockyard.registry.settings import RegistrySettings
 from dockyard.startup import listen
 from dockyard.storage.driver import StorageDriver
 
+log = logging.getLogger("dockyard")
 # Distribution's handler labels where its route names differ from Dockyard's.
 _DISTRIBUTION_HANDLERS = {"upload_start": "blob_upload", "upload": "blob_upload_chunk"}
 
@@ -59,6 +61,16 @@ class MonitoringPlan:
         debug = config.http.debug
         sock = listen(*debug.bind(), key="http.debug.addr") if debug.enabled else None
         directory = prepare_directory() if debug.metrics else None
+        if sock is not None:
+            host, port = debug.bind()
+            log.info(
+                "debug server on %s:%d (health%s)",
+                host,
+                port,
+                f", metrics at {debug.prometheus.path}, worker files in {directory}"
+                if directory
+                else "",
+            )
         return cls(directory, sock)
 
     def worker_died(self, pid: int) -> None:

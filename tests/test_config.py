@@ -992,9 +992,7 @@ def test_typo_of_an_auth_type_or_driver_is_refused_with_a_suggestion(tmp_path: P
 
 def test_strict_turns_every_warning_into_one_error(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
-    path.write_text(
-        MINIMAL + "  delete:\n    enabeld: true\nreporting: {bugsnag: {apikey: k}}\n"
-    )
+    path.write_text(MINIMAL + "  delete:\n    enabeld: true\nreporting: {bugsnag: {apikey: k}}\n")
     env = {"REGISTRY_HTTP_ADR": ":5001"}
     warnings = load_config(path, env).warnings
     assert len(warnings) == 3
