@@ -28,7 +28,7 @@ from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.store import MetadataStore
 from dockyard.monitoring import (
     MonitoringPlan,
-    alive,
+    attach_monitoring,
     debug_app,
     health_checks,
     measured_registry,
@@ -113,9 +113,7 @@ def make_web_app(
         token_service=security.token_service,
         outer_middlewares=monitoring_middlewares(config, proxies, checks),
     )
-    app.router.add_get("/", alive)
-    if checks is not None:
-        app.cleanup_ctx.append(checks.running)
+    attach_monitoring(app, config, checks)
     purging = config.storage.maintenance.uploadpurging
     if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
         app.cleanup_ctx.append(

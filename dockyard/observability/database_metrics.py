@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import event
 
 from dockyard.metadata.engine import Database, InlineEngine, time_prepared_statements
-from dockyard.observability import metrics
+from dockyard.observability import batch, metrics
 
 _VERB = re.compile(r"\s*(\w+)")
 _TABLE = re.compile(r"""(?is)\b(?:from|into|update)\s+["`]?(\w+)""")
@@ -39,7 +39,7 @@ def statement_name(sql: str) -> str:
 
 @lru_cache(maxsize=2048)
 def _child(sql: str) -> Any:
-    return metrics.DB_QUERY.labels(statement_name(sql))
+    return batch.histogram(metrics.DB_QUERY.labels(statement_name(sql)))
 
 
 def observe(sql: str, seconds: float) -> None:

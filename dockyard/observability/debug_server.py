@@ -15,6 +15,7 @@ import json
 
 from aiohttp import web
 
+from dockyard.observability.batch import flush
 from dockyard.observability.debug_paths import HEALTH_PATH, LIVE_PATH, READY_PATH
 from dockyard.observability.health import HealthChecks
 from dockyard.observability.multiprocess import exposition
@@ -46,6 +47,7 @@ def build_debug_app(checks: HealthChecks | None, metrics_path: str | None) -> we
     if metrics_path is not None:
 
         async def scrape(_request: web.Request) -> web.Response:
+            flush()  # this worker's latest counts; the others flush every second
             body, content_type = exposition()
             response = web.Response(body=body)
             response.headers["Content-Type"] = content_type

@@ -3,7 +3,8 @@
 The ``handler`` label is the route's name as Distribution spells it (``blob``,
 ``blob_upload``, ``blob_upload_chunk``, ``manifest``, ``tags``, ``catalog``, ``base``),
 given by the wiring's ``classify``; anything else is ``other``. The metric children are
-looked up once per label set and kept, so a request costs a few increments.
+looked up once per label set and kept, and updated in the process (:mod:`.batch`), so a
+request costs a few additions.
 """
 
 from __future__ import annotations
@@ -15,39 +16,48 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from dockyard.observability import metrics
+from dockyard.observability import batch, metrics
+
+
+class _Series:
+    """The batched children that requests of one handler and method update."""
+
+    __slots__ = ("duration", "handler", "in_flight", "method", "request_size", "requests",
+                 "response_size")  # fmt: skip
+
+    def __init__(self, handler: str, method: str, shared: tuple[Any, Any, Any]) -> None:
+        self.handler = handler
+        self.method = method
+        self.in_flight, self.request_size, self.response_size = shared
+        self.duration = batch.histogram(metrics.HTTP_DURATION.labels(handler, method))
+        self.requests: dict[int, Any] = {}
+
+    def count(self, status: int) -> None:
+        counter = self.requests.get(status)
+        if counter is None:
+            child = metrics.HTTP_REQUESTS.labels(self.handler, str(status), self.method)
+            counter = self.requests[status] = batch.counter(child)
+        counter.inc()
 
 
 class _Children:
-    """The metric children of each label set, made on first use."""
+    """The series of each handler and method, made on first use."""
 
     def __init__(self) -> None:
         self._per_handler: dict[str, tuple[Any, Any, Any]] = {}
-        self._per_method: dict[tuple[str, str], Any] = {}
-        self._per_code: dict[tuple[str, int, str], Any] = {}
+        self._series: dict[tuple[str, str], _Series] = {}
 
-    def handler(self, name: str) -> tuple[Any, Any, Any]:
-        found = self._per_handler.get(name)
+    def series(self, handler: str, method: str) -> _Series:
+        found = self._series.get((handler, method))
         if found is None:
-            found = self._per_handler[name] = (
-                metrics.HTTP_IN_FLIGHT.labels(name),
-                metrics.HTTP_REQUEST_SIZE.labels(name),
-                metrics.HTTP_RESPONSE_SIZE.labels(name),
-            )
-        return found
-
-    def duration(self, name: str, method: str) -> Any:
-        key = (name, method)
-        found = self._per_method.get(key)
-        if found is None:
-            found = self._per_method[key] = metrics.HTTP_DURATION.labels(name, method)
-        return found
-
-    def requests(self, name: str, code: int, method: str) -> Any:
-        key = (name, code, method)
-        found = self._per_code.get(key)
-        if found is None:
-            found = self._per_code[key] = metrics.HTTP_REQUESTS.labels(name, str(code), method)
+            shared = self._per_handler.get(handler)
+            if shared is None:
+                shared = self._per_handler[handler] = (
+                    batch.gauge(metrics.HTTP_IN_FLIGHT.labels(handler)),
+                    batch.histogram(metrics.HTTP_REQUEST_SIZE.labels(handler)),
+                    batch.histogram(metrics.HTTP_RESPONSE_SIZE.labels(handler)),
+                )
+            found = self._series[(handler, method)] = _Series(handler, method, shared)
         return found
 
 
@@ -63,15 +73,13 @@ def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
     """Counts every request with registry:2's families; ``classify(path)`` names the
     handler."""
     children = _Children()
-    received = metrics.BYTES_RECEIVED
-    sent = metrics.BYTES_SENT
+    received = batch.counter(metrics.BYTES_RECEIVED)
+    sent = batch.counter(metrics.BYTES_SENT)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        name = classify(request.path)
-        in_flight, request_size, response_size = children.handler(name)
-        method = request.method
-        in_flight.inc()
+        series = children.series(classify(request.path), request.method)
+        series.in_flight.inc()
         started = time.perf_counter()
         status = 500
         response: web.StreamResponse | None = None
@@ -83,16 +91,16 @@ def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
             status = exc.status
             raise
         finally:
-            children.duration(name, method).observe(time.perf_counter() - started)
-            in_flight.dec()
-            children.requests(name, status, method).inc()
+            series.duration.observe(time.perf_counter() - started)
+            series.in_flight.dec()
+            series.count(status)
             body = request.content_length or 0
-            request_size.observe(body)
+            series.request_size.observe(body)
             if body:
                 received.inc(body)
             if response is not None:
                 out = response_bytes(request, response)
-                response_size.observe(out)
+                series.response_size.observe(out)
                 if out:
                     sent.inc(out)
 

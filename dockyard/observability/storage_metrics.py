@@ -9,13 +9,14 @@ decides. ``capability`` is forwarded, so sendfile still sees the local files.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
-from dockyard.observability import metrics
+from dockyard.observability import batch, metrics
 from dockyard.storage.driver import FileWriter, StorageDriver, WriterState
 
 _Capability = TypeVar("_Capability")
+_T = TypeVar("_T")
 ACTIONS = (
     "GetContent",
     "PutContent",
@@ -37,7 +38,16 @@ class MeasuredDriver(StorageDriver):
     def __init__(self, inner: StorageDriver) -> None:
         self._inner = inner
         self.name = inner.name
-        self._timers = {a: metrics.STORAGE_ACTION.labels(inner.name, a) for a in ACTIONS}
+        self._timers = {
+            a: batch.histogram(metrics.STORAGE_ACTION.labels(inner.name, a)) for a in ACTIONS
+        }
+
+    async def _timed(self, action: str, call: Awaitable[_T]) -> _T:
+        started = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self._timers[action].observe(time.perf_counter() - started)
 
     @property
     def inner(self) -> StorageDriver:
@@ -47,12 +57,10 @@ class MeasuredDriver(StorageDriver):
         return getattr(self._inner, name)
 
     async def get_content(self, path: str) -> bytes:
-        with self._timers["GetContent"].time():
-            return await self._inner.get_content(path)
+        return await self._timed("GetContent", self._inner.get_content(path))
 
     async def put_content(self, path: str, data: bytes) -> None:
-        with self._timers["PutContent"].time():
-            await self._inner.put_content(path, data)
+        await self._timed("PutContent", self._inner.put_content(path, data))
 
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None
@@ -76,36 +84,28 @@ class MeasuredDriver(StorageDriver):
     async def writer(
         self, path: str, resume: WriterState | None = None, destination: str | None = None
     ) -> FileWriter:
-        with self._timers["Writer"].time():
-            return await self._inner.writer(path, resume, destination)
+        return await self._timed("Writer", self._inner.writer(path, resume, destination))
 
     async def commit(self, path: str, state: WriterState, destination: str) -> None:
-        with self._timers["Commit"].time():
-            await self._inner.commit(path, state, destination)
+        await self._timed("Commit", self._inner.commit(path, state, destination))
 
     async def abort(self, path: str, state: WriterState) -> None:
-        with self._timers["Abort"].time():
-            await self._inner.abort(path, state)
+        await self._timed("Abort", self._inner.abort(path, state))
 
     async def stat(self, path: str) -> int | None:
-        with self._timers["Stat"].time():
-            return await self._inner.stat(path)
+        return await self._timed("Stat", self._inner.stat(path))
 
     async def list(self, path: str) -> list[str]:
-        with self._timers["List"].time():
-            return await self._inner.list(path)
+        return await self._timed("List", self._inner.list(path))
 
     async def move(self, source: str, destination: str) -> None:
-        with self._timers["Move"].time():
-            await self._inner.move(source, destination)
+        await self._timed("Move", self._inner.move(source, destination))
 
     async def delete(self, path: str) -> None:
-        with self._timers["Delete"].time():
-            await self._inner.delete(path)
+        await self._timed("Delete", self._inner.delete(path))
 
     async def redirect_url(self, path: str, method: str) -> str | None:
-        with self._timers["RedirectURL"].time():
-            return await self._inner.redirect_url(path, method)
+        return await self._timed("RedirectURL", self._inner.redirect_url(path, method))
 
     def capability(self, kind: type[_Capability]) -> _Capability | None:
         return self._inner.capability(kind)
