@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from dockyard.config import load_config
-from dockyard.observability.debug_server import build_debug_app
 from dockyard.observability import health
+from dockyard.observability.debug_server import build_debug_app
 
 
 async def _fail() -> None:
