@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dockyard.api.routes import match
@@ -44,3 +46,17 @@ def test_handler_label_is_the_route_name(prefix: str, path: str) -> None:
 def test_other_paths(path: str) -> None:
     assert match(ROUTES, path) is None or path == "/v2/a"
     assert route_classifier("")(path) == "other"
+
+
+def test_every_metric_family_is_documented() -> None:
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from dockyard.observability import metrics
+
+    docs = (Path(__file__).parents[1] / "docs" / "monitoring.md").read_text()
+    families = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
+    assert len(families) > 20
+    for family in families:
+        name = family.describe()[0].name
+        shown = f"{name}_total" if family._type == "counter" else name
+        assert f"`{shown}`" in docs, shown
