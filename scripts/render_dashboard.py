@@ -77,8 +77,8 @@ def main() -> None:
                 if unit == "percentunit":
                     points = [(t, v * 100) for t, v in points]
                 xs, ys = zip(*points, strict=True)
-                axis.plot(xs, ys, linewidth=1.2,
-                          label=legend(target.get("legendFormat", ""), series["metric"]))  # fmt: skip
+                name = legend(target.get("legendFormat", ""), series["metric"])
+                axis.plot(xs, ys, linewidth=1.2, label=name)
         axis.set_ylabel("%" if unit == "percentunit" else UNITS.get(unit, ""), fontsize=7)
         axis.set_xlabel("minutes", fontsize=7)
         if axis.get_legend_handles_labels()[0]:
