@@ -8,6 +8,7 @@ scrape.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Final
 
 from dockyard.observability import metrics
@@ -38,8 +39,13 @@ def notification_event(endpoint: str, kind: str, count: int = 1) -> None:
     metrics.NOTIFICATION_EVENTS.labels(kind, endpoint).inc(count)
 
 
-def notification_status(endpoint: str, status: int, reason: str = "") -> None:
-    """An endpoint answered a delivery with ``status`` (registry:2 labels ``200 OK``)."""
+def notification_status(endpoint: str, status: int) -> None:
+    """An endpoint answered a delivery with ``status`` (labelled ``200 OK``, as registry:2
+    labels it)."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
     code = f"{status} {reason}".strip()
     metrics.NOTIFICATION_STATUS.labels(code, endpoint).inc()
 

@@ -10,8 +10,10 @@ its live gauges (requests in flight, uploads in progress) dropped by
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
 
 ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"
@@ -19,6 +21,12 @@ ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"
 
 def prepare_directory() -> str:
     """A fresh private directory for the value files, named in the environment."""
+    if "prometheus_client" in sys.modules:  # too late: its values would stay per process
+        logging.getLogger("dockyard").warning(
+            "metrics: prometheus_client was imported before serve set %s; each worker "
+            "will show only its own counts",
+            ENVIRONMENT,
+        )
     directory = tempfile.mkdtemp(prefix="dockyard-metrics-")
     os.environ[ENVIRONMENT] = directory
     return directory
