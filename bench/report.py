@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.servers import DOCKYARD, REGISTRY2, TITLES
+from bench.servers import DOCKYARD, DOCKYARD_METRICS, REGISTRY2, TITLES
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -241,8 +241,17 @@ class Row:
             cost = (self.costs or {}).get(target)
             cells.append("" if not self.cost_unit else fmt(cost))
         cells.append(self._ratio(self.costs or {}, lower=True) if self.cost_unit else "")
+        if DOCKYARD_METRICS in targets:
+            cells.append(self._metrics_ratio())
         cells.append(self.note)
         return cells
+
+    def _metrics_ratio(self) -> str:
+        """Dockyard with metrics against Dockyard without, > 1 when metrics cost nothing."""
+        if self.failed or self.suspect:
+            return "-"
+        on, off = self.values.get(DOCKYARD_METRICS), self.values.get(DOCKYARD)
+        return fmt_ratio(ratio(on, off, self.higher_is_better))
 
     def _ratio(self, values: dict[str, float | None], lower: bool = False) -> str:
         if self.failed or self.suspect:
@@ -264,6 +273,11 @@ class Row:
             "costs": self.costs,
             "cost_ratio": ratio(
                 (self.costs or {}).get(DOCKYARD), (self.costs or {}).get(REGISTRY2), False
+            ),
+            "metrics_ratio": ratio(
+                self.values.get(DOCKYARD_METRICS),
+                self.values.get(DOCKYARD),
+                self.higher_is_better,
             ),
             "note": self.note,
         }
@@ -375,10 +389,13 @@ def big_upload_rows(big: dict[str, dict[str, Any]]) -> list[Row]:
 
 def render(rows: list[Row], targets: list[str]) -> str:
     titles = [TITLES[t] for t in targets]
-    header = ["scenario", "unit", *titles, "ratio", "server CPU cost", *titles, "ratio", "notes"]
+    header = ["scenario", "unit", *titles, "ratio", "server CPU cost", *titles, "ratio"]
+    if DOCKYARD_METRICS in targets:
+        header.append("metrics on/off")
+    header.append("notes")
     table = [header] + [row.cells(targets) for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    numeric = {i for i, h in enumerate(header) if h in (*titles, "ratio")}
+    numeric = {i for i, h in enumerate(header) if h in (*titles, "ratio", "metrics on/off")}
 
     def line(cells: list[str]) -> str:
         padded = [

@@ -33,6 +33,7 @@ from bench import report
 from bench.big_upload import idle_pss
 from bench.servers import (
     DOCKYARD,
+    DOCKYARD_METRICS,
     REGISTRY2,
     TITLES,
     Server,
@@ -175,7 +176,7 @@ def new_result(target: str, workers: int | None) -> dict[str, Any]:
     return {
         "target": target,
         "title": TITLES[target],
-        "workers_flag": workers if target == DOCKYARD else None,
+        "workers_flag": workers if target in (DOCKYARD, DOCKYARD_METRICS) else None,
         "scenarios": {},
         "failures": {},
         "memory": {},
@@ -324,8 +325,8 @@ def start_with_retry(server: Server, result: dict[str, Any], pause: float = 15.0
 def make_server(target: str, base: Path, log_path: Path, args: argparse.Namespace) -> Server:
     store = base / "store"
     store.mkdir()
-    if target == DOCKYARD:
-        return dockyard_server(store, base, log_path, args.workers)
+    if target in (DOCKYARD, DOCKYARD_METRICS):
+        return dockyard_server(store, base, log_path, args.workers, target == DOCKYARD_METRICS)
     return registry2_server(store, base, log_path, args.registry2)
 
 
@@ -457,6 +458,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="which registries to run, in order (default dockyard,registry2)",
     )
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help=f"also run Dockyard with metrics on ({DOCKYARD_METRICS}), right after Dockyard: "
+        "the table's 'metrics on/off' column is the cost of metrics (goal: >= 0.95)",
+    )
+    parser.add_argument(
         "--no-physical",
         dest="physical",
         action="store_false",
@@ -503,6 +510,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if "pull" in args.selected and "push" not in args.selected:
             args.selected.append("push")  # pull pulls what push pushed
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if args.metrics and DOCKYARD_METRICS not in args.targets:
+        at = args.targets.index(DOCKYARD) + 1 if DOCKYARD in args.targets else 0
+        args.targets.insert(at, DOCKYARD_METRICS)
     for target in args.targets:
         if target not in TITLES:
             parser.error(f"unknown target {target}; choose from {', '.join(TITLES)}")

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DOCKYARD = "dockyard"
+DOCKYARD_METRICS = "dockyard-metrics"  # Dockyard with the debug server and metrics on
 REGISTRY2 = "registry2"
-TITLES = {DOCKYARD: "Dockyard", REGISTRY2: "registry:2"}
+TITLES = {DOCKYARD: "Dockyard", DOCKYARD_METRICS: "Dockyard+metrics", REGISTRY2: "registry:2"}
 
 
 # Straight to 127.0.0.1, whatever http_proxy says.
@@ -174,14 +175,31 @@ class Server:
         return data.decode(errors="replace").splitlines()
 
 
-def dockyard_server(root: Path, workdir: Path, log_path: Path, workers: int | None) -> Server:
+def metrics_config(port: int) -> str:
+    """What turns metrics on (appended to the ``http`` section): what the cost of metrics
+    is measured with."""
+    return (
+        "  debug:\n"
+        f"    addr: 127.0.0.1:{port}\n"
+        "    prometheus:\n"
+        "      enabled: true\n"
+    )
+
+
+def dockyard_server(
+    root: Path, workdir: Path, log_path: Path, workers: int | None, metrics: bool = False
+) -> Server:
     port = free_port()
     config = workdir / "dockyard.yml"
-    config.write_text(registry_config(root, port))
+    text = registry_config(root, port)
+    if metrics:
+        text += metrics_config(free_port())
+    config.write_text(text)
     argv = [sys.executable, "-m", "dockyard", "serve", str(config)]
     if workers is not None:
         argv += ["--workers", str(workers)]
-    return Server(DOCKYARD, argv, f"http://127.0.0.1:{port}", log_path)
+    name = DOCKYARD_METRICS if metrics else DOCKYARD
+    return Server(name, argv, f"http://127.0.0.1:{port}", log_path)
 
 
 def registry2_server(root: Path, workdir: Path, log_path: Path, binary: str) -> Server:

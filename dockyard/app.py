@@ -30,8 +30,19 @@ from dockyard.metadata.generation import NotifiedGeneration, WriteGeneration
 from dockyard.metadata.invalidation import WriteListener
 from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
+from dockyard.monitoring import (
+    MonitoringPlan,
+    attach_monitoring,
+    debug_app,
+    health_checks,
+    measured_registry,
+)
+from dockyard.monitoring import middlewares as monitoring_middlewares
+from dockyard.notify.observer import NotificationObserver
 from dockyard.notify_setup import with_notifications
+from dockyard.observability.health import HealthChecks
 from dockyard.oci.manifest import UrlPolicy
+from dockyard.registry.protocols import UseCases
 from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
 from dockyard.retention.immutable import with_immutable_tags
@@ -97,9 +108,16 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     generation = WriteGeneration.for_database(url, config.database.readcache)
     metadata = MetadataStore(engine, generation)
     storage, settings = make_storage(config), make_settings(config)
-    plain = default_use_cases(metadata, storage, settings)
-    use_cases = with_immutable_tags(plain, metadata, config.immutabletags.policy())
-    return Registry(metadata, storage, settings, use_cases)
+    policy = config.immutabletags.policy()
+
+    def protect(use_cases: UseCases) -> UseCases:
+        return with_immutable_tags(use_cases, metadata, policy)
+
+    if config.http.debug.metrics:
+        return measured_registry(engine, metadata, storage, settings, protect)
+    return Registry(
+        metadata, storage, settings, protect(default_use_cases(metadata, storage, settings))
+    )
 
 
 @contextlib.asynccontextmanager
@@ -125,19 +143,32 @@ async def shared_across_replicas(registry: Registry, security: Security) -> Asyn
         await listener.stop()
 
 
+def _notification_observer(config: Config) -> NotificationObserver | None:
+    """The metrics' counter of notification deliveries, when metrics are on (imported
+    only then: the metrics library must not load before ``serve`` names its directory)."""
+    if not config.http.debug.metrics:
+        return None
+    from dockyard.observability import feeds
+
+    feeds.endpoints_configured([e.name for e in config.notifications.endpoints if not e.disabled])
+    return feeds.NotificationCounter()
+
+
 def make_web_app(
     config: Config,
     registry: Registry,
     maintenance: bool = True,
     security: Security | None = None,
+    checks: HealthChecks | None = None,
 ) -> web.Application:
-    """The application; ``maintenance`` adds the background upload purger (one worker)."""
+    """The application; ``maintenance`` adds the background upload purger (one worker).
+    ``checks``, the health checks, run while the application does."""
     urls = UrlBuilder(
         prefix=config.http.prefix, host=config.http.host, relative=config.http.relativeurls
     )
     proxies = ProxyPolicy(parse_networks(config.security.trustedproxies))
     security = security or make_security(config)
-    notifications = with_notifications(config, registry)  # wraps the use cases
+    notifications = with_notifications(config, registry, _notification_observer(config))
     app = build_app(
         registry,
         urls,
@@ -145,9 +176,11 @@ def make_web_app(
         access=security.controller,
         proxies=proxies,
         token_service=security.token_service,
+        outer_middlewares=monitoring_middlewares(config, proxies, checks),
     )
     if notifications is not None:
         app.cleanup_ctx.append(notifications.deliver)
+    attach_monitoring(app, config, checks)
     purging = config.storage.maintenance.uploadpurging
     if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
         app.cleanup_ctx.append(
@@ -230,6 +263,7 @@ class _Worker:
     shared: Prepared
     maintenance: bool
     migrate_first: bool = False
+    debug_socket: socket.socket | None = None  # the debug server's, on one worker
 
     def run(self) -> None:
         uvloop.install()
@@ -242,7 +276,8 @@ class _Worker:
             await self._serve_app(config, registry)
 
     async def _serve_app(self, config: Config, registry: Registry) -> None:
-        app = make_web_app(config, registry, self.maintenance, self.shared.security)
+        checks = health_checks(config, registry)
+        app = make_web_app(config, registry, self.maintenance, self.shared.security, checks)
         access_log = None if config.log.accesslog.disabled else logging.getLogger("dockyard.access")
         runner = web.AppRunner(
             app, access_log_class=AccessLogger, access_log=access_log, handle_signals=False
@@ -250,12 +285,19 @@ class _Worker:
         await runner.setup()
         site = web.SockSite(runner, self.sock, ssl_context=self.shared.ssl_context)
         await site.start()
+        debug_runner = None
+        if self.debug_socket is not None:
+            debug_runner = web.AppRunner(debug_app(config, checks), handle_signals=False)
+            await debug_runner.setup()
+            await web.SockSite(debug_runner, self.debug_socket).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         async with self._letsencrypt(registry):
             await stop.wait()
+        if debug_runner is not None:
+            await debug_runner.cleanup()
         await runner.cleanup()
 
     def _letsencrypt(self, registry: Registry) -> contextlib.AbstractAsyncContextManager[None]:
@@ -279,6 +321,15 @@ def serve(config: Config, workers: int) -> int:
     in-memory database there). Raises StartupError or ConfigError before any change
     when the port, the storage directory or a file the config names is unusable.
     """
+    # First: the metrics' directory is named before anything imports the metrics library.
+    monitor = MonitoringPlan.prepare(config)
+    try:
+        return _serve(config, workers, monitor)
+    finally:
+        monitor.close()
+
+
+def _serve(config: Config, workers: int, monitor: MonitoringPlan) -> int:
     shared = prepare(config)  # before binding and forking: bad files stop us here
     # An in-memory database lives in the process that serves it: its schema is made there,
     # and no worker can be forked to share it (nor can inmemory storage be shared).
@@ -322,10 +373,13 @@ def serve(config: Config, workers: int) -> int:
             "(no worker is forked, and none is restarted)",
             held,
         )
-        _Worker(config, sock, shared, maintenance=True, migrate_first=embedded).run()
+        _Worker(
+            config, sock, shared, True, migrate_first=embedded, debug_socket=monitor.debug_socket
+        ).run()
         return 0
 
     def run_worker(index: int) -> None:
-        _Worker(config, sock, shared, maintenance=index == 0).run()
+        debug = monitor.debug_socket if index == 0 else None
+        _Worker(config, sock, shared, maintenance=index == 0, debug_socket=debug).run()
 
-    return Supervisor(workers, run_worker).run()
+    return Supervisor(workers, run_worker, on_exit=monitor.worker_died).run()

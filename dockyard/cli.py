@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from dockyard import __version__
+from dockyard.api.request_context import RequestIdFilter
 from dockyard.config import (
     ConfigError,
     LoadedConfig,
@@ -42,7 +43,7 @@ def _load(path: Path | None, serving: bool = True, strict: bool = False) -> Load
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     log = loaded.config.log
-    configure_logging(log.level, log.formatter, dict(log.fields))
+    configure_logging(log.level, log.formatter, dict(log.fields), [RequestIdFilter()])
     import logging
 
     for warning in loaded.warnings:

@@ -40,6 +40,10 @@ def make_login_limiter(config: Config) -> FailedLoginLimiter:
     failed = config.security.failedlogins
     secret = config.http.secret
     key = secret_key(secret) if secret else None
+    if config.http.debug.metrics:  # counts failures and refusals too
+        from dockyard.observability.use_case_metrics import CountedLoginLimiter
+
+        return CountedLoginLimiter(failed.limit, failed.window.total_seconds(), key=key)
     return FailedLoginLimiter(failed.limit, failed.window.total_seconds(), key=key)
 
 

@@ -103,8 +103,12 @@ class Supervisor:
         workers: int,
         run_worker: Callable[[int], None],
         policy: RestartPolicy | None = None,
+        on_exit: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_exit(pid)`` is told of every worker that ended (to forget its live
+        metrics)."""
         self._policy = policy or RestartPolicy()
+        self._on_worker_exit = on_exit
         self._run_worker = run_worker
         self._slots = [_Slot(i, self._policy.first_delay) for i in range(max(workers, 1))]
         self._deaths: collections.deque[float] = collections.deque()
@@ -175,6 +179,11 @@ class Supervisor:
 
     def _on_exit(self, slot: _Slot, status: int) -> None:
         pid, slot.pid = slot.pid, 0
+        if self._on_worker_exit is not None:
+            try:
+                self._on_worker_exit(pid)
+            except Exception:
+                log.exception("after worker %d (pid %d) ended", slot.index, pid)
         how = describe_exit(status)
         if self._stopping:
             log.debug("worker %d (pid %d) %s", slot.index, pid, how)

@@ -14,11 +14,13 @@
 #                           metadata database; tests/postgres.py starts its own cluster
 #   pebble                  Let's Encrypt's ACME test server (2.4): the CA of the
 #                           http.tls.letsencrypt tests; tests/pebble.py starts its own
+#   prometheus              Prometheus 2.42 + promtool: scrapes a live Dockyard and checks the
+#                           shipped dashboard and alert rules (tests/prometheus.py)
 #
 # The Python side (oras, python-dxf, pytest...) comes from `pip install -e '.[test]'`.
 set -eu
 
-PACKAGES="skopeo podman buildah containerd runc docker.io busybox-static docker-registry nginx postgresql pebble"
+PACKAGES="skopeo podman buildah containerd runc docker.io busybox-static docker-registry nginx postgresql pebble prometheus"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-test-deps: must run as root" >&2

@@ -21,12 +21,22 @@ from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
 from tests.databases import DATABASES, fresh_database
 from tests.postgres import PostgresServer
+from tests.prometheus import PrometheusServer
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the session, started when a test first needs it."""
     server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[PrometheusServer]:
+    """One Prometheus for the session (scraping what a test names), started when a test
+    first needs it."""
+    server = PrometheusServer.start()
     yield server
     server.stop()
 

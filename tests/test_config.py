@@ -85,10 +85,9 @@ def config_error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -
 def test_registry2_sample_loads_with_warnings_only(tmp_path: Path) -> None:
     loaded = load(tmp_path, REGISTRY2_SAMPLE)
     config = loaded.config
-    assert loaded.warnings == [
-        "storage.cache: not supported yet, ignored",
-        "health: not supported yet, ignored",
-    ]
+    assert loaded.warnings == ["storage.cache: not supported yet, ignored"]
+    assert config.health.storagedriver.enabled is True
+    assert config.health.storagedriver.threshold == 3
     assert config.version == "0.1"
     assert config.log.level == "info"
     assert config.log.formatter == "text"
@@ -1050,9 +1049,7 @@ def test_typo_of_an_auth_type_or_driver_is_refused_with_a_suggestion(tmp_path: P
 
 def test_strict_turns_every_warning_into_one_error(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
-    path.write_text(
-        MINIMAL + "  delete:\n    enabeld: true\nhealth: {storagedriver: {enabled: true}}\n"
-    )
+    path.write_text(MINIMAL + "  delete:\n    enabeld: true\nreporting: {bugsnag: {apikey: k}}\n")
     env = {"REGISTRY_HTTP_ADR": ":5001"}
     warnings = load_config(path, env).warnings
     assert len(warnings) == 3
@@ -1087,10 +1084,8 @@ def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:
         "  redirect:\n    disable: true\n  tag:\n    concurrencylimit: 4\n",
     ) + (
         "log:\n  hooks:\n    - type: mail\n  reportcaller: true\n"
-        "http:\n  debug:\n    addr: localhost:5001\n    prometheus: {enabled: true}\n"
-        "  http2:\n    disabled: true\n"
+        "http:\n  http2:\n    disabled: true\n"
         "redis:\n  addr: localhost:6379\n"
-        "health:\n  storagedriver: {enabled: true}\n"
         "reporting:\n  bugsnag: {apikey: k}\n"
         "compatibility:\n  schema1: {enabled: true}\n"
         "middleware:\n  storage:\n    - name: cloudfront\n"
@@ -1103,17 +1098,15 @@ def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:
         "storage.tag",
         "log.hooks",
         "log.reportcaller",
-        "http.debug",
         "http.http2",
         "redis",
-        "health",
         "reporting",
         "compatibility",
         "middleware",
         "policy",
     ]:
         assert warnings.count(f"{key}: not supported yet, ignored") == 1, key
-    assert len(warnings) == 13
+    assert len(warnings) == 11
 
 
 def test_empty_unsupported_sections_do_not_warn(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ WIRING = {
     "database",
     "letsencrypt_setup",
     "notify_setup",
+    "monitoring",
     "registry2_commands",
     "store_commands",
     "store_views",

@@ -21,8 +21,10 @@ from aiohttp.web import BaseRequest, StreamResponse
 # Distribution's field names, so that log pipelines built for registry:2 find them.
 USER_FIELD = "auth.user.name"
 USER_AGENT_FIELD = "http.request.useragent"
+REQUEST_ID_FIELD = "http.request.id"
 _USER_KEY = web.RequestKey("dockyard.user", str)  # the request's authenticated user
 _CLIENT_KEY = web.RequestKey("dockyard.client", str)  # the client behind a trusted proxy
+REQUEST_ID_KEY = web.RequestKey("dockyard.request_id", str)  # set by api/request_id.py
 # Longer user agents are cut: real clients send about 150 characters at most.
 MAX_USER_AGENT = 512
 
@@ -51,6 +53,16 @@ def _text_field(value: str) -> str:
     return json.dumps(value)
 
 
+def go_duration(seconds: float) -> str:
+    """``seconds`` the way Go prints a time.Duration (``1.5s``, ``12.345ms``, ``850µs``),
+    as registry:2 logs ``http.response.duration``."""
+    if seconds >= 1:
+        return f"{seconds:.6g}s"
+    if seconds >= 0.001:
+        return f"{seconds * 1000:.6g}ms"
+    return f"{seconds * 1_000_000:.6g}\u00b5s"
+
+
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
@@ -63,20 +75,25 @@ class AccessLogger(AbstractAccessLogger):
             length = response.body_length
         user = request.get(_USER_KEY)
         agent = request.headers.get("User-Agent", "")[:MAX_USER_AGENT]
+        remote = request.get(_CLIENT_KEY) or request.remote or "-"
         fields: dict[str, object] = {
-            "remote": request.get(_CLIENT_KEY) or request.remote or "-",
-            "method": request.method,
-            "path": request.path,
-            "status": response.status,
-            "bytes": length,
-            "duration_ms": round(time * 1000, 3),
+            "http.request.remoteaddr": remote,
+            "http.request.method": request.method,
+            "http.request.uri": request.path,  # never the query: it may carry credentials
+            "http.request.host": request.host,
+            "http.response.status": response.status,
+            "http.response.written": length,
+            "http.response.duration": go_duration(time),
             USER_AGENT_FIELD: agent,
         }
+        request_id = request.get(REQUEST_ID_KEY)
+        if request_id:
+            fields[REQUEST_ID_FIELD] = request_id
         if user:
             fields[USER_FIELD] = user
         self.logger.info(
             '%s %s "%s %s" %d %d %.1fms %s',
-            fields["remote"],
+            remote,
             _text_field(user) if user else "-",
             request.method,
             request.path,
@@ -84,5 +101,5 @@ class AccessLogger(AbstractAccessLogger):
             length,
             time * 1000,
             json.dumps(agent),
-            extra={"access": fields},
+            extra={"access": fields, "request_id": request_id},
         )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from dockyard.api.context import UrlBuilder
 from dockyard.api.dispatch import Dispatcher
@@ -26,12 +28,16 @@ def build_app(
     access: AccessController | None = None,
     proxies: ProxyPolicy | None = None,
     token_service: tuple[str, TokenIssuer] | None = None,
+    outer_middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     """The registry API. ``access`` decides who may do what (default: everyone everything);
     ``proxies`` names the reverse proxies whose ``X-Forwarded-*`` headers are believed;
-    ``token_service`` is Dockyard's token endpoint (its path and issuer), if it runs one."""
+    ``token_service`` is Dockyard's token endpoint (its path and issuer), if it runs one;
+    ``outer_middlewares`` run around everything else (request ids, metrics, health)."""
     urls = urls or UrlBuilder()
-    middlewares = [forwarded_middleware(proxies)] if proxies and proxies.trusted else []
+    middlewares = list(outer_middlewares)
+    if proxies and proxies.trusted:
+        middlewares.append(forwarded_middleware(proxies))
     app = web.Application(client_max_size=1024**2, middlewares=middlewares)
     app[REGISTRY_KEY] = registry
     dispatcher = Dispatcher(registry, urls, ROUTES, access)

@@ -29,7 +29,9 @@ from pydantic import (
 
 from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
 from dockyard.config.database_pool import PoolConfig
+from dockyard.config.debug import DebugConfig
 from dockyard.config.durations import Duration
+from dockyard.config.health import HealthConfig
 from dockyard.config.http_syntax import (
     checked_headers,
     normalize_prefix,
@@ -261,6 +263,7 @@ class HttpConfig(_Section):
     secret: str | None = Field(default=None, repr=False)
     draintimeout: Duration = timedelta(0)
     tls: TlsConfig = Field(default_factory=TlsConfig)
+    debug: DebugConfig = Field(default_factory=DebugConfig)
 
     @field_validator("addr")
     @classmethod
@@ -578,6 +581,7 @@ class Config(_Section):
     immutabletags: ImmutableTagsConfig = Field(default_factory=ImmutableTagsConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @field_validator("version")
     @classmethod

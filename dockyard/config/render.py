@@ -32,6 +32,8 @@ def render_effective(config: Config) -> str:
     data["auth"] = {kind: section for kind, section in data["auth"].items() if section}
     if not config.http.tls.enabled:
         del data["http"]["tls"]
+    for check in data["health"]["http"]:  # headers of a health check may carry credentials
+        check["headers"] = {name: ["***"] for name in check["headers"]}
     if data["database"]["url"] is not None:
         data["database"]["url"] = masked_url(data["database"]["url"])
     for endpoint in data["notifications"]["endpoints"]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import time
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -53,6 +54,15 @@ T = TypeVar("T")
 
 PREPARED = "dockyard_prepared"
 S = TypeVar("S", bound=Executable)
+# Told the SQL and duration of each prepared statement run on the driver directly, which
+# SQLAlchemy's cursor events never see (set by the metrics wiring; None: not timed).
+StatementTimer = Callable[[str, float], None]
+_prepared_timer: StatementTimer | None = None
+
+
+def time_prepared_statements(timer: StatementTimer | None) -> None:
+    global _prepared_timer
+    _prepared_timer = timer
 
 
 def prepared(statement: S) -> S:
@@ -193,7 +203,14 @@ class InlineConnection:
             # The statement is kept with its plan, so its id cannot be reused meanwhile.
             entry = plans[(id(statement), keys)] = (statement, plan)
         driver = self.sync_connection.connection.driver_connection
-        return entry[1].run(driver, parameters)
+        timer = _prepared_timer
+        if timer is None:
+            return entry[1].run(driver, parameters)
+        started = time.perf_counter()
+        try:
+            return entry[1].run(driver, parameters)
+        finally:
+            timer(entry[1].sql, time.perf_counter() - started)
 
     async def execution_options(self, **options: Any) -> InlineConnection:
         self.sync_connection = self.sync_connection.execution_options(**options)

@@ -4,7 +4,7 @@ the next write (within a budget of characters)."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from dockyard.metadata.generation import WriteGeneration
 from dockyard.oci.names import TAG_SEPARATOR  # joins tags as a tags/list body does
@@ -82,6 +82,8 @@ class TagListCache:
         self._used = 0
         self._entries: dict[str, tuple[int, TagList]] = {}
         self._too_large: dict[str, int] = {}
+        # Told True for a hit, False for a miss (metrics); None: nobody listens.
+        self.on_lookup: Callable[[bool], None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -90,6 +92,12 @@ class TagListCache:
     def get(self, name: str) -> TagList | None:
         if self._generation.disabled:
             return None
+        found = self._lookup(name)
+        if self.on_lookup is not None:
+            self.on_lookup(found is not None)
+        return found
+
+    def _lookup(self, name: str) -> TagList | None:
         entry = self._entries.pop(name, None)
         if entry is None:
             return None

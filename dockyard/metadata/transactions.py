@@ -103,6 +103,11 @@ class StoreBase:
         self._cache = ReadCache(self.generation)
         self._tag_lists = TagListCache(self.generation, TAG_CACHE_CHARS)
 
+    @property
+    def tag_list_cache(self) -> TagListCache:
+        """The per-process cache of whole tag lists (for its metrics)."""
+        return self._tag_lists
+
     async def close(self) -> None:
         await self.engine.dispose()
         self.generation.close()

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 LEVELS = {
@@ -52,6 +53,9 @@ class JsonFormatter(logging.Formatter):
             "msg": redact(record.getMessage()),
             **self._fields,
         }
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            entry["http.request.id"] = request_id
         access = getattr(record, "access", None)
         if isinstance(access, dict):
             entry["msg"] = "request"
@@ -68,11 +72,22 @@ class TextFormatter(logging.Formatter):
         self._suffix = "".join(f" {k}={v}" for k, v in sorted(fields.items()))
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record)) + self._suffix
+        request_id = getattr(record, "request_id", None)
+        suffix = f" http.request.id={request_id}{self._suffix}" if request_id else self._suffix
+        return redact(super().format(record)) + suffix
 
 
-def configure_logging(level: str, formatter: str, fields: dict[str, str]) -> None:
+def configure_logging(
+    level: str,
+    formatter: str,
+    fields: dict[str, str],
+    filters: Sequence[logging.Filter] = (),
+) -> None:
+    """One handler on stderr; ``filters`` add to each record what the formatters print
+    (the request id)."""
     handler = logging.StreamHandler(sys.stderr)
+    for record_filter in filters:
+        handler.addFilter(record_filter)
     handler.setFormatter(
         JsonFormatter(fields) if formatter in ("json", "logstash") else TextFormatter(fields)
     )

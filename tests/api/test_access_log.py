@@ -75,7 +75,7 @@ async def test_the_authenticated_user_and_the_user_agent(
     fields = record.access  # type: ignore[attr-defined]
     assert fields["auth.user.name"] == "alice"
     assert fields["http.request.useragent"] == "t/1"
-    assert fields["remote"] == remote
+    assert fields["http.request.remoteaddr"] == remote
     assert record.getMessage().startswith(f'{remote} alice "GET /v2/" 200 ')
     assert record.getMessage().endswith(' "t/1"')
 

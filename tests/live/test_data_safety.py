@@ -215,11 +215,16 @@ def test_one_json_access_log_line_per_request(live_server: ServerFactory) -> Non
         for line in server.log_path.read_text().splitlines()
         if line.startswith("{") and '"msg": "request"' in line
     ]
-    fetch = [e for e in entries if e["method"] == "GET" and digest in e["path"]]
+    fetch = [
+        e for e in entries if e["http.request.method"] == "GET" and digest in e["http.request.uri"]
+    ]
     assert len(fetch) == 1
-    assert fetch[0]["status"] == 200 and fetch[0]["bytes"] == len(data)
-    assert fetch[0]["duration_ms"] >= 0
-    assert {e["method"] for e in entries} >= {"POST", "PUT", "GET"}
+    assert fetch[0]["http.response.status"] == 200 and fetch[0]["http.response.written"] == len(
+        data
+    )
+    assert fetch[0]["http.response.duration"].endswith(("s", "ms", "µs"))
+    assert fetch[0]["http.request.id"]
+    assert {e["http.request.method"] for e in entries} >= {"POST", "PUT", "GET"}
 
 
 def test_stale_uploads_are_purged(live_server: ServerFactory) -> None:

@@ -1,7 +1,7 @@
-"""Every YAML example of docs/configuration.md, docs/deployment.md, docs/retention.md and
-docs/notifications.md passes ``dockyard config check`` and, unless marked, is started with
-``dockyard serve``: it answers
-``GET /v2/`` (401 when auth is on) and takes a blob push and pull (logging in where auth
+"""Every YAML example of docs/configuration.md, docs/deployment.md, docs/retention.md,
+docs/notifications.md and docs/monitoring.md passes ``dockyard config check`` and, unless
+marked, is started with ``dockyard serve``: it answers ``GET /v2/`` (401 when auth is on)
+and takes a blob push and pull (logging in where auth
 asks for it).
 
 The examples run as written; what cannot work on a test machine is overridden with
@@ -37,6 +37,7 @@ DOCS = (
     "docs/deployment.md",
     "docs/retention.md",
     "docs/notifications.md",
+    "docs/monitoring.md",
 )
 CHECK_ONLY = "<!-- example: check only -->"
 PASSWORD = "documented-example-password"
@@ -141,6 +142,8 @@ def prepare(example: Example, workdir: Path, port: int) -> Setup:
             f"{example.name} names {'.'.join(path)}: teach this test to make that file"
         )
     env = {"REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}"}
+    if lookup(tree, ("http", "debug", "addr")):
+        env["REGISTRY_HTTP_DEBUG_ADDR"] = f"127.0.0.1:{free_port()}"
     storage = lookup(tree, ("storage",))
     if storage == "filesystem" or (isinstance(storage, dict) and "filesystem" in storage):
         env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"] = str(workdir / "store")

@@ -71,6 +71,23 @@ def test_a_port_in_use_is_one_line_before_any_migration(tmp_path: Path) -> None:
     assert not (tmp_path / "store" / "dockyard.db").exists()
 
 
+def test_a_debug_port_in_use_is_one_line(tmp_path: Path) -> None:
+    debug = free_port()
+    extra = f"  debug:\n    addr: 127.0.0.1:{debug}\n    prometheus:\n      enabled: true\n"
+    config = write_config(
+        tmp_path / "config.yml", store=tmp_path / "store", port=free_port(), extra=extra
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", debug))
+        taken.listen()
+        result = serve(config)
+    assert_one_line(
+        result,
+        f"Error: http.debug.addr: cannot listen on 127.0.0.1:{debug}: address already in use",
+    )
+    assert not (tmp_path / "store" / "dockyard.db").exists()
+
+
 def test_a_rootdirectory_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     store = tmp_path / "store"
     store.write_text("not a directory\n")

@@ -186,16 +186,24 @@ def test_json_access_log_names_the_user_and_the_user_agent(
         if line.startswith("{") and '"msg": "request"' in line
     ]
     (manifest_put,) = [
-        e for e in entries if e["method"] == "PUT" and e["path"] == f"/v2/{repo}/manifests/v1"
+        e
+        for e in entries
+        if e["http.request.method"] == "PUT" and e["http.request.uri"] == f"/v2/{repo}/manifests/v1"
     ]
-    assert manifest_put["status"] == 201
+    assert manifest_put["http.response.status"] == 201
     assert manifest_put["auth.user.name"] == USER
     assert manifest_put["http.request.useragent"].startswith("skopeo/")
-    uploads = [e for e in entries if e["method"] == "PUT" and "/blobs/uploads/" in e["path"]]
+    uploads = [
+        e
+        for e in entries
+        if e["http.request.method"] == "PUT" and "/blobs/uploads/" in e["http.request.uri"]
+    ]
     assert uploads and all(e["auth.user.name"] == USER for e in uploads)
     # a refused login names no user: a password typed as the user name stays out of the log
-    (refused,) = [e for e in entries if e["path"] == f"/v2/{repo}/tags/list"]
-    assert refused["status"] == 401 and refused["http.request.useragent"] == "probe/1.0"
+    (refused,) = [e for e in entries if e["http.request.uri"] == f"/v2/{repo}/tags/list"]
+    assert (
+        refused["http.response.status"] == 401 and refused["http.request.useragent"] == "probe/1.0"
+    )
     assert "auth.user.name" not in refused
     for secret in (PASSWORD, "guess-pw", base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()):
         assert secret not in text
