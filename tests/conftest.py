@@ -21,6 +21,7 @@ from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
 from tests.databases import DATABASES, fresh_database
 from tests.postgres import PostgresServer
+from tests.seaweedfs import SeaweedServer
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +30,20 @@ def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedServer]:
+    """One SeaweedFS (S3) for the session, started when a test first needs it."""
+    server = SeaweedServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_bucket(seaweedfs: SeaweedServer) -> str:
+    """A bucket shared by the session's tests; each takes a prefix of its own in it."""
+    return seaweedfs.new_bucket("session")
 
 
 @pytest.fixture(params=DATABASES)

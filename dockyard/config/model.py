@@ -35,6 +35,7 @@ from dockyard.config.http_syntax import (
     normalize_prefix,
     split_host_port,
 )
+from dockyard.config.redirect import RedirectConfig
 from dockyard.storage.factory import (
     FALLBACK_DRIVER,
     DriverParameters,
@@ -143,6 +144,7 @@ class StorageConfig(_Section):
     )
     delete: DeleteConfig = Field(default_factory=DeleteConfig)
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
+    redirect: RedirectConfig = Field(default_factory=RedirectConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -619,11 +621,14 @@ class Config(_Section):
 
         ``database.url`` when set; otherwise an embedded SQLite database: the file
         ``dockyard.db`` (absolute) in the storage's local directory (filesystem storage's
-        ``rootdirectory``), or an in-memory database for storage without one (inmemory).
+        ``rootdirectory``), in the working directory for object storage (no local
+        directory), or an in-memory database for storage in the process (inmemory).
         """
         if self.database.url:
             return self.database.url
         root = self.storage.local_root
+        if root is None and not self.storage.in_process:
+            root = "."
         if root is not None:
             root = os.path.abspath(os.path.expanduser(root))
             return "sqlite:///" + os.path.join(root, SQLITE_FILENAME)

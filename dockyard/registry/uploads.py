@@ -266,8 +266,10 @@ class UploadService:
             if body is None:
                 chunk = _Chunk(_kept(record), self._hash_state_at(record))
             else:
-                # Nothing stored yet: the driver may write straight to the blob's place.
-                destination = paths.blob_data(digest) if fresh else None
+                # Nothing stored yet: the driver may write straight to the blob's place
+                # (sha256 only: any other digest is committed where it is, to be hashed).
+                sha256 = digest.algorithm == "sha256"
+                destination = paths.blob_data(digest) if fresh and sha256 else None
                 chunk = await self._write_chunk(
                     record, body, content_range, content_length, destination
                 )
