@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import uuid
 from collections import OrderedDict, deque
@@ -44,6 +45,9 @@ from dockyard.oci.resumable import ResumableSha256, new_sha256, saved_state
 from dockyard.registry.body import Body
 from dockyard.storage import paths
 from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver, WriterState
+from dockyard.storage.strays import StrayUploads
+
+log = logging.getLogger("dockyard.uploads")
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_CACHED_HASHERS = 10_000
@@ -428,6 +432,11 @@ class UploadService:
         if not dry_run:
             for record in records:
                 await self._discard(record)
+            strays = self._storage.capability(StrayUploads)
+            if strays is not None:
+                aborted = await strays.abort_uploads_older_than(older_than)
+                if aborted:
+                    log.info("upload purge: %d stray storage uploads aborted", aborted)
         return [r.id for r in records]
 
 

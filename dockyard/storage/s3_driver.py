@@ -20,7 +20,7 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from botocore.exceptions import ClientError
@@ -39,6 +39,7 @@ from dockyard.storage.s3_bucket import Bucket, error_code, is_not_found, not_fou
 from dockyard.storage.s3_copy import CopySettings, copy_key
 from dockyard.storage.s3_progress import TAIL_MARK, Progress
 from dockyard.storage.s3_writer import S3Writer, abort_upload, delete_keys
+from dockyard.storage.strays import StrayUploads
 
 READ_CHUNK: Final = 1024 * 1024
 _PRESIGNED: Final = {"GET": "get_object", "HEAD": "head_object"}
@@ -63,7 +64,7 @@ class _Probes:
         return bool(found.get("KeyCount") or found.get("Contents"))
 
 
-class S3Driver(StorageDriver):
+class S3Driver(StorageDriver, StrayUploads):
     name = "s3"
 
     def __init__(self, parameters: S3Parameters, redirect_expiry: timedelta | None = None) -> None:
@@ -311,3 +312,18 @@ class S3Driver(StorageDriver):
         known = [progress.tail, *progress.stale] if progress is not None else []
         strays = await self._keys_below(bucket, key + TAIL_MARK)
         await delete_keys(bucket, sorted({k for k in [*known, *strays] if k}))
+
+    async def abort_uploads_older_than(self, age: timedelta) -> int:
+        bucket = await self.bucket()
+        before = datetime.now(UTC) - age
+        stale: builtins.list[tuple[str, str]] = []
+        pages = bucket.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket.name, Prefix=bucket.prefix("/")
+        )
+        async for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < before:
+                    stale.append((upload["Key"], upload["UploadId"]))
+        for key, upload_id in stale:
+            await abort_upload(bucket, key, upload_id)
+        return len(stale)
