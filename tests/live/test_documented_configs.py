@@ -1,4 +1,4 @@
-"""Every YAML example of docs/configuration.md and docs/deployment.md passes
+"""Every YAML example of docs/configuration.md, docs/deployment.md and docs/storage.md passes
 ``dockyard config check`` and, unless marked, is started with ``dockyard serve``: it answers
 ``GET /v2/`` (401 when auth is on) and takes a blob push and pull (logging in where auth
 asks for it).
@@ -31,7 +31,7 @@ from tests.e2e.server import REPO_ROOT, free_port
 from tests.security.harness import SecureServer, basic_header
 from tests.security.pki import Pki, key_pem, make_pki, new_key
 
-DOCS = ("docs/configuration.md", "docs/deployment.md")
+DOCS = ("docs/configuration.md", "docs/deployment.md", "docs/storage.md")
 CHECK_ONLY = "<!-- example: check only -->"
 PASSWORD = "documented-example-password"
 # Keys naming files this test can make, by the REGISTRY_* variable that overrides them.
