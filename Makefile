@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint unit e2e bench venv test-deps bench-deps
+.PHONY: run test lint unit e2e bench bench-s3 venv test-deps bench-deps
 
 venv:
 	@scripts/bootstrap-venv.sh
@@ -33,3 +33,7 @@ bench-deps:
 # Dockyard and registry:2 side by side, ratios printed (docs/performance.md).
 bench: venv bench-deps
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The same on S3: both registries on one SeaweedFS started for the run, a bucket each.
+bench-s3: venv bench-deps
+	$(BIN)/python -m bench.run --storage s3 $(BENCH_ARGS)

@@ -211,7 +211,9 @@ async def upload(url: str, repo: str, size: int, pid: int) -> dict[str, Any]:
                 nproc=len(tree),
             )
         if "error" not in result:
-            async with session.head(f"{url}/v2/{repo}/blobs/{digest}") as answer:
+            # A redirect to the storage (S3) is followed: the object's own size counts.
+            blob = f"{url}/v2/{repo}/blobs/{digest}"
+            async with session.head(blob, allow_redirects=True) as answer:
                 length = int(answer.headers.get("Content-Length", "-1"))
                 if answer.status != 200 or length != size:
                     result["error"] = f"HEAD blob after upload -> {answer.status}, size {length}"

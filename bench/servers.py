@@ -41,14 +41,20 @@ def free_port() -> int:
         return port
 
 
-def registry_config(root: Path, port: int) -> str:
+def registry_config(root: Path, port: int, storage: str = "") -> str:
     """The configuration both registries run with.
 
     It is the file shipped in the registry:2 image (blob descriptor cache in memory, the
     nosniff header) with deletes enabled, logging reduced to warnings and no access log, so
     that writing log lines is not part of what is measured. Dockyard ignores
     ``storage.cache`` with a warning: it keeps blob metadata in its database.
+
+    ``storage``: a driver section (YAML under ``storage:``) in place of the filesystem at
+    ``root``, e.g. an S3 bucket; Dockyard's SQLite database then lives in ``root``
+    (registry:2 ignores the ``database`` key).
     """
+    driver = storage or f"  filesystem:\n    rootdirectory: {root}\n"
+    database = f"database:\n  url: sqlite:///{root}/dockyard.db\n" if storage else ""
     return (
         "version: 0.1\n"
         "log:\n"
@@ -60,15 +66,14 @@ def registry_config(root: Path, port: int) -> str:
         "storage:\n"
         "  cache:\n"
         "    blobdescriptor: inmemory\n"
-        "  filesystem:\n"
-        f"    rootdirectory: {root}\n"
+        f"{driver}"
         "  delete:\n"
         "    enabled: true\n"
         "http:\n"
         f"  addr: 127.0.0.1:{port}\n"
         f"  secret: {secrets.token_hex(16)}\n"
         "  headers:\n"
-        "    X-Content-Type-Options: [nosniff]\n"
+        "    X-Content-Type-Options: [nosniff]\n" + database
     )
 
 
@@ -86,6 +91,7 @@ class Server:
     exits: list[int] = field(default_factory=list)
     probe_path: str = "/v2/"
     any_answer: bool = False  # readiness: any HTTP status, not only 200
+    env: dict[str, str] | None = None  # None: this process's environment
 
     @property
     def pid(self) -> int:
@@ -108,6 +114,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=self.env,
             )
         deadline = time.monotonic() + ready_timeout
         last = "no answer yet"
@@ -178,20 +185,20 @@ class Server:
 def metrics_config(port: int) -> str:
     """What turns metrics on (appended to the ``http`` section): what the cost of metrics
     is measured with."""
-    return (
-        "  debug:\n"
-        f"    addr: 127.0.0.1:{port}\n"
-        "    prometheus:\n"
-        "      enabled: true\n"
-    )
+    return f"  debug:\n    addr: 127.0.0.1:{port}\n    prometheus:\n      enabled: true\n"
 
 
 def dockyard_server(
-    root: Path, workdir: Path, log_path: Path, workers: int | None, metrics: bool = False
+    root: Path,
+    workdir: Path,
+    log_path: Path,
+    workers: int | None,
+    storage: str = "",
+    metrics: bool = False,
 ) -> Server:
     port = free_port()
     config = workdir / "dockyard.yml"
-    text = registry_config(root, port)
+    text = registry_config(root, port, storage)
     if metrics:
         text += metrics_config(free_port())
     config.write_text(text)
@@ -202,11 +209,16 @@ def dockyard_server(
     return Server(name, argv, f"http://127.0.0.1:{port}", log_path)
 
 
-def registry2_server(root: Path, workdir: Path, log_path: Path, binary: str) -> Server:
+def registry2_server(
+    root: Path, workdir: Path, log_path: Path, binary: str, storage: str = ""
+) -> Server:
     port = free_port()
     config = workdir / "registry2.yml"
-    config.write_text(registry_config(root, port))
-    return Server(REGISTRY2, [binary, "serve", str(config)], f"http://127.0.0.1:{port}", log_path)
+    config.write_text(registry_config(root, port, storage))
+    # Debian's 2.8.2 panics on S3 storage when AWS_CA_BUNDLE is set.
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    url = f"http://127.0.0.1:{port}"
+    return Server(REGISTRY2, [binary, "serve", str(config)], url, log_path, env=env)
 
 
 def nginx_server(docroot: Path, workdir: Path, binary: str) -> Server:

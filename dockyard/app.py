@@ -49,7 +49,7 @@ from dockyard.retention.immutable import with_immutable_tags
 from dockyard.security import Security, make_login_limiter, make_security, make_ssl_context
 from dockyard.startup import check_storage_root, listen
 from dockyard.storage.driver import StorageDriver
-from dockyard.storage.factory import create_driver
+from dockyard.storage.factory import DriverOptions, create_driver
 from dockyard.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ log = logging.getLogger("dockyard")
 
 
 def make_storage(config: Config) -> StorageDriver:
-    return create_driver(config.storage.driver, config.storage.parameters)
+    options = DriverOptions(redirect_expiry=config.storage.redirect.expiry_or_none)
+    return create_driver(config.storage.driver, config.storage.parameters, options)
 
 
 def make_settings(config: Config) -> RegistrySettings:

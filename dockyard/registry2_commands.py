@@ -84,8 +84,10 @@ async def run_export(
 
 async def _missing_root(config: Config) -> str | None:
     """Why the storage ``config`` names cannot hold a registry:2 store, or None."""
-    if config.storage.local_root is None:
+    if config.storage.in_process:
         return f"storage driver {config.storage.driver} holds no registry:2 store"
+    if config.storage.local_root is None:
+        return None  # object storage: the store's own listing tells
     root = Path(config.storage.local_root)
     if not await asyncio.to_thread(root.is_dir):
         return f"{config.storage.local_root_key} {root} does not exist (mistyped?)"

@@ -22,6 +22,7 @@ from dockyard.storage.inmemory import InMemoryDriver
 from tests.databases import DATABASES, fresh_database
 from tests.postgres import PostgresServer
 from tests.prometheus import PrometheusServer
+from tests.seaweedfs import SeaweedServer
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,20 @@ def prometheus() -> Iterator[PrometheusServer]:
     server = PrometheusServer.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedServer]:
+    """One SeaweedFS (S3) for the session, started when a test first needs it."""
+    server = SeaweedServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_bucket(seaweedfs: SeaweedServer) -> str:
+    """A bucket shared by the session's tests; each takes a prefix of its own in it."""
+    return seaweedfs.new_bucket("session")
 
 
 @pytest.fixture(params=DATABASES)

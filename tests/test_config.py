@@ -449,8 +449,16 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
             "storage: exactly one storage driver may be configured, found filesystem, inmemory",
         ),
         (
-            "version: 0.1\nstorage:\n  s3: {bucket: b, region: us-east-1}\n",
-            "storage.s3: the s3 storage driver is not supported yet",
+            "version: 0.1\nstorage:\n  s3: {bucket: b}\n",
+            "storage.s3.region: required (as in Distribution)",
+        ),
+        (
+            "version: 0.1\nstorage:\n  s3: {region: r}\n",
+            "storage.s3.bucket: required (as in Distribution)",
+        ),
+        (
+            "version: 0.1\nstorage:\n  s3: {bucket: b, region: r, chunksize: 1024}\n",
+            "storage.s3.chunksize: Input should be greater than or equal to 5242880",
         ),
         ("version: 0.1\nstorage:\n  gcs: {bucket: b}\n", "storage.gcs: the gcs storage driver"),
         ("version: 0.1\nstorage:\n  azure: {}\n", "storage.azure: the azure storage driver"),
@@ -664,8 +672,8 @@ def test_refusals_from_the_environment(tmp_path: Path) -> None:
     assert "unset REGISTRY_AUTH_SILLY_REALM in the server's environment" in message
     message = config_error(tmp_path, MINIMAL, {"REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE": "/le"})
     assert message.startswith("http.tls.letsencrypt: hosts: give the host names")
-    message = config_error(tmp_path, MINIMAL, {"REGISTRY_STORAGE": "s3"})
-    assert "storage.s3: the s3 storage driver is not supported yet" in message
+    message = config_error(tmp_path, MINIMAL, {"REGISTRY_STORAGE": "swift"})
+    assert "storage.swift: the swift storage driver is not supported yet" in message
     assert "REGISTRY_STORAGE" in message
 
 
@@ -1040,7 +1048,7 @@ def test_typo_of_an_auth_type_or_driver_is_refused_with_a_suggestion(tmp_path: P
     message = config_error(tmp_path, "version: 0.1\nstorage:\n  filesytem: {}\n")
     assert message == (
         "storage.filesytem: unknown storage driver "
-        "(supported: filesystem, inmemory; did you mean storage.filesystem?)"
+        "(supported: filesystem, inmemory, s3; did you mean storage.filesystem?)"
     )
 
 
@@ -1081,7 +1089,7 @@ def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:
     text = MINIMAL.replace(
         "inmemory:",
         "inmemory:\n  cache:\n    blobdescriptor: inmemory\n    blobdescriptorsize: 10\n"
-        "  redirect:\n    disable: true\n  tag:\n    concurrencylimit: 4\n",
+        "  tag:\n    concurrencylimit: 4\n",
     ) + (
         "log:\n  hooks:\n    - type: mail\n  reportcaller: true\n"
         "http:\n  http2:\n    disabled: true\n"
@@ -1094,7 +1102,6 @@ def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:
     warnings = load(tmp_path, text).warnings
     for key in [
         "storage.cache",
-        "storage.redirect",
         "storage.tag",
         "log.hooks",
         "log.reportcaller",
@@ -1106,7 +1113,7 @@ def test_unsupported_sections_warn_once_each(tmp_path: Path) -> None:
         "policy",
     ]:
         assert warnings.count(f"{key}: not supported yet, ignored") == 1, key
-    assert len(warnings) == 11
+    assert len(warnings) == 10
 
 
 def test_empty_unsupported_sections_do_not_warn(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from dockyard.config.http_syntax import (
 )
 from dockyard.config.letsencrypt import LetsEncryptConfig
 from dockyard.config.notifications import NotificationsConfig, OutboxConfig
+from dockyard.config.redirect import RedirectConfig
 from dockyard.config.retention import ImmutableTagsConfig, RetentionConfig
 from dockyard.storage.factory import (
     FALLBACK_DRIVER,
@@ -148,6 +149,7 @@ class StorageConfig(_Section):
     )
     delete: DeleteConfig = Field(default_factory=DeleteConfig)
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
+    redirect: RedirectConfig = Field(default_factory=RedirectConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -628,11 +630,14 @@ class Config(_Section):
 
         ``database.url`` when set; otherwise an embedded SQLite database: the file
         ``dockyard.db`` (absolute) in the storage's local directory (filesystem storage's
-        ``rootdirectory``), or an in-memory database for storage without one (inmemory).
+        ``rootdirectory``), in the working directory for object storage (no local
+        directory), or an in-memory database for storage in the process (inmemory).
         """
         if self.database.url:
             return self.database.url
         root = self.storage.local_root
+        if root is None and not self.storage.in_process:
+            root = "."
         if root is not None:
             root = os.path.abspath(os.path.expanduser(root))
             return "sqlite:///" + os.path.join(root, SQLITE_FILENAME)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import uuid
 from collections import OrderedDict, deque
@@ -44,6 +45,9 @@ from dockyard.oci.resumable import ResumableSha256, new_sha256, saved_state
 from dockyard.registry.body import Body
 from dockyard.storage import paths
 from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver, WriterState
+from dockyard.storage.strays import StrayUploads
+
+log = logging.getLogger("dockyard.uploads")
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_CACHED_HASHERS = 10_000
@@ -266,8 +270,10 @@ class UploadService:
             if body is None:
                 chunk = _Chunk(_kept(record), self._hash_state_at(record))
             else:
-                # Nothing stored yet: the driver may write straight to the blob's place.
-                destination = paths.blob_data(digest) if fresh else None
+                # Nothing stored yet: the driver may write straight to the blob's place
+                # (sha256 only: any other digest is committed where it is, to be hashed).
+                sha256 = digest.algorithm == "sha256"
+                destination = paths.blob_data(digest) if fresh and sha256 else None
                 chunk = await self._write_chunk(
                     record, body, content_range, content_length, destination
                 )
@@ -426,6 +432,11 @@ class UploadService:
         if not dry_run:
             for record in records:
                 await self._discard(record)
+            strays = self._storage.capability(StrayUploads)
+            if strays is not None:
+                aborted = await strays.abort_uploads_older_than(older_than)
+                if aborted:
+                    log.info("upload purge: %d stray storage uploads aborted", aborted)
         return [r.id for r in records]
 
 

@@ -70,6 +70,13 @@ def check_path(path: str) -> str:
     return path
 
 
+def check_file_path(path: str) -> str:
+    """Return ``path`` if it may name a file: any safe driver path but the root."""
+    if check_path(path) == "/":
+        raise InvalidPathError(path)
+    return path
+
+
 @dataclass(frozen=True)
 class WriterState:
     """Where an upload stands, kept by the caller between requests (the ``uploads`` row).

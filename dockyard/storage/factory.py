@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -23,10 +24,11 @@ from dockyard.storage.driver import StorageDriver
 DRIVER_MODULES: Final[Mapping[str, str]] = {
     "filesystem": "dockyard.storage.filesystem",
     "inmemory": "dockyard.storage.inmemory",
+    "s3": "dockyard.storage.s3",
 }
 # Drivers Distribution ships that Dockyard does not implement yet: a configuration naming
 # one is refused, never served from other storage than it asks for.
-NOT_IMPLEMENTED: Final = frozenset({"s3", "gcs", "azure", "swift", "oss"})
+NOT_IMPLEMENTED: Final = frozenset({"gcs", "azure", "swift", "oss"})
 # What a configuration built in code (no file, no storage section) stores into.
 FALLBACK_DRIVER: Final = "inmemory"
 
@@ -47,6 +49,18 @@ class DriverParameters(BaseModel):
         return None
 
 
+@dataclass(frozen=True)
+class DriverOptions:
+    """What the wiring tells every driver beside its own section.
+
+    ``redirect_expiry``: how long a presigned URL that ``redirect_url`` returns stays
+    valid; None when redirects are off (``storage.redirect.disable``), and the driver
+    streams everything through Dockyard.
+    """
+
+    redirect_expiry: timedelta | None = None
+
+
 _Parameters = TypeVar("_Parameters", bound=DriverParameters)
 _Make = TypeVar("_Make", bound=Callable[..., StorageDriver])
 
@@ -54,7 +68,7 @@ _Make = TypeVar("_Make", bound=Callable[..., StorageDriver])
 @dataclass(frozen=True)
 class _Registration:
     parameters: type[DriverParameters]
-    make: Callable[[Any], StorageDriver]
+    make: Callable[[Any, DriverOptions], StorageDriver]
 
 
 _registered: dict[str, _Registration] = {}
@@ -67,7 +81,8 @@ class UnknownDriverError(LookupError):
 
 
 def register_driver(name: str, parameters: type[_Parameters]) -> Callable[[_Make], _Make]:
-    """Decorate the function that makes driver ``name`` from its ``parameters``."""
+    """Decorate the function that makes driver ``name`` from its ``parameters`` and the
+    :class:`DriverOptions`."""
     if name not in DRIVER_MODULES:
         raise UnknownDriverError(name)
 
@@ -96,10 +111,12 @@ def parameters_model(name: str) -> type[DriverParameters]:
     return _registration(name).parameters
 
 
-def create_driver(name: str, parameters: DriverParameters) -> StorageDriver:
+def create_driver(
+    name: str, parameters: DriverParameters, options: DriverOptions | None = None
+) -> StorageDriver:
     """A new driver ``name`` with ``parameters`` (an instance of its model)."""
     registration = _registration(name)
     if not isinstance(parameters, registration.parameters):
         kind = type(parameters).__name__
         raise TypeError(f"the {name} driver takes {registration.parameters.__name__}, not {kind}")
-    return registration.make(parameters)
+    return registration.make(parameters, options or DriverOptions())

@@ -29,7 +29,7 @@ from dockyard.storage.driver import (
     WriterState,
     check_path,
 )
-from dockyard.storage.factory import DriverParameters, register_driver
+from dockyard.storage.factory import DriverOptions, DriverParameters, register_driver
 from dockyard.storage.filesystem_writer import FilesystemWriter, remove_if_empty, space_at
 from dockyard.storage.local import LocalFiles
 
@@ -262,5 +262,5 @@ def _cut(fd: int, size: int, path: str) -> None:
 
 
 @register_driver("filesystem", FilesystemParameters)
-def _create(parameters: FilesystemParameters) -> FilesystemDriver:
+def _create(parameters: FilesystemParameters, _options: DriverOptions) -> FilesystemDriver:
     return FilesystemDriver(parameters.rootdirectory)

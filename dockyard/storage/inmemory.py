@@ -13,26 +13,19 @@ from typing import ClassVar
 
 from dockyard.storage.driver import (
     FileWriter,
-    InvalidPathError,
     PathNotFoundError,
     StorageDriver,
     WriterState,
+    check_file_path,
     check_path,
 )
-from dockyard.storage.factory import DriverParameters, register_driver
+from dockyard.storage.factory import DriverOptions, DriverParameters, register_driver
 
 
 class InMemoryParameters(DriverParameters):
     """``storage.inmemory``: no keys."""
 
     in_process: ClassVar[bool] = True
-
-
-def _check_file_path(path: str) -> str:
-    """A path that may name a file: any checked path but the root."""
-    if check_path(path) == "/":
-        raise InvalidPathError(path)
-    return path
 
 
 class _Upload:
@@ -85,7 +78,7 @@ class InMemoryDriver(StorageDriver):
 
     def _get(self, path: str) -> bytearray:
         try:
-            return self.files[_check_file_path(path)]
+            return self.files[check_file_path(path)]
         except KeyError:
             raise PathNotFoundError(path) from None
 
@@ -101,7 +94,7 @@ class InMemoryDriver(StorageDriver):
         return bytes(self._get(path))
 
     async def put_content(self, path: str, data: bytes) -> None:
-        self.files[_check_file_path(path)] = bytearray(data)
+        self.files[check_file_path(path)] = bytearray(data)
 
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None
@@ -117,9 +110,9 @@ class InMemoryDriver(StorageDriver):
     async def writer(
         self, path: str, resume: WriterState | None = None, destination: str | None = None
     ) -> FileWriter:
-        _check_file_path(path)
+        check_file_path(path)
         if destination is not None:
-            _check_file_path(destination)
+            check_file_path(destination)
         if resume is None or resume.driver_state is None:
             if resume is not None and resume.size:
                 raise PathNotFoundError(path)
@@ -131,8 +124,8 @@ class InMemoryDriver(StorageDriver):
         return _MemoryWriter(self, token, upload, created=False)
 
     async def commit(self, path: str, state: WriterState, destination: str) -> None:
-        _check_file_path(path)
-        _check_file_path(destination)
+        check_file_path(path)
+        check_file_path(destination)
         if state == WriterState():  # an upload never written: an empty file
             self.files[destination] = bytearray()
             return
@@ -141,7 +134,7 @@ class InMemoryDriver(StorageDriver):
         del self.uploads[token]
 
     async def abort(self, path: str, state: WriterState) -> None:
-        _check_file_path(path)
+        check_file_path(path)
         token = (state.driver_state or b"").decode("ascii", "replace")
         upload = self.uploads.get(token)
         if upload is not None and upload.path == path:
@@ -160,13 +153,13 @@ class InMemoryDriver(StorageDriver):
 
     async def move(self, source: str, destination: str) -> None:
         data = self._get(source)
-        if _check_file_path(destination) == source:
+        if check_file_path(destination) == source:
             return
         self.files[destination] = data
         del self.files[source]
 
     async def delete(self, path: str) -> None:
-        _check_file_path(path)
+        check_file_path(path)
         prefix = path.rstrip("/") + "/"
         doomed = [p for p in self.files if p == path or p.startswith(prefix)]
         if not doomed:
@@ -176,5 +169,5 @@ class InMemoryDriver(StorageDriver):
 
 
 @register_driver("inmemory", InMemoryParameters)
-def _create(_parameters: InMemoryParameters) -> InMemoryDriver:
+def _create(_parameters: InMemoryParameters, _options: DriverOptions) -> InMemoryDriver:
     return InMemoryDriver()

@@ -46,6 +46,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 import pytest
 
 from tests.e2e.server import RegistryServer
+from tests.seaweedfs import SeaweedServer
 
 # --------------------------------------------------------------------------- settings
 
@@ -515,6 +516,7 @@ class OciClient:
         self.namespace = namespace
         self._conn: http.client.HTTPConnection | None = None
         self._used = False
+        self._others: dict[str, OciClient] = {}
 
     @property
     def base_url(self) -> str:
@@ -524,6 +526,17 @@ class OciClient:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        for other in self._others.values():
+            other.close()
+
+    def _elsewhere(self, netloc: str, redirect: Response) -> OciClient:
+        """A client of another server on this machine (where a redirect points)."""
+        host, _, port = netloc.rpartition(":")
+        if host != "127.0.0.1" or not port.isdigit():
+            raise AssertionError(f"redirect off this machine\n{redirect.trace()}")
+        if netloc not in self._others:
+            self._others[netloc] = OciClient(host, int(port), self.namespace)
+        return self._others[netloc]
 
     def request(
         self,
@@ -562,16 +575,20 @@ class OciClient:
     def _follow(
         self, method: str, target: str, headers: dict[str, str], body: bytes | None
     ) -> Response:
+        client = self
         for _ in range(10):
-            resp = self._exchange(method, target, headers, body)
+            resp = client._exchange(method, target, headers, body)
             if SETTINGS.debug:
                 print(resp.trace() + "\n", flush=True)
             location = resp.header("Location")
             if resp.status not in (301, 302, 303, 307, 308) or not location:
                 return resp
             parts = urlsplit(location)
-            if parts.netloc and parts.netloc != f"{self.host}:{self.port}":
-                raise AssertionError(f"redirect off the registry host\n{resp.trace()}")
+            if parts.netloc and parts.netloc != f"{client.host}:{client.port}":
+                # The storage's presigned URL (S3): another host, as Go follows it, without
+                # the registry's credentials.
+                client = self._elsewhere(parts.netloc, resp)
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             target = parts.path + (f"?{parts.query}" if parts.query else "")
             if resp.status == 303 or (resp.status in (301, 302) and method not in ("GET", "HEAD")):
                 method, body = "GET", None
@@ -742,11 +759,19 @@ def data() -> TestData:
     return TestData.build(SETTINGS.seed)
 
 
-@pytest.fixture(scope=_server_scope)
-def conformance_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    """The registry under test, started as the e2e suite starts it (tests/e2e/server.py)."""
+@pytest.fixture(scope=_server_scope, params=["filesystem", "s3"])
+def conformance_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryServer]:
+    """The registry under test, started as the e2e suite starts it (tests/e2e/server.py),
+    on the filesystem and on S3 (SeaweedFS, a bucket of its own; blob reads redirected)."""
     kind = SETTINGS.server_kind
-    server = RegistryServer(kind, tmp_path_factory.mktemp(f"{kind}-conformance-"))
+    storage = ""
+    if request.param == "s3":
+        seaweedfs: SeaweedServer = request.getfixturevalue("seaweedfs")
+        storage = seaweedfs.storage_section(seaweedfs.new_bucket("conformance"))
+    workdir = tmp_path_factory.mktemp(f"{kind}-conformance-{request.param}-")
+    server = RegistryServer(kind, workdir, storage=storage)
     server.start()
     try:
         yield server

@@ -26,12 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 SERVER_KINDS = ("dockyard", "registry2")
 SERVER_KIND = os.environ.get("DOCKYARD_E2E_SERVER", "dockyard").strip() or "dockyard"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = float(os.environ.get("DOCKYARD_E2E_START_TIMEOUT", "30"))
 STOP_TIMEOUT = 10.0
+OCTET_STREAM = "application/octet-stream"
 
 
 def free_port() -> int:
@@ -40,19 +42,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(path: Path, *, store: Path, port: int, extra: str = "") -> Path:
-    """A Distribution-format config.yml (the same file works for both servers)."""
+def write_config(path: Path, *, store: Path, port: int, extra: str = "", storage: str = "") -> Path:
+    """A Distribution-format config.yml (the same file works for both servers).
+
+    ``storage``: the driver's section (YAML, indented under ``storage:``) in place of the
+    filesystem under ``store``; Dockyard's database then lives in ``store`` (registry:2
+    ignores the ``database`` key)."""
+    driver = storage or f"  filesystem:\n    rootdirectory: {store}\n"
+    database = f"database:\n  url: sqlite:///{store}/dockyard.db\n" if storage else ""
     path.write_text(
         "version: 0.1\n"
         "log:\n"
         "  level: info\n"
         "storage:\n"
-        "  filesystem:\n"
-        f"    rootdirectory: {store}\n"
+        f"{driver}"
         "  delete:\n"
         "    enabled: true\n"
         "http:\n"
-        f"  addr: 127.0.0.1:{port}\n" + extra
+        f"  addr: 127.0.0.1:{port}\n" + database + extra
     )
     return path
 
@@ -151,6 +158,27 @@ class Response:
         return json.loads(self.body)
 
 
+def _without_credentials(headers: dict[str, str] | None) -> dict[str, str]:
+    return {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+
+
+def fetch(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> Response:
+    """``method`` on an absolute ``http://127.0.0.1:PORT/...`` URL (a presigned one)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname != "127.0.0.1" or parts.port is None:
+        raise AssertionError(f"not a URL on this machine: {url}")
+    conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=30)
+    try:
+        conn.request(
+            method, parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers or {}
+        )
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
 @dataclass
 class RegistryServer:
     """One registry process. ``restart()`` keeps the port, the config and the store."""
@@ -160,6 +188,9 @@ class RegistryServer:
     port: int = field(default_factory=free_port)
     #: extra environment for the server process (e.g. ``REGISTRY_*`` config overrides)
     env: dict[str, str] = field(default_factory=dict)
+    #: the storage driver's section of the config (see :func:`write_config`); "" for the
+    #: filesystem under :attr:`store`
+    storage: str = ""
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -204,7 +235,7 @@ class RegistryServer:
             raise ServerError("already running")
         self.store.mkdir(parents=True, exist_ok=True)
         if not self.config.exists():
-            write_config(self.config, store=self.store, port=self.port)
+            write_config(self.config, store=self.store, port=self.port, storage=self.storage)
         cmd = server_command(self.kind, self.config)
         self.starts += 1
         with self.log_path.open("ab") as log:
@@ -230,6 +261,9 @@ class RegistryServer:
         config overrides, e.g. a client's ``REGISTRY_AUTH_FILE`` would become ``auth:``),
         plus ``self.env``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        if self.kind == "registry2":
+            # Debian's 2.8.2 panics on S3 storage when AWS_CA_BUNDLE is set (TESTING.md).
+            env.pop("AWS_CA_BUNDLE", None)
         env.update(self.env)
         return env
 
@@ -358,7 +392,35 @@ class RegistryServer:
         )
 
     def get_blob(self, repo: str, digest: str, headers: dict[str, str] | None = None) -> Response:
-        return self.request("GET", f"/v2/{repo}/blobs/{digest}", headers=headers)
+        """The blob, following a redirect to the storage (a presigned URL) as clients do."""
+        r = self.request("GET", f"/v2/{repo}/blobs/{digest}", headers=headers)
+        if r.status != 307:
+            return r
+        return fetch(r.headers["location"], _without_credentials(headers))
+
+    def push_chunked(self, repo: str, data: bytes, chunk: int) -> str:
+        """POST, PATCHes of ``chunk`` bytes with Content-Range (each on a new connection),
+        PUT; returns the digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        r = self.request("POST", f"/v2/{repo}/blobs/uploads/")
+        assert r.status == 202, r.body
+        location = location_path(r.headers["location"])
+        for start in range(0, len(data), chunk):
+            piece = data[start : start + chunk]
+            end = start + len(piece) - 1
+            r = self.request(
+                "PATCH",
+                location,
+                body=piece,
+                headers={"Content-Range": f"{start}-{end}", "Content-Type": OCTET_STREAM},
+            )
+            assert r.status == 202, r.body
+            assert r.headers["range"] == f"0-{end}"
+            location = location_path(r.headers["location"])
+        sep = "&" if "?" in location else "?"
+        r = self.request("PUT", f"{location}{sep}digest={digest}")
+        assert r.status == 201, r.body
+        return digest
 
     def push_blob(self, repo: str, data: bytes, headers: dict[str, str] | None = None) -> str:
         """Monolithic POST + PUT upload (``headers`` on both); returns the digest."""
@@ -371,7 +433,7 @@ class RegistryServer:
             "PUT",
             f"{location}{sep}digest={digest}",
             body=data,
-            headers={**(headers or {}), "Content-Type": "application/octet-stream"},
+            headers={**(headers or {}), "Content-Type": OCTET_STREAM},
         )
         assert r.status == 201, (r.status, r.body)
         return digest

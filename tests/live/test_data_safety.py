@@ -22,27 +22,6 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def chunked_push(server: RegistryServer, repo: str, data: bytes, chunk: int) -> str:
-    """POST, several PATCHes with Content-Range (each on a new connection), PUT."""
-    r = server.request("POST", f"/v2/{repo}/blobs/uploads/")
-    assert r.status == 202, r.body
-    location = location_path(r.headers["location"])
-    for start in range(0, len(data), chunk):
-        piece = data[start : start + chunk]
-        r = server.request(
-            "PATCH",
-            location,
-            body=piece,
-            headers={"Content-Range": f"{start}-{start + len(piece) - 1}"},
-        )
-        assert r.status == 202, r.body
-        assert r.headers["range"] == f"0-{start + len(piece) - 1}"
-        location = location_path(r.headers["location"])
-    r = server.request("PUT", f"{location}?digest={sha256(data)}")
-    assert r.status == 201, r.body
-    return sha256(data)
-
-
 def push_image(server: RegistryServer, repo: str, tag: str) -> tuple[str, bytes]:
     config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
     layer = os.urandom(4096)
@@ -80,7 +59,7 @@ def test_several_workers_share_one_store(live_server: ServerFactory) -> None:
         repo, data = item
         # 64 KiB chunks on fresh connections land on different workers, which must pick
         # the upload up where another left it (re-hashing the stored prefix).
-        return repo, chunked_push(server, repo, data, 64 * 1024)
+        return repo, server.push_chunked(repo, data, 64 * 1024)
 
     with ThreadPoolExecutor(8) as pool:
         pushed = list(pool.map(push, blobs.items()))
@@ -273,7 +252,7 @@ def test_large_bodies_from_the_socket(live_server: ServerFactory) -> None:
     assert r.status == 201, r.body
     assert r.headers["connection"] == "close"
     assert server.get_blob("big/one", sha256(data)).body == data
-    assert chunked_push(server, "big/two", data, 16 * 1024 * 1024) == sha256(data)
+    assert server.push_chunked("big/two", data, 16 * 1024 * 1024) == sha256(data)
     assert server.get_blob("big/two", sha256(data)).body == data
 
     r = server.request("POST", "/v2/big/three/blobs/uploads/")

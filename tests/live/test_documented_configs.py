@@ -1,8 +1,7 @@
 """Every YAML example of docs/configuration.md, docs/deployment.md, docs/retention.md,
-docs/notifications.md and docs/monitoring.md passes ``dockyard config check`` and, unless
-marked, is started with ``dockyard serve``: it answers ``GET /v2/`` (401 when auth is on)
-and takes a blob push and pull (logging in where auth
-asks for it).
+docs/notifications.md, docs/monitoring.md and docs/storage.md passes ``dockyard config
+check`` and, unless marked, is started with ``dockyard serve``: it answers ``GET /v2/``
+(401 when auth is on) and takes a blob push and pull (logging in where auth asks for it).
 
 The examples run as written; what cannot work on a test machine is overridden with
 ``REGISTRY_*`` variables: ``http.addr`` (a free 127.0.0.1 port), the storage root (a temp
@@ -38,6 +37,7 @@ DOCS = (
     "docs/retention.md",
     "docs/notifications.md",
     "docs/monitoring.md",
+    "docs/storage.md",
 )
 CHECK_ONLY = "<!-- example: check only -->"
 PASSWORD = "documented-example-password"

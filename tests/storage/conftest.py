@@ -7,8 +7,10 @@ or aborted): the suite fails on any.
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,12 @@ import pytest
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from dockyard.storage.s3 import MIN_PART, S3Parameters
+from dockyard.storage.s3_driver import S3Driver
+from dockyard.storage.s3_progress import TAIL_MARK
+from tests.seaweedfs import SeaweedServer
+
+Leftovers = Callable[[StorageDriver, Path], list[str] | Awaitable[list[str]]]
 
 
 def _no_leftovers(_driver: StorageDriver, _base: Path) -> list[str]:
@@ -32,8 +40,8 @@ def _inmemory_leftovers(driver: StorageDriver, _base: Path) -> list[str]:
 @dataclass(frozen=True)
 class DriverCase:
     name: str
-    make: Callable[[Path], StorageDriver]
-    leftovers: Callable[[StorageDriver, Path], list[str]] = _no_leftovers
+    make: Callable[[Path, pytest.FixtureRequest], StorageDriver]
+    leftovers: Leftovers = _no_leftovers
 
 
 def _filesystem_leftovers(driver: StorageDriver, base: Path) -> list[str]:
@@ -45,9 +53,42 @@ def _filesystem_leftovers(driver: StorageDriver, base: Path) -> list[str]:
     return found
 
 
+def _s3(_base: Path, request: pytest.FixtureRequest) -> StorageDriver:
+    """A prefix of its own in the session's bucket, with the smallest parts and copy
+    thresholds S3 allows, so that the suite's few MiB take every path: parts, tails,
+    multipart copies."""
+    server: SeaweedServer = request.getfixturevalue("seaweedfs")
+    bucket: str = request.getfixturevalue("seaweedfs_bucket")
+    parameters = S3Parameters.model_validate(
+        {
+            **server.parameters(bucket),
+            "rootdirectory": f"/t/{uuid.uuid4().hex[:8]}",  # short: the suite needs 1010
+            "chunksize": MIN_PART,
+            "multipartcopychunksize": MIN_PART,
+            "multipartcopythresholdsize": MIN_PART,
+            "multipartcopymaxconcurrency": 4,
+        }
+    )
+    return S3Driver(parameters)
+
+
+async def _s3_leftovers(driver: StorageDriver, _base: Path) -> list[str]:
+    """Multipart uploads in progress and tail objects below the driver's root."""
+    assert isinstance(driver, S3Driver)
+    bucket = await driver.bucket()
+    uploads = await bucket.client.list_multipart_uploads(Bucket=bucket.name, Prefix=bucket.root)
+    found = [f"multipart upload {u['Key']}" for u in uploads.get("Uploads", [])]
+    objects = await bucket.client.list_objects_v2(Bucket=bucket.name, Prefix=bucket.root)
+    found += [o["Key"] for o in objects.get("Contents", []) if TAIL_MARK in o["Key"]]
+    return found
+
+
 DRIVERS = [
-    DriverCase("filesystem", lambda base: FilesystemDriver(base / "root"), _filesystem_leftovers),
-    DriverCase("inmemory", lambda _base: InMemoryDriver(), _inmemory_leftovers),
+    DriverCase(
+        "filesystem", lambda base, _r: FilesystemDriver(base / "root"), _filesystem_leftovers
+    ),
+    DriverCase("inmemory", lambda _base, _r: InMemoryDriver(), _inmemory_leftovers),
+    DriverCase("s3", _s3, _s3_leftovers),
 ]
 
 
@@ -56,7 +97,10 @@ async def driver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     case: DriverCase = request.param
     base = tmp_path / "driver"
     base.mkdir()
-    instance = case.make(base)
+    instance = case.make(base, request)
     yield instance
+    leftovers = case.leftovers(instance, base)
+    if inspect.isawaitable(leftovers):
+        leftovers = await leftovers
     await instance.close()
-    assert case.leftovers(instance, base) == []
+    assert leftovers == []

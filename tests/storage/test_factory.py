@@ -21,10 +21,12 @@ from dockyard.storage.factory import (
 )
 from dockyard.storage.filesystem import FilesystemDriver, FilesystemParameters
 from dockyard.storage.inmemory import InMemoryDriver, InMemoryParameters
+from dockyard.storage.s3 import S3Parameters
 
 
 def test_every_driver_module_registers_its_driver_and_parameters(tmp_path: Path) -> None:
-    assert driver_names() == tuple(sorted(DRIVER_MODULES)) == ("filesystem", "inmemory")
+    assert driver_names() == tuple(sorted(DRIVER_MODULES)) == ("filesystem", "inmemory", "s3")
+    assert parameters_model("s3") is S3Parameters
     assert parameters_model("filesystem") is FilesystemParameters
     assert parameters_model("inmemory") is InMemoryParameters
     driver = create_driver("filesystem", FilesystemParameters(rootdirectory=str(tmp_path)))
@@ -40,7 +42,7 @@ def test_what_the_parameters_say_about_the_driver(tmp_path: Path) -> None:
 
 def test_unknown_and_unimplemented_drivers_are_refused() -> None:
     for name in ("floppy", *sorted(NOT_IMPLEMENTED)):
-        with pytest.raises(UnknownDriverError, match="filesystem, inmemory"):
+        with pytest.raises(UnknownDriverError, match="filesystem, inmemory, s3"):
             parameters_model(name)
         with pytest.raises(UnknownDriverError):
             create_driver(name, DriverParameters())
