@@ -1,14 +1,16 @@
 """The drivers that ``test_driver_suite.py`` runs against: one ``DriverCase`` line each.
 
-A case builds a fresh, empty driver for one test and, once the test is over, lists what
-the driver left behind that no caller can see (temporary files, uploads never committed
-or aborted): the suite fails on any.
+A case builds a fresh, empty driver for one test (object stores: in a new container or
+bucket of the session's emulator) and, once the test is over, lists what the driver left
+behind that no caller can see (temporary files, uploads never committed or aborted,
+staged blocks, part objects): the suite fails on any.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,14 @@ import pytest
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from tests.storage.object_stores import (
+    azure_leftovers,
+    gcs_leftovers,
+    make_azure_driver,
+    make_gcs_driver,
+)
+
+Leftovers = Callable[[StorageDriver, Path], "list[str] | Awaitable[list[str]]"]
 
 
 def _no_leftovers(_driver: StorageDriver, _base: Path) -> list[str]:
@@ -32,8 +42,8 @@ def _inmemory_leftovers(driver: StorageDriver, _base: Path) -> list[str]:
 @dataclass(frozen=True)
 class DriverCase:
     name: str
-    make: Callable[[Path], StorageDriver]
-    leftovers: Callable[[StorageDriver, Path], list[str]] = _no_leftovers
+    make: Callable[[Path, pytest.FixtureRequest], StorageDriver]
+    leftovers: Leftovers = _no_leftovers
 
 
 def _filesystem_leftovers(driver: StorageDriver, base: Path) -> list[str]:
@@ -46,8 +56,12 @@ def _filesystem_leftovers(driver: StorageDriver, base: Path) -> list[str]:
 
 
 DRIVERS = [
-    DriverCase("filesystem", lambda base: FilesystemDriver(base / "root"), _filesystem_leftovers),
-    DriverCase("inmemory", lambda _base: InMemoryDriver(), _inmemory_leftovers),
+    DriverCase(
+        "filesystem", lambda base, _r: FilesystemDriver(base / "root"), _filesystem_leftovers
+    ),
+    DriverCase("inmemory", lambda _base, _r: InMemoryDriver(), _inmemory_leftovers),
+    DriverCase("azure", lambda _base, r: make_azure_driver(r), azure_leftovers),
+    DriverCase("gcs", lambda _base, r: make_gcs_driver(r), gcs_leftovers),
 ]
 
 
@@ -56,7 +70,10 @@ async def driver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     case: DriverCase = request.param
     base = tmp_path / "driver"
     base.mkdir()
-    instance = case.make(base)
+    instance = case.make(base, request)
     yield instance
+    left = case.leftovers(instance, base)
+    if inspect.isawaitable(left):
+        left = await left
     await instance.close()
-    assert case.leftovers(instance, base) == []
+    assert left == []
