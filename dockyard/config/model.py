@@ -584,6 +584,19 @@ class Config(_Section):
         return value
 
     @model_validator(mode="after")
+    def _metadata_outside_the_store(self) -> Config:
+        # Storage without a local directory (an object store) has no place for the
+        # embedded database: an in-memory one would lose everything at exit.
+        storage = self.storage
+        if storage.local_root is None and not storage.in_process and not self.database.url:
+            raise ValueError(
+                f"storage.{storage.driver} keeps no local files, so the metadata database "
+                "cannot live beside them: set database.url (PostgreSQL for several "
+                "replicas, or sqlite:////path/dockyard.db for one host)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _token_keys(self) -> Config:
         token = self.auth.token
         if self.access.enabled:
