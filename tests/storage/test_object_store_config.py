@@ -1,0 +1,83 @@
+"""``storage.gcs`` and ``storage.azure`` read Distribution's keys with its defaults, take
+``REGISTRY_*`` overrides, build their drivers, and never print a secret."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dockyard.config import LoadedConfig, load_config
+from dockyard.config.errors import ConfigError
+from dockyard.config.render import render_effective
+from dockyard.storage.azure import AzureParameters
+from dockyard.storage.azure_driver import AzureDriver
+from dockyard.storage.factory import create_driver
+from dockyard.storage.gcs import GcsParameters
+from dockyard.storage.gcs_driver import GcsDriver
+from tests.fakegcs import service_account_info
+
+DATABASE = "database:\n  url: sqlite:////tmp/dockyard-config-test.db\n"
+
+
+def load(tmp_path: Path, storage: str, env: dict[str, str] | None = None) -> LoadedConfig:
+    path = tmp_path / "config.yml"
+    path.write_text(f"version: 0.1\nstorage:\n{storage}{DATABASE}")
+    return load_config(path, env or {})
+
+
+def test_azure_keys_and_defaults(tmp_path: Path) -> None:
+    loaded = load(tmp_path, "  azure: {accountname: acct, accountkey: c2VjcmV0, container: reg}\n")
+    parameters = loaded.config.storage.parameters
+    assert isinstance(parameters, AzureParameters)
+    assert (parameters.realm, parameters.rootdirectory) == ("core.windows.net", "")
+    assert parameters.service_url() == "https://acct.blob.core.windows.net"
+    china = parameters.model_copy(update={"realm": "core.chinacloudapi.cn"})
+    assert china.service_url() == "https://acct.blob.core.chinacloudapi.cn"
+    local = parameters.model_copy(update={"serviceurl": "http://127.0.0.1:1/acct/"})
+    assert local.service_url() == "http://127.0.0.1:1/acct"
+    driver = create_driver("azure", local)
+    assert isinstance(driver, AzureDriver) and driver.service_url == "http://127.0.0.1:1/acct"
+    rendered = render_effective(loaded.config)
+    assert "c2VjcmV0" not in rendered and "accountkey: '***'" in rendered
+
+
+def test_gcs_keys_defaults_and_overrides(tmp_path: Path) -> None:
+    env = {
+        "REGISTRY_STORAGE_GCS_ROOTDIRECTORY": "/reg/",
+        "REGISTRY_STORAGE_GCS_CHUNKSIZE": "524288",
+    }
+    loaded = load(tmp_path, "  gcs: {bucket: b}\n", env)
+    parameters = loaded.config.storage.parameters
+    assert isinstance(parameters, GcsParameters)
+    assert (parameters.rootdirectory, parameters.chunksize) == ("/reg/", 524288)
+    assert GcsParameters(bucket="b").chunksize == 5 * 1024 * 1024  # Distribution's
+    assert parameters.service_account() is None
+
+
+def test_gcs_key_from_a_file_or_inline_never_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = service_account_info()
+    keyfile = tmp_path / "key.json"
+    keyfile.write_text(json.dumps(info))
+    loaded = load(tmp_path, f"  gcs: {{bucket: b, keyfile: {keyfile}}}\n")
+    parameters = loaded.config.storage.parameters
+    assert parameters.service_account() == info
+    inline = GcsParameters(bucket="b", credentials=info)
+    assert inline.service_account() == info
+    dumped = json.dumps(inline.model_dump(mode="json"))
+    assert "PRIVATE KEY" not in dumped and info["client_email"] in dumped
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")
+    driver = create_driver("gcs", inline)
+    assert isinstance(driver, GcsDriver) and driver.endpoint == "http://127.0.0.1:4443"
+    with pytest.raises(ValueError, match="keyfile or credentials"):
+        GcsParameters(bucket="b", keyfile=str(keyfile), credentials=info)
+
+
+def test_an_object_store_needs_a_database_url(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text("version: 0.1\nstorage:\n  gcs: {bucket: b}\n")
+    with pytest.raises(ConfigError, match=r"storage\.gcs keeps no local files"):
+        load_config(path, {})
