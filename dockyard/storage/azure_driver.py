@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 BLOCK_SIZE = 8 * MiB
-STREAM_CHUNK = 256 * 1024  # what obstore gathers before handing on
+STREAM_CHUNK = MiB  # what obstore gathers before handing on
 YIELD_SIZE = MiB  # what the reader hands on at a time, at most
 DEFAULT_REDIRECT_EXPIRY = timedelta(minutes=20)
 # A server-side copy is polled until it is done, waiting longer each time up to this.

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dockyard.config import LoadedConfig, load_config
 from dockyard.config.errors import ConfigError
@@ -81,3 +82,18 @@ def test_an_object_store_needs_a_database_url(tmp_path: Path) -> None:
     path.write_text("version: 0.1\nstorage:\n  gcs: {bucket: b}\n")
     with pytest.raises(ConfigError, match=r"storage\.gcs keeps no local files"):
         load_config(path, {})
+
+
+def test_the_storage_page_examples_pass_config_check(tmp_path: Path) -> None:
+    from tests.live.test_documented_configs import config_check, yaml_examples
+
+    examples = yaml_examples("docs/storage.md")
+    assert {"gcs", "azure"} <= {
+        name for e in examples for name in yaml.safe_load(e.text)["storage"]
+    }
+    for number, example in enumerate(examples):
+        assert example.check_only, f"{example.name}: it names a real bucket"
+        config = tmp_path / f"example-{number}.yml"
+        config.write_text(example.text)
+        checked = config_check(config, {})
+        assert checked.returncode == 0, f"{example.name}: {checked.stderr}"
