@@ -41,6 +41,9 @@ GOOGLE_ENDPOINT = "https://storage.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 MAX_COMPOSE = 32  # sources of one compose request
 YIELD_SIZE = MiB
+RETRIES = 4
+RETRY_DELAY = 0.1  # seconds, doubled at each attempt
+_RETRIED = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class _NotFound(Exception):
@@ -191,22 +194,39 @@ class GcsDriver(ObjectStoreDriver):
         data: bytes | None = None,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """One request; its status and JSON body. 404 raises _NotFound; any status
-        outside ``expect`` (default: 2xx and 308) raises StorageError."""
-        sent = {**(await self._credentials.headers()), **(headers or {})}
+        outside ``expect`` (default: 2xx and 308) raises StorageError. An idempotent
+        request (by default GET and DELETE) is tried again after a lost connection or a
+        429/5xx, as Google asks of its clients."""
         payload: Any = data
+        content_type = None
         if body is not None:
-            payload = json.dumps(body).encode()
-            sent["Content-Type"] = "application/json"
+            payload, content_type = json.dumps(body).encode(), "application/json"
         elif data is not None:
-            sent.setdefault("Content-Type", "application/octet-stream")
-        async with self._http().request(
-            method, URL(url, encoded=True), data=payload, headers=sent
-        ) as response:
-            text = await response.read()
-            status = response.status
-            location = response.headers.get("Location")
+            content_type = "application/octet-stream"
+        if idempotent is None:
+            idempotent = method in ("GET", "DELETE")
+        for attempt in range(1, (RETRIES if idempotent else 1) + 1):
+            sent = {**(await self._credentials.headers()), **(headers or {})}
+            if content_type is not None:
+                sent.setdefault("Content-Type", content_type)
+            try:
+                async with self._http().request(
+                    method, URL(url, encoded=True), data=payload, headers=sent
+                ) as response:
+                    text = await response.read()
+                    status = response.status
+                    location = response.headers.get("Location")
+            except aiohttp.ClientConnectionError:
+                if attempt == RETRIES or not idempotent:
+                    raise
+                await asyncio.sleep(RETRY_DELAY * 2**attempt)
+                continue
+            if status not in _RETRIED or attempt == RETRIES or not idempotent:
+                break
+            await asyncio.sleep(RETRY_DELAY * 2**attempt)
         if expect is not None and status in expect:
             pass
         elif status == 404:
@@ -222,7 +242,8 @@ class GcsDriver(ObjectStoreDriver):
 
     async def upload(self, key: str, data: bytes, overwrite: bool = False) -> None:
         """One object in one request (media upload)."""
-        await self.call("POST", self._upload_url(key, "media", overwrite), data=data)
+        url = self._upload_url(key, "media", overwrite)
+        await self.call("POST", url, data=data, idempotent=overwrite)
 
     async def start_session(self, key: str) -> str:
         """A resumable-upload session for a new object ``key``: its URI."""
@@ -315,7 +336,7 @@ class GcsDriver(ObjectStoreDriver):
             "sourceObjects": [{"name": name} for name in sources],
             "destination": {"contentType": "application/octet-stream"},
         }
-        await self.call("POST", self._object_url(target, "/compose"), body=body)
+        await self.call("POST", self._object_url(target, "/compose"), body=body, idempotent=True)
 
     async def abort(self, path: str, state: WriterState) -> None:
         key = self.key(path)
@@ -351,7 +372,8 @@ class GcsDriver(ObjectStoreDriver):
         suffix = f"/rewriteTo/b/{quote(self.bucket, safe='')}/o/{quote(target, safe='')}"
         query: dict[str, str] = {}
         while True:
-            _, document = await self.call("POST", self._object_url(key, suffix, **query), body={})
+            url = self._object_url(key, suffix, **query)
+            _, document = await self.call("POST", url, body={}, idempotent=True)
             if document.get("done", True):
                 return
             query["rewriteToken"] = document["rewriteToken"]
