@@ -78,6 +78,7 @@ class _Credentials:
 
     def __init__(self, info: dict[str, Any] | None, emulator: bool) -> None:
         import google.auth
+        import google.auth.exceptions
         from google.oauth2 import service_account
 
         self._emulator = emulator
@@ -91,7 +92,13 @@ class _Credentials:
         elif emulator:
             self._tokens = None
         else:
-            self._tokens, _project = google.auth.default(scopes=[SCOPE])
+            try:
+                self._tokens, _project = google.auth.default(scopes=[SCOPE])
+            except google.auth.exceptions.DefaultCredentialsError as exc:
+                raise StorageError(
+                    "storage.gcs: no credentials: give keyfile or credentials, or set up "
+                    f"Application Default Credentials ({exc})"
+                ) from None
 
     async def headers(self) -> dict[str, str]:
         if self._emulator or self._tokens is None:

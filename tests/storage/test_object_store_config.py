@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,25 @@ def test_the_storage_page_examples_pass_config_check(tmp_path: Path) -> None:
         config.write_text(example.text)
         checked = config_check(config, {})
         assert checked.returncode == 0, f"{example.name}: {checked.stderr}"
+
+
+def test_gcs_without_any_credentials_says_so(tmp_path: Path) -> None:
+    """No key and no Application Default Credentials: one clear error. (The metadata
+    server google-auth would probe is pointed at a closed port on 127.0.0.1.)"""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GOOGLE_", "CLOUDSDK_", "STORAGE_EMULATOR"))
+    }
+    closed = "127.0.0.1:9"
+    environment.update(HOME=str(tmp_path), GCE_METADATA_HOST=closed, GCE_METADATA_IP=closed)
+    code = (
+        "from dockyard.storage.gcs_driver import GcsDriver\n"
+        "from dockyard.storage.driver import StorageError\n"
+        "try:\n    GcsDriver(bucket='b')\n"
+        "except StorageError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.startswith("storage.gcs: no credentials: give keyfile or credentials")
