@@ -61,3 +61,25 @@ async def gcs_leftovers(driver: StorageDriver, _base: Path) -> list[str]:
 
     assert isinstance(driver, GcsDriver)
     return [f"part {e.key}" async for e in driver.list_keys(driver.parts_prefix(), False)]
+
+
+def another_instance(driver: StorageDriver) -> StorageDriver:
+    """A second driver on the same container or bucket: what another replica has."""
+    from dockyard.storage.azure_driver import AzureDriver
+    from dockyard.storage.gcs_driver import GcsDriver
+
+    if isinstance(driver, AzureDriver):
+        return AzureDriver(
+            account_name=driver.account_name,
+            account_key=driver._account_key,
+            container=driver.container,
+            service_url=driver.service_url,
+            rootdirectory=ROOT,
+        )
+    assert isinstance(driver, GcsDriver)
+    return GcsDriver(
+        bucket=driver.bucket,
+        rootdirectory=ROOT,
+        credentials=service_account_info(),
+        endpoint=driver.endpoint,
+    )

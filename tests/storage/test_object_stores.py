@@ -28,7 +28,7 @@ from dockyard.storage.driver import PathNotFoundError, StorageDriver, WriterStat
 from dockyard.storage.gcs_driver import GcsDriver
 from dockyard.storage.gcs_signing import signed_url
 from tests.fakegcs import service_account_info
-from tests.storage.object_stores import make_azure_driver, make_gcs_driver
+from tests.storage.object_stores import another_instance, make_azure_driver, make_gcs_driver
 
 KiB, MiB = 1024, 1024 * 1024
 ALIGNMENT = 256 * KiB
@@ -172,26 +172,9 @@ async def test_gcs_composes_more_than_32_parts(request: pytest.FixtureRequest) -
 # -- both -------------------------------------------------------------------------------
 
 
-async def test_another_instance_continues_and_commits_the_upload(
-    store: StorageDriver, request: pytest.FixtureRequest
-) -> None:
+async def test_another_instance_continues_and_commits_the_upload(store: StorageDriver) -> None:
     """Another process or replica has only the state the database kept."""
-    if isinstance(store, AzureDriver):
-        other: StorageDriver = AzureDriver(
-            account_name=store.account_name,
-            account_key=store._account_key,
-            container=store.container,
-            service_url=store.service_url,
-            rootdirectory="registry-root",
-        )
-    else:
-        assert isinstance(store, GcsDriver)
-        other = GcsDriver(
-            bucket=store.bucket,
-            rootdirectory="registry-root",
-            credentials=service_account_info(),
-            endpoint=store.endpoint,
-        )
+    other = another_instance(store)
     try:
         one, two = random_bytes(6 * MiB + 1, 1), random_bytes(3 * MiB, 2)
         state = await append(store, "/uploads/u/data", one)
