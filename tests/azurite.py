@@ -80,12 +80,17 @@ class AzuriteServer:
         )
 
     @classmethod
-    def start(cls) -> AzuriteServer:
+    def start(cls, location: Path | None = None) -> AzuriteServer:
+        """In memory, or with ``location`` on disk (for blobs larger than memory)."""
         executable = install_azurite()
+        keep = (
+            ["--location", str(location)]
+            if location is not None
+            else ["--inMemoryPersistence", "--extentMemoryLimit", "1024"]
+        )
         process, port = start_on_free_port(
             lambda port: [str(executable), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-                          "--inMemoryPersistence", "--extentMemoryLimit", "1024",
-                          "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
+                          *keep, "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
             lambda port: f"http://127.0.0.1:{port}/",
             READY_SECONDS,
         )  # fmt: skip
@@ -109,8 +114,8 @@ class AzuriteServer:
 
 
 @contextlib.contextmanager
-def running_azurite() -> Iterator[AzuriteServer]:
-    server = AzuriteServer.start()
+def running_azurite(location: Path | None = None) -> Iterator[AzuriteServer]:
+    server = AzuriteServer.start(location)
     try:
         yield server
     finally:
