@@ -19,7 +19,9 @@ from dockyard.registry.settings import RegistrySettings
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
+from tests.azurite import AzuriteServer, running_azurite
 from tests.databases import DATABASES, fresh_database
+from tests.fakegcs import FakeGcsServer, running_fake_gcs
 from tests.postgres import PostgresServer
 from tests.prometheus import PrometheusServer
 from tests.seaweedfs import SeaweedServer
@@ -54,6 +56,20 @@ def seaweedfs() -> Iterator[SeaweedServer]:
 def seaweedfs_bucket(seaweedfs: SeaweedServer) -> str:
     """A bucket shared by the session's tests; each takes a prefix of its own in it."""
     return seaweedfs.new_bucket("session")
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteServer]:
+    """One Azurite blob service for the session (installed from npm on first use)."""
+    with running_azurite() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGcsServer]:
+    """One fake-gcs-server for the session."""
+    with running_fake_gcs() as server:
+        yield server
 
 
 @pytest.fixture(params=DATABASES)

@@ -460,8 +460,16 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
             "version: 0.1\nstorage:\n  s3: {bucket: b, region: r, chunksize: 1024}\n",
             "storage.s3.chunksize: Input should be greater than or equal to 5242880",
         ),
-        ("version: 0.1\nstorage:\n  gcs: {bucket: b}\n", "storage.gcs: the gcs storage driver"),
-        ("version: 0.1\nstorage:\n  azure: {}\n", "storage.azure: the azure storage driver"),
+        ("version: 0.1\nstorage:\n  gcs: {}\n", "storage.gcs.bucket: Field required"),
+        (
+            "version: 0.1\nstorage:\n  gcs: {bucket: b, chunksize: 1000}\n",
+            "storage.gcs.chunksize: must be a positive multiple of 262144",
+        ),
+        ("version: 0.1\nstorage:\n  azure: {}\n", "storage.azure.accountname: Field required"),
+        (
+            "version: 0.1\nstorage:\n  azure: {accountname: a, accountkey: k, container: c}\n",
+            "storage.azure.container: a container name has 3 to 63 characters",
+        ),
         ("version: 0.1\nstorage:\n  swift: {}\n", "storage.swift: the swift storage driver"),
         ("version: 0.1\nstorage:\n  oss: {}\n", "storage.oss: the oss storage driver"),
         ("version: 0.1\nstorage:\n  floppy: {}\n", "storage.floppy: unknown storage driver"),
@@ -1048,7 +1056,7 @@ def test_typo_of_an_auth_type_or_driver_is_refused_with_a_suggestion(tmp_path: P
     message = config_error(tmp_path, "version: 0.1\nstorage:\n  filesytem: {}\n")
     assert message == (
         "storage.filesytem: unknown storage driver "
-        "(supported: filesystem, inmemory, s3; did you mean storage.filesystem?)"
+        "(supported: azure, filesystem, gcs, inmemory, s3; did you mean storage.filesystem?)"
     )
 
 

@@ -50,6 +50,7 @@ from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.inmemory import InMemoryDriver
 from tests.e2e.server import RegistryServer, write_config
+from tests.storage.object_stores import make_azure_driver, make_gcs_driver
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,11 +202,18 @@ class Store:
         return image
 
 
-@pytest.fixture(params=["filesystem", "inmemory"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageDriver:
+@pytest.fixture(params=["filesystem", "inmemory", "azure", "gcs"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageDriver]:
+    """A store of each kind; the object stores on the session's emulators."""
     if request.param == "filesystem":
-        return FilesystemDriver(tmp_path / "store")
-    return InMemoryDriver()
+        driver: StorageDriver = FilesystemDriver(tmp_path / "store")
+    elif request.param == "inmemory":
+        driver = InMemoryDriver()
+    else:
+        make = make_azure_driver if request.param == "azure" else make_gcs_driver
+        driver = make(request)
+    yield driver
+    await driver.close()
 
 
 @pytest.fixture
@@ -591,7 +599,7 @@ async def test_warnings_name_where_the_files_are(
     if isinstance(store.storage, FilesystemDriver):  # the real file, under rootdirectory
         where = str(tmp_path / "store" / paths.layer_link("app", bad).lstrip("/"))
     else:
-        where = f"{paths.layer_link('app', bad)} (in the inmemory storage)"
+        where = f"{paths.layer_link('app', bad)} (in the {store.storage.name} storage)"
     assert f" {where} " in warning
 
 

@@ -22,13 +22,15 @@ from pydantic import BaseModel, ConfigDict
 from dockyard.storage.driver import StorageDriver
 
 DRIVER_MODULES: Final[Mapping[str, str]] = {
+    "azure": "dockyard.storage.azure",
     "filesystem": "dockyard.storage.filesystem",
+    "gcs": "dockyard.storage.gcs",
     "inmemory": "dockyard.storage.inmemory",
     "s3": "dockyard.storage.s3",
 }
 # Drivers Distribution ships that Dockyard does not implement yet: a configuration naming
 # one is refused, never served from other storage than it asks for.
-NOT_IMPLEMENTED: Final = frozenset({"gcs", "azure", "swift", "oss"})
+NOT_IMPLEMENTED: Final = frozenset({"swift", "oss"})
 # What a configuration built in code (no file, no storage section) stores into.
 FALLBACK_DRIVER: Final = "inmemory"
 

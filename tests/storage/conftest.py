@@ -1,8 +1,9 @@
 """The drivers that ``test_driver_suite.py`` runs against: one ``DriverCase`` line each.
 
-A case builds a fresh, empty driver for one test and, once the test is over, lists what
-the driver left behind that no caller can see (temporary files, uploads never committed
-or aborted): the suite fails on any.
+A case builds a fresh, empty driver for one test (object stores: in a new container or
+bucket of the session's emulator) and, once the test is over, lists what the driver left
+behind that no caller can see (temporary files, uploads never committed or aborted,
+staged blocks, part objects): the suite fails on any.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from dockyard.storage.s3 import MIN_PART, S3Parameters
 from dockyard.storage.s3_driver import S3Driver
 from dockyard.storage.s3_progress import TAIL_MARK
 from tests.seaweedfs import SeaweedServer
+from tests.storage.object_stores import (
+    azure_leftovers,
+    gcs_leftovers,
+    make_azure_driver,
+    make_gcs_driver,
+)
 
 Leftovers = Callable[[StorageDriver, Path], list[str] | Awaitable[list[str]]]
 
@@ -89,6 +96,8 @@ DRIVERS = [
     ),
     DriverCase("inmemory", lambda _base, _r: InMemoryDriver(), _inmemory_leftovers),
     DriverCase("s3", _s3, _s3_leftovers),
+    DriverCase("azure", lambda _base, r: make_azure_driver(r), azure_leftovers),
+    DriverCase("gcs", lambda _base, r: make_gcs_driver(r), gcs_leftovers),
 ]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.storage.azure import AzureParameters
 from dockyard.storage.factory import (
     DRIVER_MODULES,
     NOT_IMPLEMENTED,
@@ -20,15 +21,19 @@ from dockyard.storage.factory import (
     register_driver,
 )
 from dockyard.storage.filesystem import FilesystemDriver, FilesystemParameters
+from dockyard.storage.gcs import GcsParameters
 from dockyard.storage.inmemory import InMemoryDriver, InMemoryParameters
 from dockyard.storage.s3 import S3Parameters
 
 
 def test_every_driver_module_registers_its_driver_and_parameters(tmp_path: Path) -> None:
-    assert driver_names() == tuple(sorted(DRIVER_MODULES)) == ("filesystem", "inmemory", "s3")
+    names = ("azure", "filesystem", "gcs", "inmemory", "s3")
+    assert driver_names() == tuple(sorted(DRIVER_MODULES)) == names
     assert parameters_model("s3") is S3Parameters
     assert parameters_model("filesystem") is FilesystemParameters
     assert parameters_model("inmemory") is InMemoryParameters
+    assert parameters_model("azure") is AzureParameters
+    assert parameters_model("gcs") is GcsParameters
     driver = create_driver("filesystem", FilesystemParameters(rootdirectory=str(tmp_path)))
     assert isinstance(driver, FilesystemDriver) and driver.root == tmp_path
     assert isinstance(create_driver("inmemory", InMemoryParameters()), InMemoryDriver)
@@ -42,7 +47,7 @@ def test_what_the_parameters_say_about_the_driver(tmp_path: Path) -> None:
 
 def test_unknown_and_unimplemented_drivers_are_refused() -> None:
     for name in ("floppy", *sorted(NOT_IMPLEMENTED)):
-        with pytest.raises(UnknownDriverError, match="filesystem, inmemory, s3"):
+        with pytest.raises(UnknownDriverError, match="azure, filesystem, gcs, inmemory, s3"):
             parameters_model(name)
         with pytest.raises(UnknownDriverError):
             create_driver(name, DriverParameters())
@@ -70,6 +75,7 @@ def test_the_configuration_imports_only_the_driver_it_names(tmp_path: Path) -> N
         "assert loaded.config.storage.driver == 'inmemory'\n"
         "assert 'dockyard.storage.inmemory' in sys.modules\n"
         "assert 'dockyard.storage.filesystem' not in sys.modules\n"
+        "assert not [m for m in sys.modules if m.startswith(('azure', 'google'))]\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
