@@ -23,11 +23,14 @@ from dockyard.api.context import UrlBuilder
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.config import Config, format_duration
 from dockyard.database import in_process_database, prepare_schema, shown_url
+from dockyard.gc.review import HeadKeepsBlobs
+from dockyard.gc.schedule import ScheduledCollection
 from dockyard.metadata.engine import create_engine, migrate
 from dockyard.metadata.generation import WriteGeneration
+from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.manifest import UrlPolicy
-from dockyard.registry.service import Registry
+from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
 from dockyard.security import Security, make_login_limiter, make_security, make_ssl_context
 from dockyard.startup import check_storage_root, listen
@@ -76,7 +79,25 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     if migrate_first:
         await migrate(engine)
     metadata = MetadataStore(engine, WriteGeneration.for_database(url))
-    return Registry(metadata, make_storage(config), make_settings(config))
+    storage, settings = make_storage(config), make_settings(config)
+    use_cases = default_use_cases(metadata, storage, settings)
+    # A HEAD that finds a blob keeps it through the review delay (docs/garbage-collection.md).
+    keeping = HeadKeepsBlobs(use_cases.blobs, metadata, config.gc.reviewafter)
+    return Registry(metadata, storage, settings, use_cases.wrapped(blobs=keeping))
+
+
+def gc_job(config: Config, registry: Registry) -> ScheduledCollection:
+    """The scheduled collection of ``gc.enabled``. Jobs that must run before each
+    collection, under its lease, go in ``before`` (retention rules); what observes each
+    run's report goes in ``observers`` (metrics)."""
+    return ScheduledCollection(
+        registry.metadata,
+        registry.storage,
+        Leases(registry.metadata.engine),
+        interval=config.gc.interval,
+        review_after=config.gc.reviewafter,
+        delete_untagged=config.gc.deleteuntagged,
+    )
 
 
 def make_web_app(
@@ -100,11 +121,32 @@ def make_web_app(
         token_service=security.token_service,
     )
     purging = config.storage.maintenance.uploadpurging
-    if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
+    read_only = config.storage.maintenance.readonly.enabled
+    if maintenance and purging.enabled and not read_only:
         app.cleanup_ctx.append(
             _upload_purger(registry, purging.age, purging.interval, purging.dryrun)
         )
+    if maintenance and config.gc.enabled and not read_only:
+        app.cleanup_ctx.append(_background(gc_job(config, registry)))
     return app
+
+
+def _background(job: ScheduledCollection) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        log.info(
+            "garbage collection running in this worker (pid %d): every %s, review delay %s%s",
+            os.getpid(),
+            format_duration(job.interval),
+            format_duration(job.review_after),
+            ", deleting untagged manifests" if job.delete_untagged else "",
+        )
+        task = asyncio.create_task(job.run_forever())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 def _upload_purger(

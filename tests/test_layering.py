@@ -42,6 +42,7 @@ WIRING = {
     "cli",
     "config",
     "database",
+    "gc_command",
     "registry2_commands",
     "security",
     "startup",

@@ -132,3 +132,13 @@ Duration = Annotated[
     AfterValidator(_not_negative),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+# An interval: a duration longer than zero.
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]

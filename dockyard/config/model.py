@@ -29,6 +29,7 @@ from pydantic import (
 
 from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
 from dockyard.config.durations import Duration
+from dockyard.config.gc import GcConfig
 from dockyard.config.http_syntax import (
     HEADER_NAME,
     canonical_header,
@@ -573,6 +574,7 @@ class Config(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    gc: GcConfig = Field(default_factory=GcConfig)
 
     @field_validator("version")
     @classmethod

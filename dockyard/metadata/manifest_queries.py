@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
@@ -118,11 +119,14 @@ class ManifestQueries(StoreBase):
         self._cache.put(key, generation, record)
         return record
 
-    async def put_manifest(self, name: str, manifest: ManifestToStore, tag: str | None) -> None:
+    async def put_manifest(self, name: str, manifest: ManifestToStore, tag: str | None) -> bool:
         """Store a manifest, its references and its tag in one transaction.
 
         Raises MissingReferencesError (and changes nothing) when a referenced blob or child
-        manifest is not in the repository.
+        manifest is not in the repository. Returns True when a collector deleted the
+        manifest's bytes at its blob path after the caller wrote them there (they were
+        queued as garbage): the caller writes them again, which is safe now that a row
+        names them.
         """
         async with self._write() as connection:
             repository_id = await self._ensure_repository(connection, name)
@@ -133,6 +137,7 @@ class ManifestQueries(StoreBase):
             )
             manifest_id = existing.scalar_one_or_none()
             now = utc_now()
+            bytes_collected = await self._unqueue_manifest_bytes(connection, manifest.digest)
             if manifest_id is None:
                 result = await connection.execute(
                     _INSERT_MANIFEST,
@@ -182,6 +187,48 @@ class ManifestQueries(StoreBase):
                         "updated_at": now,
                     },
                 )
+            return bytes_collected
+
+    async def _unqueue_manifest_bytes(self, connection: DbConnection, digest: str) -> bool:
+        """Take ``digest`` out of the collector's review queue of manifest bytes (it is
+        wanted again); True if the collector had deleted its bytes. On PostgreSQL this
+        waits for a collector holding the queue row, then reads what it did."""
+        queue = t.gc_manifest_bytes
+        result = await connection.execute(
+            delete(queue).where(queue.c.digest == digest).returning(queue.c.deleted_at)
+        )
+        return any(deleted_at is not None for deleted_at in result.scalars())
+
+    async def _queue_manifest_bytes(
+        self, connection: DbConnection, sizes: dict[str, int], queued_at: datetime | None = None
+    ) -> None:
+        """Queue for review the manifest bytes of ``sizes``' digests that no manifest row
+        has any more (called in the transaction that deleted rows), as of ``queued_at``
+        (default: now). The review re-checks under its lock that no row names them."""
+        if not sizes:
+            return
+        still = set(
+            (
+                await connection.execute(
+                    select(t.manifests.c.digest).where(t.manifests.c.digest.in_(sizes))
+                )
+            ).scalars()
+        )
+        now = queued_at or utc_now()
+        rows = [
+            {"digest": d, "size": size, "queued_at": now, "deleted_at": None}
+            for d, size in sizes.items()
+            if d not in still
+        ]
+        if rows:
+            insert = self._insert(t.gc_manifest_bytes)
+            await connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["digest"],
+                    set_={"queued_at": insert.excluded.queued_at, "deleted_at": None},
+                ),
+                rows,
+            )
 
     async def repository_manifest_digests(self, name: str) -> set[str]:
         """Every manifest stored in repository ``name``."""
@@ -239,7 +286,11 @@ class ManifestQueries(StoreBase):
                     t.manifest_references.c.manifest_id == manifest_id
                 )
             )
+            size = (
+                await connection.execute(select(m.c.size).where(m.c.id == manifest_id))
+            ).scalar_one()
             await connection.execute(delete(m).where(m.c.id == manifest_id))
+            await self._queue_manifest_bytes(connection, {digest: int(size)})
             return True
 
     async def referrers(

@@ -142,3 +142,18 @@ registry_state = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# The garbage collector's review queue of manifest bytes: a digest goes in when the last
+# ``manifests`` row with it is deleted, since the copy at its blob path (kept for
+# registry:2's layout) is then garbage once the review delay has passed. ``deleted_at``
+# is set when the collector has deleted those bytes, so that a push of the same manifest
+# that wrote them just before can tell, in its transaction, that it must write them again.
+gc_manifest_bytes = Table(
+    "gc_manifest_bytes",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Index(None, "queued_at"),
+)

@@ -8,6 +8,7 @@ helpers are in :mod:`~dockyard.metadata.transactions`; the queries per aggregate
 from __future__ import annotations
 
 from dockyard.metadata.blob_links import BlobQueries
+from dockyard.metadata.gc_queries import CollectorQueries
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.repositories import RepositoryQueries
 from dockyard.metadata.tag_lists import TAG_CACHE_CHARS, TagList, TagListCache
@@ -18,5 +19,8 @@ from dockyard.metadata.upload_queries import UploadQueries
 __all__ = ["SERVED_WRITE_KEY", "TAG_CACHE_CHARS", "MetadataStore", "TagList", "TagListCache"]
 
 
-class MetadataStore(RepositoryQueries, BlobQueries, ManifestQueries, TagQueries, UploadQueries):
-    """Repositories, blobs, manifests, tags, referrers and upload sessions."""
+class MetadataStore(
+    RepositoryQueries, BlobQueries, CollectorQueries, ManifestQueries, TagQueries, UploadQueries
+):
+    """Repositories, blobs, manifests, tags, referrers, upload sessions, and what the
+    garbage collector asks."""
