@@ -260,7 +260,7 @@ class ManifestQueries(StoreBase):
         )
         if table is t.repository_blobs:
             query = query.join(t.blobs, t.blobs.c.digest == table.c.digest).where(PRESENT)
-            query = self._for_share(query, t.blobs)
+            query = self._for_wanting(query)
         else:
             query = self._for_share(query, table)
         found = await connection.execute(query)
