@@ -40,6 +40,9 @@ LAYER = "application/vnd.oci.image.layer.v1.tar"
 REPOSITORIES = ("ci/app", "ci/api", "ci/worker")
 #: base layers every image starts with, as CI images share their base
 BASE_LAYERS = [os.urandom(2048 + i) for i in range(6)]
+#: build-cache layers that images use now and then: unreferenced for a while, then found
+#: by a HEAD and used again (the case the review delay of a HEAD is for)
+CACHE_LAYERS = [os.urandom(1024 + i) for i in range(40)]
 
 
 def digest_of(data: bytes) -> str:
@@ -53,7 +56,7 @@ def write_config(path: Path, root: Path, database_url: str, review_after: str) -
         f"storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n"
         "http:\n  addr: 127.0.0.1:5000\n"
         f"database:\n  url: {database_url}\n"
-        f"gc:\n  enabled: true\n  interval: 300ms\n  reviewafter: {review_after}\n"
+        f"gc:\n  enabled: true\n  interval: 1s\n  reviewafter: {review_after}\n"
         "  deleteuntagged: true\n"
     )
     return path
@@ -119,12 +122,16 @@ class Pusher:
         self.outcome.uploads += 1
 
     async def image(self, repository: str) -> tuple[bytes, dict[str, bytes]]:
-        layers = [*self.random.sample(BASE_LAYERS, 2), os.urandom(self.random.randint(64, 4096))]
+        layers = [
+            *self.random.sample(BASE_LAYERS, 2),
+            self.random.choice(CACHE_LAYERS),
+            os.urandom(self.random.randint(64, 4096)),
+        ]
         config = json.dumps({"os": "linux", "n": os.urandom(8).hex()}).encode()
         for blob in (*layers, config):
             await self.blob(repository, blob)
         # The window in which a client has been told a blob exists and not yet used it.
-        await asyncio.sleep(self.random.uniform(0, 0.2))
+        await asyncio.sleep(self.random.uniform(0, 0.6))
         manifest = json.dumps(
             {
                 "schemaVersion": 2,
@@ -151,6 +158,11 @@ class Pusher:
 
     async def push(self) -> None:
         repository = self.random.choice(REPOSITORIES)
+        if self.random.random() < 0.2:
+            # A job that failed after its uploads: cache layers nothing references, which
+            # the collector may take once the delay has passed, unless a HEAD finds them.
+            for layer in self.random.sample(CACHE_LAYERS, 3):
+                await self.blob(repository, layer)
         tag = f"p{self.number}-t{self.random.randint(0, 2)}"
         if self.random.random() < 0.25:
             pushed = await self._index(repository)
