@@ -203,9 +203,15 @@ def garbage_collect(config_path: Path, dry_run: bool, delete_untagged: bool, qui
     Keeps everything wanted within gc.reviewafter (pushed, linked, mounted or found by a
     HEAD), so it may run beside a serving Dockyard: no read-only window is needed.
     """
+    from dockyard.database import in_process_database
     from dockyard.gc_command import run_gc
 
     config = _load(config_path, serving=False).config
+    if config.storage.in_process or in_process_database(config.database_url()):
+        raise click.ClickException(
+            f"{config.storage.driver} storage (or an in-memory database) lives in the "
+            "serving process: nothing to collect from here (set gc.enabled instead)"
+        )
     with _stopped_by_storage_errors("garbage-collect"), _step_progress() as progress:
         report = asyncio.run(
             run_gc(
