@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from itertools import groupby
 
 from dockyard.gc.report import GcReport, Removed
 from dockyard.gc.review import collectable_before
@@ -33,6 +32,8 @@ Progress = Callable[[str, int, int | None], None]
 
 #: rows locked (and bytes deleted) per transaction: small, so that pushes wait little
 BATCH = 100
+#: manifests deleted per transaction (each re-checks what tags reach, under the locks)
+MANIFEST_BATCH = 500
 #: deletions of bytes in flight at once within a batch
 CONCURRENT_DELETES = 16
 #: deleted manifest bytes are remembered at least this long (see gc_manifest_bytes)
@@ -88,15 +89,13 @@ class Collector:
         total, done = len(candidates), 0
         self._progress("manifests", 0, total)
         removed: list[ManifestCandidate] = []
-        for repository_id, group in groupby(candidates, key=lambda c: c.repository_id):
-            ids = [c.id for c in group]
-            for start in range(0, len(ids), BATCH * 5):
-                batch = ids[start : start + BATCH * 5]
-                removed += await self._metadata.delete_unreachable_manifests(
-                    repository_id, batch, cutoff, self._dry_run
-                )
-                done += len(batch)
-                self._progress("manifests", done, total)
+        for start in range(0, total, MANIFEST_BATCH):
+            batch = candidates[start : start + MANIFEST_BATCH]
+            removed += await self._metadata.delete_unreachable_manifests(
+                batch, cutoff, self._dry_run
+            )
+            done += len(batch)
+            self._progress("manifests", done, total)
         report.manifests += [Removed(m.digest, m.size, m.repository) for m in removed]
         return removed
 

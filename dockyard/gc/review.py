@@ -48,24 +48,31 @@ class HeadKeepsBlobs:
 
     async def locate(self, name: str, digest: Digest, method: str = "GET") -> BlobLocation:
         location = await self._inner.locate(name, digest, method)
-        if method == "HEAD":
-            await self._keep(str(digest))
+        if method == "HEAD" and not await self._keep(str(digest)):
+            # Collected between the look and the record: the client must upload it.
+            raise errors.RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
         return location
 
-    async def _keep(self, digest: str) -> None:
+    async def _keep(self, digest: str) -> bool:
+        """Make sure the blob stays through the delay; False if it is gone already. A
+        ``wanted_at`` younger than the refresh needs no write: no collector takes the
+        blob before the delay has passed since then."""
         now = time.monotonic()
         known = self._known.get(digest)
         if known is not None and now - known < self._refresh:
-            return
+            return True
         wanted = await self._metadata.blob_wanted_at(digest)
         age = None if wanted is None else (utc_now() - wanted).total_seconds()
         if age is None or age >= self._refresh:
-            await self._metadata.want_blob(digest)
+            if not await self._metadata.want_blob(digest):
+                self._known.pop(digest, None)
+                return False
             age = 0.0
         self._known[digest] = now - age
         self._known.move_to_end(digest)
         if len(self._known) > REMEMBERED:
             self._known.popitem(last=False)
+        return True
 
     async def bytes_missing(self, name: str, digest: Digest) -> errors.RegistryError:
         return await self._inner.bytes_missing(name, digest)

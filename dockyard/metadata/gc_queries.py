@@ -19,9 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     DateTime,
-    Integer,
     bindparam,
     delete,
     exists,
@@ -34,7 +32,7 @@ from sqlalchemy import (
 from dockyard.metadata import schema as t
 from dockyard.metadata.engine import DbConnection
 from dockyard.metadata.manifest_queries import ManifestQueries
-from dockyard.metadata.transactions import as_utc, utc_now
+from dockyard.metadata.transactions import PRESENT, as_utc, utc_now
 
 _b = t.blobs
 _m = t.manifests
@@ -53,42 +51,27 @@ WITH RECURSIVE edges(parent, child) AS (
     FROM manifest_references r
     JOIN manifests p ON p.id = r.manifest_id
     JOIN manifests c ON c.repository_id = p.repository_id AND c.digest = r.digest
-    WHERE r.kind = 'manifest' {parents}
+    WHERE r.kind = 'manifest'
     UNION ALL
     SELECT p.id, s.id
     FROM manifests s
     JOIN manifests p ON p.repository_id = s.repository_id AND p.digest = s.subject_digest
-    WHERE s.subject_digest IS NOT NULL {referrers}
+    WHERE s.subject_digest IS NOT NULL
 ),
 kept(id) AS (
-    SELECT manifest_id FROM tags {tags}
+    SELECT manifest_id FROM tags
     UNION
     SELECT e.child FROM edges e JOIN kept k ON e.parent = k.id
 )
 SELECT m.id, m.repository_id, repo.name, m.digest, m.size
 FROM manifests m JOIN repositories repo ON repo.id = m.repository_id
 WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.id = m.id)
-  AND COALESCE(m.wanted_at, m.created_at) < :cutoff {manifests}
+  AND COALESCE(m.wanted_at, m.created_at) < :cutoff
 ORDER BY m.repository_id, m.id
 """
 
 
-def _unreachable(in_repository: bool) -> Any:
-    where = "AND {}.repository_id = :repository_id" if in_repository else ""
-    sql = _UNREACHABLE.format(
-        parents=where.format("p"),
-        referrers=where.format("s"),
-        tags="WHERE repository_id = :repository_id" if in_repository else "",
-        manifests=where.format("m"),
-    )
-    params: list[BindParameter[Any]] = [bindparam("cutoff", type_=DateTime(timezone=True))]
-    if in_repository:
-        params.append(bindparam("repository_id", type_=Integer))
-    return text(sql).bindparams(*params)
-
-
-_UNREACHABLE_ALL = _unreachable(False)
-_UNREACHABLE_IN_REPOSITORY = _unreachable(True)
+_UNREACHABLE_ALL = text(_UNREACHABLE).bindparams(bindparam("cutoff", type_=DateTime(timezone=True)))
 
 
 @dataclass(frozen=True)
@@ -140,23 +123,25 @@ class CollectorQueries(ManifestQueries):
         return [ManifestCandidate(*row) for row in rows]
 
     async def delete_unreachable_manifests(
-        self, repository_id: int, ids: Sequence[int], cutoff: datetime, dry_run: bool = False
+        self, candidates: Sequence[ManifestCandidate], cutoff: datetime, dry_run: bool = False
     ) -> list[ManifestCandidate]:
-        """Delete those of ``ids`` (manifests of one repository) that still no tag reaches
-        and nothing wanted since ``cutoff``; returns them. Manifest writes to the
-        repository take turns with this (its row is locked, as a push locks it), and the
-        manifest bytes of digests no other row has are queued for review."""
+        """Delete those of ``candidates`` that still no tag reaches and nothing wanted
+        since ``cutoff``; returns them. Manifest writes to their repositories take turns
+        with this (on PostgreSQL their rows are locked, in id order, as a push locks its
+        repository's), and the manifest bytes of digests no other row has are queued."""
+        wanted = {c.id for c in candidates}
         if dry_run:
             async with self._read() as connection:
-                return await self._still_unreachable(connection, repository_id, ids, cutoff)
+                return await self._still_unreachable(connection, wanted, cutoff)
         async with self._write() as connection:
             if self._dialect == "postgresql":
                 await connection.execute(
                     select(t.repositories.c.id)
-                    .where(t.repositories.c.id == repository_id)
+                    .where(t.repositories.c.id.in_({c.repository_id for c in candidates}))
+                    .order_by(t.repositories.c.id)
                     .with_for_update(key_share=True)
                 )
-            doomed = await self._still_unreachable(connection, repository_id, ids, cutoff)
+            doomed = await self._still_unreachable(connection, wanted, cutoff)
             if not doomed:
                 return []
             doomed_ids = [c.id for c in doomed]
@@ -170,13 +155,10 @@ class CollectorQueries(ManifestQueries):
             return doomed
 
     async def _still_unreachable(
-        self, connection: DbConnection, repository_id: int, ids: Sequence[int], cutoff: datetime
+        self, connection: DbConnection, ids: set[int], cutoff: datetime
     ) -> list[ManifestCandidate]:
-        rows = await connection.execute(
-            _UNREACHABLE_IN_REPOSITORY, {"cutoff": cutoff, "repository_id": repository_id}
-        )
-        wanted = set(ids)
-        return [ManifestCandidate(*row) for row in rows if row[0] in wanted]
+        rows = await connection.execute(_UNREACHABLE_ALL, {"cutoff": cutoff})
+        return [ManifestCandidate(*row) for row in rows if row[0] in ids]
 
     # -- blobs -------------------------------------------------------------------------
 
@@ -309,8 +291,13 @@ class CollectorQueries(ManifestQueries):
             ).scalar_one_or_none()
         return None if wanted is None else as_utc(wanted)
 
-    async def want_blob(self, digest: str) -> None:
+    async def want_blob(self, digest: str) -> bool:
         """Record that a client was just told the blob exists (a ``HEAD``): it may skip the
-        upload and reference it, so the review delay starts again."""
+        upload and reference it, so the review delay starts again. False when the blob is
+        gone (a collector deleted it since the caller looked: the answer is then 404).
+        On PostgreSQL this waits for a collector holding the row."""
         async with self._write(invalidates=False) as connection:
-            await self._want_blobs(connection, [digest], utc_now())
+            result = await connection.execute(
+                update(_b).where(_b.c.digest == digest, PRESENT).values(wanted_at=utc_now())
+            )
+            return bool(result.rowcount)

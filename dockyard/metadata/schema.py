@@ -66,6 +66,8 @@ repository_blobs = Table(
     ),
     Column("digest", String(200), ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The collector deletes a blob's links in every repository at once (migration 0007).
+    Index(None, "digest"),
 )
 
 manifests = Table(
@@ -87,6 +89,9 @@ manifests = Table(
     Column("wanted_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("repository_id", "digest"),
     Index(None, "repository_id", "subject_digest"),
+    # Whether any repository holds a manifest with a digest (migration 0007): the
+    # collector's check before it deletes manifest bytes.
+    Index(None, "digest"),
 )
 
 # What a manifest references: its config and layers (kind "blob") or children ("manifest").
