@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 V2 = Path("docker/registry/v2")
 REPOSITORIES = 100
+DOCKYARD = [sys.executable, "-m", "dockyard"]
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
@@ -145,9 +146,8 @@ def main() -> None:
         made = time.perf_counter() - started
         print(f"store: {args.manifests} manifests, {count} blobs in {made:.1f}s")
         shutil.copytree(work / "registry2", work / "dockyard")
-        imported, _ = timed(
-            [sys.executable, "-m", "dockyard", "import", str(config_file(work / "dockyard"))]
-        )
+        dockyard_config = str(config_file(work / "dockyard"))
+        imported, _ = timed([*DOCKYARD, "import", dockyard_config])
         print(f"dockyard import: {imported:.1f}s (not part of the comparison)")
         load = os.getloadavg()[0]
         r2_seconds, _ = timed(
@@ -158,17 +158,7 @@ def main() -> None:
                 str(config_file(work / "registry2")),
             ]
         )
-        dy_seconds, output = timed(
-            [
-                sys.executable,
-                "-m",
-                "dockyard",
-                "garbage-collect",
-                "--delete-untagged",
-                "--quiet",
-                str(config_file(work / "dockyard")),
-            ]
-        )
+        dy_seconds, output = timed([*DOCKYARD, "garbage-collect", "-m", "-q", dockyard_config])
         summary = output.strip().splitlines()[-1]
         found = re.search(r"in ([0-9.]+)s\.", summary)
         collection = float(found.group(1)) if found else float("nan")
