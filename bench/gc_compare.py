@@ -1,7 +1,7 @@
 """Garbage collection, Dockyard against registry:2, on copies of one large store.
 
     python -m bench.gc_compare [--manifests 10000] [--blobs 100000] [--garbage 0.01]
-                               [--tmpdir DIR] [--keep]
+                               [--tmpdir DIR] [--keep] [--serving SECONDS]
 
 A registry:2 store is written directly in Distribution's layout (small blobs, so that a
 store of 100,000 blobs takes seconds to make): ``--manifests`` image manifests spread over
@@ -13,7 +13,8 @@ machine has two cores), ``docker-registry garbage-collect --delete-untagged`` ru
 copy and ``dockyard garbage-collect --delete-untagged`` on the other; both are timed from
 the outside, and Dockyard's own collection time (its summary line) is read too. Both must
 leave the same blobs. The ratio is printed, with the machine's load, since this one is
-shared.
+shared. With ``--serving``, bench/gc_serving.py then measures what collections running
+beside pushes and pulls cost them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.gc_serving import measure
 
 REPO = Path(__file__).resolve().parents[1]
 V2 = Path("docker/registry/v2")
@@ -135,6 +138,13 @@ def main() -> None:
     parser.add_argument("--garbage", type=float, default=0.01, help="fraction of untagged images")
     parser.add_argument("--tmpdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
+    parser.add_argument(
+        "--serving",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="then measure push/pull rates with and without collections running (0: skip)",
+    )
     args = parser.parse_args()
     registry2 = shutil.which("docker-registry", path="/usr/bin:/usr/sbin")
     if registry2 is None:
@@ -174,6 +184,12 @@ def main() -> None:
         wall, inside = r2_seconds / dy_seconds, r2_seconds / collection
         print(f"ratio, wall: {wall:.1f}x; collection only: {inside:.1f}x")
         print(f"same blobs left: {same}")
+        if args.serving:
+            rates = measure(work / "dockyard", work, args.serving)
+            (push0, pull0), (push1, pull1) = rates["without"], rates["with"]
+            print(f"serving without collections: {push0:.1f} pushes/s, {pull0:.1f} pulls/s")
+            print(f"serving while collecting:    {push1:.1f} pushes/s, {pull1:.1f} pulls/s")
+            print(f"ratio: pushes {push1 / push0:.2f}x, pulls {pull1 / pull0:.2f}x")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
