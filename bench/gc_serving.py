@@ -23,6 +23,8 @@ from bench.servers import Server, free_port
 
 CLIENTS = 8
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 
 def _config(root: Path, port: int, collecting: bool) -> str:
@@ -51,8 +53,8 @@ async def _client(session: aiohttp.ClientSession, number: int, until: float) -> 
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/json", "digest": _digest(config), "size": 1},
-                "layers": [{"mediaType": "x", "digest": _digest(layer), "size": len(layer)}],
+                "config": {"mediaType": CONFIG, "digest": _digest(config), "size": len(config)},
+                "layers": [{"mediaType": LAYER, "digest": _digest(layer), "size": len(layer)}],
             }
         ).encode()
         headers = {"Content-Type": OCI_MANIFEST}
