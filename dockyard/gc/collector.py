@@ -32,6 +32,8 @@ Progress = Callable[[str, int, int | None], None]
 
 #: rows locked (and bytes deleted) per transaction: small, so that pushes wait little
 BATCH = 100
+#: blob rows read per query while looking for candidates
+SCAN = 2000
 #: manifests deleted per transaction (each re-checks what tags reach, under the locks)
 MANIFEST_BATCH = 500
 #: deletions of bytes in flight at once within a batch
@@ -104,18 +106,20 @@ class Collector:
         after, done = "", 0
         self._progress("blobs", 0, None)
         while True:
-            page = await self._metadata.unreferenced_blobs(cutoff, after, BATCH, ignoring)
-            if not page:
+            page = await self._metadata.unreferenced_blobs(cutoff, after, SCAN, ignoring)
+            if page.last is None:
                 break
-            after = page[-1].digest
-            if self._dry_run:
-                report.blobs += [Removed(c.digest, c.size) for c in page]
-            else:
-                digests = [c.digest for c in page]
+            after = page.last
+            for start in range(0, len(page.candidates), BATCH):
+                batch = page.candidates[start : start + BATCH]
+                if self._dry_run:
+                    report.blobs += [Removed(c.digest, c.size) for c in batch]
+                    continue
+                digests = [c.digest for c in batch]
                 async with self._metadata.deleting_blobs(digests, cutoff) as deletion:
                     await self._delete_bytes(deletion, report)
                 report.blobs += [Removed(c.digest, c.size) for c in deletion.deleted]
-            done += len(page)
+            done += len(page.candidates)
             self._progress("blobs", done, None)
 
     async def _manifest_bytes(self, report: GcReport, doomed: Sequence[ManifestCandidate]) -> None:

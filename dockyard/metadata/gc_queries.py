@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     DateTime,
+    and_,
     bindparam,
     delete,
     exists,
@@ -95,6 +96,14 @@ class BlobCandidate:
     delete_bytes: bool = True
 
 
+@dataclass(frozen=True)
+class BlobPage:
+    """Candidates among one page of blobs; ``last`` the page's last digest (None: done)."""
+
+    candidates: list[BlobCandidate]
+    last: str | None
+
+
 @dataclass
 class Deletion:
     """The candidates a locked transaction may delete; the caller deletes their bytes,
@@ -168,21 +177,28 @@ class CollectorQueries(ManifestQueries):
         after: str = "",
         limit: int = 1000,
         ignoring: Sequence[int] = (),
-    ) -> list[BlobCandidate]:
-        """Blobs no manifest references (but those of ``ignoring``: a dry run's doomed
-        manifests), last wanted before ``cutoff``, in digest order after ``after``: a page."""
+    ) -> BlobPage:
+        """One page of at most ``limit`` blobs in digest order after ``after``, and those
+        of them no manifest references (but those of ``ignoring``: a dry run's doomed
+        manifests) and last wanted before ``cutoff``. Pages bound the rows each query
+        reads, so that a store with little garbage is read in short steps that let the
+        serving go on between them (not in one query over every blob)."""
         referenced = _BLOB_REFERENCED
         if ignoring:
             referenced = referenced.where(_r.c.manifest_id.not_in(list(ignoring)))
+        collectable = and_(_blob_wanted < cutoff, ~referenced).label("collectable")
         query = (
-            select(_b.c.digest, _b.c.size)
-            .where(_b.c.digest > after, _blob_wanted < cutoff, ~referenced)
+            select(_b.c.digest, _b.c.size, collectable)
+            .where(_b.c.digest > after)
             .order_by(_b.c.digest)
             .limit(limit)
         )
         async with self._read() as connection:
             rows = (await connection.execute(query)).all()
-        return [BlobCandidate(row.digest, row.size) for row in rows]
+        return BlobPage(
+            [BlobCandidate(row.digest, row.size) for row in rows if row.collectable],
+            rows[-1].digest if rows else None,
+        )
 
     @asynccontextmanager
     async def deleting_blobs(
