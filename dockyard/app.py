@@ -23,7 +23,11 @@ from dockyard.api.app import build_app
 from dockyard.api.context import UrlBuilder
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.config import Config, format_duration
+from dockyard.config.retention import retention_policy
 from dockyard.database import in_process_database, prepare_schema, shown_url
+from dockyard.gc.report import GcReport
+from dockyard.gc.review import HeadKeepsBlobs
+from dockyard.gc.schedule import ScheduledCollection
 from dockyard.metadata.engine import PoolSettings, create_engine, migrate
 from dockyard.metadata.failed_logins import DatabaseFailures
 from dockyard.metadata.generation import NotifiedGeneration, WriteGeneration
@@ -45,6 +49,7 @@ from dockyard.oci.manifest import UrlPolicy
 from dockyard.registry.protocols import UseCases
 from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
+from dockyard.retention.apply import scheduled_retention
 from dockyard.retention.immutable import with_immutable_tags
 from dockyard.security import Security, make_login_limiter, make_security, make_ssl_context
 from dockyard.startup import check_storage_root, listen
@@ -112,7 +117,10 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     policy = config.immutabletags.policy()
 
     def protect(use_cases: UseCases) -> UseCases:
-        return with_immutable_tags(use_cases, metadata, policy)
+        # A HEAD that finds a blob keeps it through the review delay
+        # (docs/garbage-collection.md); tags that rules protect cannot move.
+        keeping = HeadKeepsBlobs(use_cases.blobs, metadata, config.gc.reviewafter)
+        return with_immutable_tags(use_cases.wrapped(blobs=keeping), metadata, policy)
 
     if config.http.debug.metrics:
         return measured_registry(engine, metadata, storage, settings, protect)
@@ -155,6 +163,39 @@ def _notification_observer(config: Config) -> NotificationObserver | None:
     return feeds.NotificationCounter()
 
 
+def gc_job(config: Config, registry: Registry) -> ScheduledCollection:
+    """The scheduled collection of ``gc.enabled``. Jobs that must run before each
+    collection, under its lease, go in ``before`` (retention rules); what observes each
+    run's report goes in ``observers`` (metrics)."""
+    job = ScheduledCollection(
+        registry.metadata,
+        registry.storage,
+        Leases(registry.metadata.engine),
+        interval=config.gc.interval,
+        review_after=config.gc.reviewafter,
+        delete_untagged=config.gc.deleteuntagged,
+    )
+    policy = retention_policy(config.retention, config.immutabletags)
+    count = config.http.debug.metrics
+
+    async def retention() -> None:
+        report = await scheduled_retention(registry.metadata, policy)
+        if count and report is not None:
+            from dockyard.observability import feeds
+
+            feeds.retention_finished(report.deleted_tags)
+
+    def counted(report: GcReport) -> None:
+        from dockyard.observability import feeds
+
+        feeds.gc_finished(report.manifests_removed, report.blobs_removed, report.bytes_freed)
+
+    job.before.append(retention)
+    if count:
+        job.observers.append(counted)
+    return job
+
+
 def make_web_app(
     config: Config,
     registry: Registry,
@@ -183,11 +224,32 @@ def make_web_app(
         app.cleanup_ctx.append(notifications.deliver)
     attach_monitoring(app, config, checks)
     purging = config.storage.maintenance.uploadpurging
-    if maintenance and purging.enabled and not config.storage.maintenance.readonly.enabled:
+    read_only = config.storage.maintenance.readonly.enabled
+    if maintenance and purging.enabled and not read_only:
         app.cleanup_ctx.append(
             _upload_purger(registry, purging.age, purging.interval, purging.dryrun)
         )
+    if maintenance and config.gc.enabled and not read_only:
+        app.cleanup_ctx.append(_background(gc_job(config, registry)))
     return app
+
+
+def _background(job: ScheduledCollection) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        log.info(
+            "garbage collection running in this worker (pid %d): every %s, review delay %s%s",
+            os.getpid(),
+            format_duration(job.interval),
+            format_duration(job.review_after),
+            ", deleting untagged manifests" if job.delete_untagged else "",
+        )
+        task = asyncio.create_task(job.run_forever())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 def _upload_purger(

@@ -1,5 +1,5 @@
 """The ``dockyard`` command: serve, import a registry:2 store (and export back to one),
-check a configuration, manage htpasswd files."""
+collect garbage, check a configuration, manage htpasswd files."""
 
 from __future__ import annotations
 
@@ -186,6 +186,72 @@ def _finish(report: Report) -> None:
     for problem in report.problems:
         click.echo(f"warning: {problem}", err=True)
     sys.exit(report.exit_status)
+
+
+@main.command(name="garbage-collect")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-d", "--dry-run", is_flag=True, help="List what would be removed; change nothing.")
+@click.option(
+    "-m",
+    "--delete-untagged",
+    is_flag=True,
+    help="Also remove manifests no tag reaches (a tagged index keeps its children).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def garbage_collect(config_path: Path, dry_run: bool, delete_untagged: bool, quiet: bool) -> None:
+    """Remove blobs no manifest references, while the registry keeps serving.
+
+    Keeps everything wanted within gc.reviewafter (pushed, linked, mounted or found by a
+    HEAD), so it may run beside a serving Dockyard: no read-only window is needed.
+    """
+    from dockyard.database import in_process_database
+    from dockyard.gc_command import run_gc
+
+    config = _load(config_path, serving=False).config
+    if config.storage.in_process or in_process_database(config.database_url()):
+        raise click.ClickException(
+            f"{config.storage.driver} storage (or an in-memory database) lives in the "
+            "serving process: nothing to collect from here (set gc.enabled instead)"
+        )
+    with _stopped_by_storage_errors("garbage-collect"), _step_progress() as progress:
+        report = asyncio.run(
+            run_gc(
+                config,
+                dry_run=dry_run,
+                delete_untagged=delete_untagged,
+                progress=progress,
+                waiting=lambda: click.echo(
+                    "waiting for the collection running elsewhere", err=True
+                ),
+            )
+        )
+    if not quiet:
+        for line in report.items():
+            click.echo(line)
+    click.echo(report.summary())
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    sys.exit(1 if report.problems else 0)
+
+
+@contextlib.contextmanager
+def _step_progress() -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A progress bar per step on a terminal (standard error); None elsewhere."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(step: str, done: int, total: int | None) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(f"Collecting {step}", total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        yield advance
 
 
 @main.group()

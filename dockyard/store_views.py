@@ -10,17 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 import click
 
 from dockyard.fsck.check import FsckReport
+from dockyard.gc.report import human_bytes
 from dockyard.metadata.usage_queries import RegistryUsage, RepositoryUsage
 from dockyard.retention.apply import RetentionReport
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

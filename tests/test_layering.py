@@ -56,6 +56,7 @@ WIRING = {
     "letsencrypt_setup",
     "notify_setup",
     "monitoring",
+    "gc_command",
     "registry2_commands",
     "store_commands",
     "store_views",

@@ -139,3 +139,7 @@ def longer_than_zero(value: timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError("must be longer than zero")
     return value
+
+
+# An interval: a duration longer than zero.
+PositiveDuration = Annotated[Duration, AfterValidator(longer_than_zero)]

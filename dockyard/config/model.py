@@ -31,6 +31,7 @@ from dockyard.auth.algorithms import ASYMMETRIC_ALGORITHMS
 from dockyard.config.database_pool import PoolConfig
 from dockyard.config.debug import DebugConfig
 from dockyard.config.durations import Duration
+from dockyard.config.gc import GcConfig
 from dockyard.config.health import HealthConfig
 from dockyard.config.http_syntax import (
     checked_headers,
@@ -584,6 +585,7 @@ class Config(_Section):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    gc: GcConfig = Field(default_factory=GcConfig)
 
     @field_validator("version")
     @classmethod

@@ -150,7 +150,7 @@ class BlobQueries(StoreBase):
                 )
             else:
                 query = select(t.blobs.c.size).where(t.blobs.c.digest == digest, PRESENT)
-            size = (await connection.execute(self._for_share(query, t.blobs))).scalar_one_or_none()
+            size = (await connection.execute(self._for_wanting(query))).scalar_one_or_none()
             if size is None:
                 return None
             repository_id = await self._ensure_repository(connection, name)

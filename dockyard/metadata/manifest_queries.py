@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
@@ -138,11 +139,14 @@ class ManifestQueries(StoreBase):
         self._cache.put(key, generation, record)
         return record
 
-    async def put_manifest(self, name: str, manifest: ManifestToStore, tag: str | None) -> None:
+    async def put_manifest(self, name: str, manifest: ManifestToStore, tag: str | None) -> bool:
         """Store a manifest, its references and its tag in one transaction.
 
         Raises MissingReferencesError (and changes nothing) when a referenced blob or child
-        manifest is not in the repository.
+        manifest is not in the repository. Returns True when a collector deleted the
+        manifest's bytes at its blob path after the caller wrote them there (they were
+        queued as garbage): the caller writes them again, which is safe now that a row
+        names them.
         """
         async with self._write() as connection:
             repository_id = await self._ensure_repository(connection, name)
@@ -153,6 +157,7 @@ class ManifestQueries(StoreBase):
             )
             manifest_id = existing.scalar_one_or_none()
             now = utc_now()
+            bytes_collected = await self._unqueue_manifest_bytes(connection, manifest.digest)
             if manifest_id is None:
                 result = await connection.execute(
                     _INSERT_MANIFEST,
@@ -206,6 +211,48 @@ class ManifestQueries(StoreBase):
                 name, manifest.digest, manifest.media_type, manifest.payload, tag
             )
             await record_change(connection, pushed)
+            return bytes_collected
+
+    async def _unqueue_manifest_bytes(self, connection: DbConnection, digest: str) -> bool:
+        """Take ``digest`` out of the collector's review queue of manifest bytes (it is
+        wanted again); True if the collector had deleted its bytes. On PostgreSQL this
+        waits for a collector holding the queue row, then reads what it did."""
+        queue = t.gc_manifest_bytes
+        result = await connection.execute(
+            delete(queue).where(queue.c.digest == digest).returning(queue.c.deleted_at)
+        )
+        return any(deleted_at is not None for deleted_at in result.scalars())
+
+    async def _queue_manifest_bytes(
+        self, connection: DbConnection, sizes: dict[str, int], queued_at: datetime | None = None
+    ) -> None:
+        """Queue for review the manifest bytes of ``sizes``' digests that no manifest row
+        has any more (called in the transaction that deleted rows), as of ``queued_at``
+        (default: now). The review re-checks under its lock that no row names them."""
+        if not sizes:
+            return
+        still = set(
+            (
+                await connection.execute(
+                    select(t.manifests.c.digest).where(t.manifests.c.digest.in_(sizes))
+                )
+            ).scalars()
+        )
+        now = queued_at or utc_now()
+        rows = [
+            {"digest": d, "size": size, "queued_at": now, "deleted_at": None}
+            for d, size in sizes.items()
+            if d not in still
+        ]
+        if rows:
+            insert = self._insert(t.gc_manifest_bytes)
+            await connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["digest"],
+                    set_={"queued_at": insert.excluded.queued_at, "deleted_at": None},
+                ),
+                rows,
+            )
 
     async def repository_manifest_digests(self, name: str) -> set[str]:
         """Every manifest stored in repository ``name``."""
@@ -237,7 +284,7 @@ class ManifestQueries(StoreBase):
         )
         if table is t.repository_blobs:
             query = query.join(t.blobs, t.blobs.c.digest == table.c.digest).where(PRESENT)
-            query = self._for_share(query, t.blobs)
+            query = self._for_wanting(query)
         else:
             query = self._for_share(query, table)
         found = await connection.execute(query)
@@ -277,10 +324,16 @@ class ManifestQueries(StoreBase):
             return True
 
     async def _remove_manifests(self, connection: DbConnection, ids: Sequence[int]) -> None:
-        """Delete manifests' rows, their references and every tag that points at them."""
-        if ids:
-            for statement in _REMOVE_MANIFESTS:
-                await connection.execute(statement, {"ids": list(ids)})
+        """Delete manifests' rows, their references and every tag that points at them,
+        and queue the bytes no manifest row names any more for the collector's review."""
+        if not ids:
+            return
+        m = t.manifests
+        sizes = await connection.execute(select(m.c.digest, m.c.size).where(m.c.id.in_(ids)))
+        removed = {digest: int(size) for digest, size in sizes.all()}
+        for statement in _REMOVE_MANIFESTS:
+            await connection.execute(statement, {"ids": list(ids)})
+        await self._queue_manifest_bytes(connection, removed)
 
     async def referrers(
         self, name: str, subject: str, artifact_type: str | None

@@ -67,7 +67,7 @@ repository_blobs = Table(
     ),
     Column("digest", String(200), ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # Storage usage asks whether another repository links a blob (migration 0008).
+    # Storage usage and the collector look a blob's links up by digest (migration 0007).
     Index(None, "digest"),
 )
 
@@ -90,6 +90,8 @@ manifests = Table(
     Column("wanted_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("repository_id", "digest"),
     Index(None, "repository_id", "subject_digest"),
+    # Whether any repository holds a manifest with a digest (migration 0007): the
+    # collector's check before it deletes manifest bytes.
     Index(None, "digest"),
 )
 
@@ -179,4 +181,19 @@ notification_outbox = Table(
     # Failed deliveries so far (bounded by ``outbox.maxattempts``).
     Column("attempts", Integer, nullable=False, server_default="0"),
     Index(None, "endpoint", "id"),
+)
+
+# The garbage collector's review queue of manifest bytes: a digest goes in when the last
+# ``manifests`` row with it is deleted, since the copy at its blob path (kept for
+# registry:2's layout) is then garbage once the review delay has passed. ``deleted_at``
+# is set when the collector has deleted those bytes, so that a push of the same manifest
+# that wrote them just before can tell, in its transaction, that it must write them again.
+gc_manifest_bytes = Table(
+    "gc_manifest_bytes",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Index(None, "queued_at"),
 )

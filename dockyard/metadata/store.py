@@ -9,6 +9,7 @@ helpers are in :mod:`~dockyard.metadata.transactions`; the queries per aggregate
 from __future__ import annotations
 
 from dockyard.metadata.blob_links import BlobQueries
+from dockyard.metadata.gc_queries import CollectorQueries
 from dockyard.metadata.integrity_queries import IntegrityQueries
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.outbox import OutboxQueries
@@ -27,6 +28,7 @@ class MetadataStore(
     RepositoryQueries,
     BlobQueries,
     RetentionQueries,
+    CollectorQueries,
     ManifestQueries,
     TagQueries,
     UploadQueries,
@@ -34,5 +36,5 @@ class MetadataStore(
     IntegrityQueries,
     OutboxQueries,
 ):
-    """Repositories, blobs, manifests, tags, referrers, upload sessions and the
-    notification outbox."""
+    """Repositories, blobs, manifests, tags, referrers, upload sessions, the
+    notification outbox, and what the garbage collector asks."""

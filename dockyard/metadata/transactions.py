@@ -200,6 +200,15 @@ class StoreBase:
         assert repository_id is not None
         return repository_id
 
+    def _for_wanting(self, query: Select[Any]) -> Select[Any]:
+        """On PostgreSQL, lock the ``blobs`` rows that ``query`` finds for the ``wanted_at``
+        update that follows (``FOR NO KEY UPDATE``, in digest order). A shared lock there
+        would deadlock two pushes of one layer into two repositories, each waiting for the
+        other's share to update the row; and rows locked in one order cannot deadlock."""
+        if self._dialect == "postgresql":
+            return query.order_by(t.blobs.c.digest).with_for_update(key_share=True, of=t.blobs)
+        return query
+
     def _for_share(self, query: Select[Any], table: Table) -> Select[Any]:
         """On PostgreSQL, lock the rows of ``table`` that ``query`` finds until the end of
         the transaction, so that a collector (which locks them ``FOR UPDATE``) cannot

@@ -69,7 +69,9 @@ class ManifestService:
         if await self._storage.stat(paths.blob_data(digest)) != len(payload):
             await self._storage.put_content(paths.blob_data(digest), payload)
         try:
-            await self._metadata.put_manifest(name, record, None if by_digest else reference)
+            collected = await self._metadata.put_manifest(
+                name, record, None if by_digest else reference
+            )
         except MissingReferencesError as exc:
             raise errors.RegistryError(
                 errors.MANIFEST_BLOB_UNKNOWN,
@@ -80,6 +82,8 @@ class ManifestService:
                 + " unknown to this repository",
                 detail={"blobs": exc.blobs, "manifests": exc.manifests},
             ) from None
+        if collected:  # a collector took the copy written above for garbage: a row names it now
+            await self._storage.put_content(paths.blob_data(digest), payload)
         return PushedManifest(digest, parsed.subject.digest if parsed.subject else None)
 
     async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:

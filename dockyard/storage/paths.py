@@ -24,7 +24,12 @@ ROOT = "/docker/registry/v2"
 
 
 def blob_data(digest: Digest) -> str:
-    return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}/data"
+    return f"{blob_dir(digest)}/data"
+
+
+def blob_dir(digest: Digest) -> str:
+    """The directory of one blob, which registry:2's collector deletes whole."""
+    return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
 
 def repositories_root() -> str:

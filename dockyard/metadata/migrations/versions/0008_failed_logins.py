@@ -1,15 +1,15 @@
 """Failed logins counted in the database, so that replicas sharing a PostgreSQL database
 share the failed-login limit (SQLite, one host, keeps counting in shared memory).
 
-Revision ID: 0009
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

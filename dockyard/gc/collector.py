@@ -1,0 +1,164 @@
+"""One collection: untagged manifests (when asked), then unreferenced blobs, then the bytes
+of deleted manifests, each in small locked batches beside live pushes.
+
+Nothing is read from storage: candidates come from the database, and only their bytes are
+deleted, through the storage driver's ``delete`` (so every driver works). A batch holds its
+row locks while its bytes are deleted, then deletes the rows (the transaction rule,
+docs/architecture.md); a push that meets a batch waits for it and then finds the rows gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from dockyard.gc.report import GcReport, Removed
+from dockyard.gc.review import collectable_before
+from dockyard.metadata.gc_queries import BlobCandidate, Deletion, ManifestCandidate
+from dockyard.metadata.store import MetadataStore
+from dockyard.metadata.transactions import utc_now
+from dockyard.oci.digest import Digest
+from dockyard.storage import paths
+from dockyard.storage.driver import PathNotFoundError, StorageDriver, StorageError
+
+log = logging.getLogger("dockyard.gc")
+
+#: ``progress(step, done, total)``: a step's name, how many of its items are done, of how
+#: many (None while unknown)
+Progress = Callable[[str, int, int | None], None]
+
+#: rows locked (and bytes deleted) per transaction: small, so that pushes wait little
+BATCH = 100
+#: blob rows read per query while looking for candidates
+SCAN = 2000
+#: manifests deleted per transaction (each re-checks what tags reach, under the locks)
+MANIFEST_BATCH = 500
+#: deletions of bytes in flight at once within a batch
+CONCURRENT_DELETES = 16
+#: deleted manifest bytes are remembered at least this long (see gc_manifest_bytes)
+REMEMBER_DELETED = timedelta(hours=1)
+
+
+class Collector:
+    """Collects what nothing keeps, and what was not wanted within ``review_after``.
+
+    Without ``delete_untagged`` every manifest is kept with what it references; with it,
+    only what a tag reaches (tagged manifests, their children, the referrers of kept
+    manifests). ``dry_run`` lists what would go and changes nothing.
+    """
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        storage: StorageDriver,
+        *,
+        review_after: timedelta,
+        delete_untagged: bool = False,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
+        self._metadata = metadata
+        self._storage = storage
+        self._review_after = review_after
+        self._delete_untagged = delete_untagged
+        self._dry_run = dry_run
+        self._progress = progress or (lambda _step, _done, _total: None)
+        self._deleting = asyncio.Semaphore(CONCURRENT_DELETES)
+
+    def _cutoff(self) -> datetime:
+        return collectable_before(utc_now(), self._review_after)
+
+    async def run(self) -> GcReport:
+        started = time.monotonic()
+        report = GcReport(dry_run=self._dry_run, delete_untagged=self._delete_untagged)
+        doomed: list[ManifestCandidate] = []
+        if self._delete_untagged:
+            doomed = await self._manifests(report)
+        await self._blobs(report, [m.id for m in doomed] if self._dry_run else [])
+        await self._manifest_bytes(report, doomed if self._dry_run else [])
+        if not self._dry_run:
+            remember = max(self._review_after, REMEMBER_DELETED)
+            await self._metadata.forget_deleted_manifest_bytes(utc_now() - remember)
+        report.seconds = time.monotonic() - started
+        return report
+
+    async def _manifests(self, report: GcReport) -> list[ManifestCandidate]:
+        cutoff = self._cutoff()
+        candidates = await self._metadata.unreachable_manifests(cutoff)
+        total, done = len(candidates), 0
+        self._progress("manifests", 0, total)
+        removed: list[ManifestCandidate] = []
+        for start in range(0, total, MANIFEST_BATCH):
+            batch = candidates[start : start + MANIFEST_BATCH]
+            removed += await self._metadata.delete_unreachable_manifests(
+                batch, cutoff, self._dry_run
+            )
+            done += len(batch)
+            self._progress("manifests", done, total)
+        report.manifests += [Removed(m.digest, m.size, m.repository) for m in removed]
+        return removed
+
+    async def _blobs(self, report: GcReport, ignoring: Sequence[int]) -> None:
+        cutoff = self._cutoff()
+        after, done = "", 0
+        self._progress("blobs", 0, None)
+        while True:
+            page = await self._metadata.unreferenced_blobs(cutoff, after, SCAN, ignoring)
+            if page.last is None:
+                break
+            after = page.last
+            for start in range(0, len(page.candidates), BATCH):
+                batch = page.candidates[start : start + BATCH]
+                if self._dry_run:
+                    report.blobs += [Removed(c.digest, c.size) for c in batch]
+                    continue
+                digests = [c.digest for c in batch]
+                async with self._metadata.deleting_blobs(digests, cutoff) as deletion:
+                    await self._delete_bytes(deletion, report)
+                report.blobs += [Removed(c.digest, c.size) for c in deletion.deleted]
+            done += len(page.candidates)
+            self._progress("blobs", done, None)
+
+    async def _manifest_bytes(self, report: GcReport, doomed: Sequence[ManifestCandidate]) -> None:
+        if self._dry_run:
+            due = await self._metadata.manifest_bytes_due(self._cutoff(), limit=1_000_000)
+            known = {c.digest for c in due}
+            report.manifest_bytes += [Removed(c.digest, c.size) for c in due]
+            report.manifest_bytes += [
+                Removed(m.digest, m.size) for m in doomed if m.digest not in known
+            ]
+            return
+        while True:
+            cutoff = self._cutoff()
+            due = await self._metadata.manifest_bytes_due(cutoff, BATCH)
+            if not due:
+                return
+            digests = [c.digest for c in due]
+            async with self._metadata.deleting_manifest_bytes(digests, cutoff) as deletion:
+                await self._delete_bytes(deletion, report)
+            report.manifest_bytes += [Removed(c.digest, c.size) for c in deletion.deleted]
+            if len(due) < BATCH:
+                return
+
+    async def _delete_bytes(self, deletion: Deletion, report: GcReport) -> None:
+        """Delete the bytes of a locked batch; a failure keeps that row for the next run."""
+
+        async def one(candidate: BlobCandidate) -> None:
+            if not candidate.delete_bytes:  # a manifest row serves these bytes
+                return
+            async with self._deleting:
+                try:
+                    await self._storage.delete(paths.blob_dir(Digest.parse(candidate.digest)))
+                except PathNotFoundError:
+                    pass  # already gone: the row goes all the same
+                except StorageError as exc:
+                    deletion.keep(candidate.digest)
+                    report.problems.append(f"blob {candidate.digest}: not deleted ({exc})")
+                    log.warning(
+                        "garbage collection: blob %s not deleted: %s", candidate.digest, exc
+                    )
+
+        await asyncio.gather(*(one(c) for c in deletion.candidates))

@@ -1,0 +1,319 @@
+"""What the garbage collector asks of the database: which manifests and blobs nothing keeps,
+and their deletion under row locks, serialised with manifest and blob commits.
+
+The database holds every reference, so candidates come from queries, never from a walk of
+the storage. Each deletion follows the collector's part of the transaction rule
+(docs/architecture.md): lock the rows first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+SQLite's write lock), re-check in a new statement that nothing references them and that
+nothing wanted them within the review delay, then let the caller delete the bytes while
+the lock is held, and only then delete the rows in the same transaction. A push that meets
+a locked row waits, then finds it gone and puts its bytes in place again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    update,
+)
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.engine import DbConnection
+from dockyard.metadata.manifest_queries import ManifestQueries
+from dockyard.metadata.transactions import PRESENT, as_utc, utc_now
+
+_b = t.blobs
+_m = t.manifests
+_r = t.manifest_references
+_q = t.gc_manifest_bytes
+_blob_wanted = func.coalesce(_b.c.wanted_at, _b.c.created_at)
+_BLOB_REFERENCED = exists().where(_r.c.digest == _b.c.digest, _r.c.kind == "blob")
+_MANIFEST_NAMED = exists().where(_m.c.digest == _b.c.digest)
+
+# A manifest is kept when a tag reaches it: tagged, a child of a kept index, or a referrer
+# (``subject``) of a kept manifest, within its repository. One recursive step over one
+# edge list, since PostgreSQL allows the recursive name only once in its term.
+_UNREACHABLE = """
+WITH RECURSIVE edges(parent, child) AS (
+    SELECT r.manifest_id, c.id
+    FROM manifest_references r
+    JOIN manifests p ON p.id = r.manifest_id
+    JOIN manifests c ON c.repository_id = p.repository_id AND c.digest = r.digest
+    WHERE r.kind = 'manifest'
+    UNION ALL
+    SELECT p.id, s.id
+    FROM manifests s
+    JOIN manifests p ON p.repository_id = s.repository_id AND p.digest = s.subject_digest
+    WHERE s.subject_digest IS NOT NULL
+),
+kept(id) AS (
+    SELECT manifest_id FROM tags
+    UNION
+    SELECT e.child FROM edges e JOIN kept k ON e.parent = k.id
+)
+SELECT m.id, m.repository_id, repo.name, m.digest, m.size
+FROM manifests m JOIN repositories repo ON repo.id = m.repository_id
+WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.id = m.id)
+  AND COALESCE(m.wanted_at, m.created_at) < :cutoff
+ORDER BY m.repository_id, m.id
+"""
+
+
+_UNREACHABLE_ALL = text(_UNREACHABLE).bindparams(bindparam("cutoff", type_=DateTime(timezone=True)))
+
+
+@dataclass(frozen=True)
+class ManifestCandidate:
+    """A manifest row no tag reaches."""
+
+    id: int
+    repository_id: int
+    repository: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BlobCandidate:
+    """Bytes at a blob path that nothing references: a blob, or a deleted manifest's copy."""
+
+    digest: str
+    size: int
+    #: False when a manifest row has the same digest: its row goes, its bytes stay
+    delete_bytes: bool = True
+
+
+@dataclass(frozen=True)
+class BlobPage:
+    """Candidates among one page of blobs; ``last`` the page's last digest (None: done)."""
+
+    candidates: list[BlobCandidate]
+    last: str | None
+
+
+@dataclass
+class Deletion:
+    """The candidates a locked transaction may delete; the caller deletes their bytes,
+    calling :meth:`keep` for those whose bytes it could not delete (rows stay)."""
+
+    candidates: list[BlobCandidate]
+    kept: set[str] = field(default_factory=set)
+
+    def keep(self, digest: str) -> None:
+        self.kept.add(digest)
+
+    @property
+    def deleted(self) -> list[BlobCandidate]:
+        return [c for c in self.candidates if c.digest not in self.kept]
+
+
+class CollectorQueries(ManifestQueries):
+    """Candidates for collection and their locked deletion."""
+
+    # -- manifests ---------------------------------------------------------------------
+
+    async def unreachable_manifests(self, cutoff: datetime) -> list[ManifestCandidate]:
+        """Manifests no tag reaches, in any repository, last wanted before ``cutoff``."""
+        async with self._read() as connection:
+            rows = (await connection.execute(_UNREACHABLE_ALL, {"cutoff": cutoff})).all()
+        return [ManifestCandidate(*row) for row in rows]
+
+    async def delete_unreachable_manifests(
+        self, candidates: Sequence[ManifestCandidate], cutoff: datetime, dry_run: bool = False
+    ) -> list[ManifestCandidate]:
+        """Delete those of ``candidates`` that still no tag reaches and nothing wanted
+        since ``cutoff``; returns them. Manifest writes to their repositories take turns
+        with this (on PostgreSQL their rows are locked, in id order, as a push locks its
+        repository's), and the manifest bytes of digests no other row has are queued."""
+        wanted = {c.id for c in candidates}
+        if dry_run:
+            async with self._read() as connection:
+                return await self._still_unreachable(connection, wanted, cutoff)
+        async with self._write() as connection:
+            if self._dialect == "postgresql":
+                await connection.execute(
+                    select(t.repositories.c.id)
+                    .where(t.repositories.c.id.in_({c.repository_id for c in candidates}))
+                    .order_by(t.repositories.c.id)
+                    .with_for_update(key_share=True)
+                )
+            doomed = await self._still_unreachable(connection, wanted, cutoff)
+            if not doomed:
+                return []
+            doomed_ids = [c.id for c in doomed]
+            await connection.execute(delete(t.tags).where(t.tags.c.manifest_id.in_(doomed_ids)))
+            await connection.execute(delete(_r).where(_r.c.manifest_id.in_(doomed_ids)))
+            await connection.execute(delete(_m).where(_m.c.id.in_(doomed_ids)))
+            # Past the review delay already, like the manifests: due at once.
+            await self._queue_manifest_bytes(
+                connection, {c.digest: c.size for c in doomed}, cutoff - timedelta(microseconds=1)
+            )
+            return doomed
+
+    async def _still_unreachable(
+        self, connection: DbConnection, ids: set[int], cutoff: datetime
+    ) -> list[ManifestCandidate]:
+        rows = await connection.execute(_UNREACHABLE_ALL, {"cutoff": cutoff})
+        return [ManifestCandidate(*row) for row in rows if row[0] in ids]
+
+    # -- blobs -------------------------------------------------------------------------
+
+    async def unreferenced_blobs(
+        self,
+        cutoff: datetime,
+        after: str = "",
+        limit: int = 1000,
+        ignoring: Sequence[int] = (),
+    ) -> BlobPage:
+        """One page of at most ``limit`` blobs in digest order after ``after``, and those
+        of them no manifest references (but those of ``ignoring``: a dry run's doomed
+        manifests) and last wanted before ``cutoff``. Pages bound the rows each query
+        reads, so that a store with little garbage is read in short steps that let the
+        serving go on between them (not in one query over every blob)."""
+        referenced = _BLOB_REFERENCED
+        if ignoring:
+            referenced = referenced.where(_r.c.manifest_id.not_in(list(ignoring)))
+        collectable = and_(_blob_wanted < cutoff, ~referenced).label("collectable")
+        query = (
+            select(_b.c.digest, _b.c.size, collectable)
+            .where(_b.c.digest > after)
+            .order_by(_b.c.digest)
+            .limit(limit)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).all()
+        return BlobPage(
+            [BlobCandidate(row.digest, row.size) for row in rows if row.collectable],
+            rows[-1].digest if rows else None,
+        )
+
+    @asynccontextmanager
+    async def deleting_blobs(
+        self, digests: Sequence[str], cutoff: datetime
+    ) -> AsyncIterator[Deletion]:
+        """Lock the rows of ``digests``, and yield those still unreferenced and unwanted
+        since ``cutoff``; when the block ends, their links and rows are deleted (but not
+        those the caller kept), in the same transaction."""
+        async with self._write() as connection:
+            locked = await self._lock(connection, _b, digests)
+            rows = (
+                await connection.execute(
+                    select(_b.c.digest, _b.c.size, _MANIFEST_NAMED.label("named")).where(
+                        _b.c.digest.in_(locked), _blob_wanted < cutoff, ~_BLOB_REFERENCED
+                    )
+                )
+            ).all()
+            deletion = Deletion([BlobCandidate(r.digest, r.size, not r.named) for r in rows])
+            yield deletion
+            gone = [c.digest for c in deletion.deleted]
+            if gone:
+                await connection.execute(
+                    delete(t.repository_blobs).where(t.repository_blobs.c.digest.in_(gone))
+                )
+                await connection.execute(delete(_b).where(_b.c.digest.in_(gone)))
+
+    # -- manifest bytes ----------------------------------------------------------------
+
+    async def manifest_bytes_due(self, cutoff: datetime, limit: int = 1000) -> list[BlobCandidate]:
+        """Queued manifest bytes not yet deleted, queued before ``cutoff``."""
+        query = (
+            select(_q.c.digest, _q.c.size)
+            .where(_q.c.deleted_at.is_(None), _q.c.queued_at < cutoff)
+            .order_by(_q.c.digest)
+            .limit(limit)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).all()
+        return [BlobCandidate(row.digest, row.size) for row in rows]
+
+    @asynccontextmanager
+    async def deleting_manifest_bytes(
+        self, digests: Sequence[str], cutoff: datetime
+    ) -> AsyncIterator[Deletion]:
+        """As :meth:`deleting_blobs`, for queued manifest bytes: those no manifest or blob
+        row names again. Their queue rows are marked deleted (a push that wrote the same
+        bytes just before reads the mark in its transaction and writes them again); the
+        rows of digests pushed again since they were queued leave the queue."""
+        async with self._write() as connection:
+            locked = await self._lock(connection, _q, digests)
+            rows = (
+                await connection.execute(
+                    select(_q.c.digest, _q.c.size).where(
+                        _q.c.digest.in_(locked), _q.c.deleted_at.is_(None), _q.c.queued_at < cutoff
+                    )
+                )
+            ).all()
+            named = set(
+                (await connection.execute(select(_m.c.digest).where(_m.c.digest.in_(locked))))
+                .scalars()
+                .all()
+            ) | set(
+                (await connection.execute(select(_b.c.digest).where(_b.c.digest.in_(locked))))
+                .scalars()
+                .all()
+            )
+            deletion = Deletion(
+                [BlobCandidate(r.digest, r.size) for r in rows if r.digest not in named]
+            )
+            yield deletion
+            if named:
+                await connection.execute(delete(_q).where(_q.c.digest.in_(named)))
+            gone = [c.digest for c in deletion.deleted]
+            if gone:
+                await connection.execute(
+                    update(_q).where(_q.c.digest.in_(gone)).values(deleted_at=utc_now())
+                )
+
+    async def forget_deleted_manifest_bytes(self, before: datetime) -> int:
+        """Drop the queue rows of manifest bytes deleted before ``before``: no push that
+        wrote those bytes before the deletion can still be running."""
+        async with self._write(invalidates=False) as connection:
+            result = await connection.execute(
+                delete(_q).where(_q.c.deleted_at.is_not(None), _q.c.deleted_at < before)
+            )
+            return int(result.rowcount or 0)
+
+    async def _lock(
+        self, connection: DbConnection, table: Any, digests: Sequence[str]
+    ) -> list[str]:
+        """Lock the rows of ``table`` with ``digests``; on PostgreSQL rows another
+        transaction holds are skipped (the next run reviews them). SQLite's write lock,
+        taken by the transaction, already excludes every other writer."""
+        query = select(table.c.digest).where(table.c.digest.in_(list(digests)))
+        if self._dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list((await connection.execute(query)).scalars())
+
+    # -- a HEAD keeps a blob -----------------------------------------------------------
+
+    async def blob_wanted_at(self, digest: str) -> datetime | None:
+        """When the blob was last wanted (None: no such blob)."""
+        async with self._read() as connection:
+            wanted = (
+                await connection.execute(select(_blob_wanted).where(_b.c.digest == digest))
+            ).scalar_one_or_none()
+        return None if wanted is None else as_utc(wanted)
+
+    async def want_blob(self, digest: str) -> bool:
+        """Record that a client was just told the blob exists (a ``HEAD``): it may skip the
+        upload and reference it, so the review delay starts again. False when the blob is
+        gone (a collector deleted it since the caller looked: the answer is then 404).
+        On PostgreSQL this waits for a collector holding the row."""
+        async with self._write(invalidates=False) as connection:
+            result = await connection.execute(
+                update(_b).where(_b.c.digest == digest, PRESENT).values(wanted_at=utc_now())
+            )
+            return bool(result.rowcount)
