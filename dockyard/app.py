@@ -43,7 +43,8 @@ from dockyard.monitoring import (
 )
 from dockyard.monitoring import middlewares as monitoring_middlewares
 from dockyard.notify.observer import NotificationObserver
-from dockyard.notify_setup import with_notifications
+from dockyard.notify.recorder import GC_ACTOR, RETENTION_ACTOR
+from dockyard.notify_setup import Notifications, job_recording, with_notifications
 from dockyard.observability.health import HealthChecks
 from dockyard.oci.manifest import UrlPolicy
 from dockyard.registry.protocols import UseCases
@@ -163,7 +164,9 @@ def _notification_observer(config: Config) -> NotificationObserver | None:
     return feeds.NotificationCounter()
 
 
-def gc_job(config: Config, registry: Registry) -> ScheduledCollection:
+def gc_job(
+    config: Config, registry: Registry, notifications: Notifications | None = None
+) -> ScheduledCollection:
     """The scheduled collection of ``gc.enabled``. Jobs that must run before each
     collection, under its lease, go in ``before`` (retention rules); what observes each
     run's report goes in ``observers`` (metrics)."""
@@ -179,7 +182,8 @@ def gc_job(config: Config, registry: Registry) -> ScheduledCollection:
     count = config.http.debug.metrics
 
     async def retention() -> None:
-        report = await scheduled_retention(registry.metadata, policy)
+        with job_recording(notifications, RETENTION_ACTOR):
+            report = await scheduled_retention(registry.metadata, policy)
         if count and report is not None:
             from dockyard.observability import feeds
 
@@ -193,6 +197,7 @@ def gc_job(config: Config, registry: Registry) -> ScheduledCollection:
     job.before.append(retention)
     if count:
         job.observers.append(counted)
+    job.around = lambda: job_recording(notifications, GC_ACTOR)
     return job
 
 
@@ -230,7 +235,7 @@ def make_web_app(
             _upload_purger(registry, purging.age, purging.interval, purging.dryrun)
         )
     if maintenance and config.gc.enabled and not read_only:
-        app.cleanup_ctx.append(_background(gc_job(config, registry)))
+        app.cleanup_ctx.append(_background(gc_job(config, registry, notifications)))
     return app
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -39,6 +40,8 @@ class ScheduledCollection:
     delete_untagged: bool = False
     before: list[BeforeCollection] = field(default_factory=list)
     observers: list[ReportObserver] = field(default_factory=list)
+    #: what the collection itself runs inside (notifications record its deletions)
+    around: Callable[[], AbstractContextManager[object]] = nullcontext
 
     async def run_once(self) -> GcReport | None:
         """One round: None when another worker or replica holds the lease (skipped)."""
@@ -51,12 +54,13 @@ class ScheduledCollection:
                     await job()
                 except Exception:
                     log.exception("garbage collection: a job before the collection failed")
-            report = await Collector(
-                self.metadata,
-                self.storage,
-                review_after=self.review_after,
-                delete_untagged=self.delete_untagged,
-            ).run()
+            with self.around():
+                report = await Collector(
+                    self.metadata,
+                    self.storage,
+                    review_after=self.review_after,
+                    delete_untagged=self.delete_untagged,
+                ).run()
         for observer in self.observers:
             try:
                 observer(report)

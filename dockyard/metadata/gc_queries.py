@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.changes import BlobDeleted, ManifestDeleted, record_change
 from dockyard.metadata.engine import DbConnection
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.transactions import PRESENT, as_utc, utc_now
@@ -157,6 +158,10 @@ class CollectorQueries(ManifestQueries):
             await connection.execute(delete(t.tags).where(t.tags.c.manifest_id.in_(doomed_ids)))
             await connection.execute(delete(_r).where(_r.c.manifest_id.in_(doomed_ids)))
             await connection.execute(delete(_m).where(_m.c.id.in_(doomed_ids)))
+            for candidate in doomed:
+                await record_change(
+                    connection, ManifestDeleted(candidate.repository, candidate.digest)
+                )
             # Past the review delay already, like the manifests: due at once.
             await self._queue_manifest_bytes(
                 connection, {c.digest: c.size for c in doomed}, cutoff - timedelta(microseconds=1)
@@ -224,6 +229,8 @@ class CollectorQueries(ManifestQueries):
                     delete(t.repository_blobs).where(t.repository_blobs.c.digest.in_(gone))
                 )
                 await connection.execute(delete(_b).where(_b.c.digest.in_(gone)))
+                for digest in gone:  # deleted from the whole store: no repository
+                    await record_change(connection, BlobDeleted("", digest))
 
     # -- manifest bytes ----------------------------------------------------------------
 

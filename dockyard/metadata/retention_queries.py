@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select, tuple_
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.changes import ManifestDeleted, TagDeleted, record_change
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.transactions import as_utc, utc_now
 
@@ -96,7 +97,10 @@ class RetentionQueries(ManifestQueries):
                 )
                 .returning(t.tags.c.name)
             )
-            return set(result.scalars())
+            deleted = set(result.scalars())
+            for tag in sorted(deleted):
+                await record_change(connection, TagDeleted(name, tag))
+            return deleted
 
     async def delete_untagged_manifests(
         self, name: str, manifest_ids: Sequence[int], wanted_before: datetime
@@ -144,6 +148,8 @@ class RetentionQueries(ManifestQueries):
                 doomed -= kept
                 changed = bool(kept)
             await self._remove_manifests(connection, sorted(doomed))
+            for manifest_id in sorted(doomed):
+                await record_change(connection, ManifestDeleted(name, candidates[manifest_id]))
             return doomed
 
     async def tag_unless_moved(self, name: str, tag: str, digest: str) -> str | None:

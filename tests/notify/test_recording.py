@@ -3,12 +3,13 @@ collection, retention) records its deletions inside its own transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
-from dockyard.app import open_registry
+from dockyard.app import gc_job, open_registry
 from dockyard.config import load_config
 from dockyard.metadata.changes import (
     BlobDeleted,
@@ -24,6 +25,8 @@ from dockyard.notify.events import Source
 from dockyard.notify.recorder import GC_ACTOR, RETENTION_ACTOR, EventRecorder
 from dockyard.notify.settings import EndpointSettings, NotifySettings
 from dockyard.notify_setup import job_recording, with_notifications
+from dockyard.oci.digest import Digest
+from dockyard.storage.paths import blob_data
 from tests.notify.conftest import config_text
 
 DELETE = "delete"
@@ -108,5 +111,41 @@ async def test_the_wiring_gives_jobs_their_recording(tmp_path: Path, database_ur
                     await record_change(connection, TagDeleted("team/app", "old"))
         (event,) = await registry.metadata.pending_events("hook", 0, 10)
         assert json.loads(event.payload)["actor"] == {"name": "dockyard:retention"}
+    finally:
+        await registry.close()
+
+
+async def test_the_scheduled_jobs_send_their_deletions(tmp_path: Path, database_url: str) -> None:
+    """Retention's and the collector's deletions, run by ``serve``'s scheduled job, reach
+    the outbox with their actors: the tag, the manifest it left untagged, the blob."""
+    text = config_text(
+        database_url, "  endpoints:\n    - {name: hook, url: 'http://127.0.0.1:9/'}\n"
+    ) + (
+        "retention:\n  rules:\n    - {repositories: ['team/*'], olderthan: 1ms,"
+        " untaggedolderthan: 1ms}\n"
+        "gc:\n  enabled: true\n  reviewafter: 0s\n"
+    )
+    path = tmp_path / "config.yml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path, {}).config
+    registry = await open_registry(config)
+    try:
+        notifications = with_notifications(config, registry)
+        blob = "sha256:" + "b" * 64
+        await registry.storage.put_content(blob_data(Digest.parse(blob)), b"abc")
+        await registry.metadata.commit_blob("team/app", blob, 3)
+        await registry.metadata.put_manifest("team/app", manifest(blob), "v1")
+        await asyncio.sleep(0.01)  # older than the rules' 1ms
+        assert await gc_job(config, registry, notifications).run_once() is not None
+        events = [
+            json.loads(e.payload) for e in await registry.metadata.pending_events("hook", 0, 50)
+        ]
+        seen = {
+            (e["actor"]["name"], e["target"].get("tag") or e["target"]["digest"]) for e in events
+        }
+        assert ("dockyard:retention", "v1") in seen
+        assert ("dockyard:retention", manifest(blob).digest) in seen
+        assert ("dockyard:gc", blob) in seen
+        assert all(e["action"] == DELETE for e in events)
     finally:
         await registry.close()
