@@ -1,5 +1,5 @@
 """High availability with real parts: three ``dockyard serve`` replicas on one PostgreSQL
-and one storage, behind Debian's nginx (docs/nginx/dockyard.conf, round robin over the
+and one SeaweedFS (S3) bucket, behind Debian's nginx (docs/nginx/dockyard.conf, round robin over the
 three), all on 127.0.0.1.
 
 * The three replicas start at once on an empty database: the migrations take turns under
@@ -34,6 +34,7 @@ from tests.e2e.clients import Skopeo
 from tests.e2e.images import Image, build_image, layout_manifest
 from tests.e2e.server import RegistryServer, wait_for
 from tests.postgres import PostgresServer
+from tests.seaweedfs import SeaweedServer
 from tests.security.flows import Endpoint, check_layout
 from tests.security.nginx import Nginx
 from tests.security.pki import make_pki
@@ -45,10 +46,11 @@ SECRET = "shared-by-every-replica"
 RETRIES = ("--retry-times", "5")
 
 
-def shared_storage(root: Path) -> str:
-    """The ``storage`` section every replica gets: one filesystem root, for now. When the S3
-    driver lands, this is the place to return a ``storage.s3`` section on SeaweedFS."""
-    return f"storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n"
+def shared_storage(seaweedfs: SeaweedServer) -> str:
+    """The ``storage`` section every replica gets: one bucket of its own on the session's
+    SeaweedFS, with blob reads redirected to it, as replicas behind a load balancer run."""
+    section = seaweedfs.storage_section(seaweedfs.new_bucket("ha"))
+    return f"storage:\n{section}  delete:\n    enabled: true\n"
 
 
 def replica_config(port: int, storage: str, database_url: str) -> str:
@@ -101,10 +103,10 @@ def _start_at_once(servers: list[RegistryServer]) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(
-    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+    postgres: PostgresServer, seaweedfs: SeaweedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     database_url = asyncio.run(postgres.create_empty())  # no schema: the replicas make it
-    storage = shared_storage(tmp_path_factory.mktemp("shared-store"))
+    storage = shared_storage(seaweedfs)
     replicas = []
     for index in range(REPLICAS):
         server = RegistryServer("dockyard", tmp_path_factory.mktemp(f"replica-{index}"))
