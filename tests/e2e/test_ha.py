@@ -1,6 +1,6 @@
 """High availability with real parts: three ``dockyard serve`` replicas on one PostgreSQL
-and one SeaweedFS (S3) bucket, behind Debian's nginx (docs/nginx/dockyard.conf, round robin over the
-three), all on 127.0.0.1.
+and one SeaweedFS (S3) bucket, behind Debian's nginx (docs/nginx/dockyard.conf, round
+robin over the three), all on 127.0.0.1.
 
 * The three replicas start at once on an empty database: the migrations take turns under
   the advisory lock, and one of them creates the schema.
