@@ -34,6 +34,11 @@ for pkg in $PACKAGES; do
         missing="$missing $pkg"
     fi
 done
+# npm installs Azurite (the Azure emulator) for the tests, tests/azurite.py. Any npm will
+# do (a machine may have Node from elsewhere); without one, Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 
 if [ -z "$missing" ]; then
     echo "install-test-deps: all present ($PACKAGES)"
