@@ -9,16 +9,15 @@ wrapper scopes the recording to the call); a read's are written after it succeed
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from contextlib import AbstractContextManager, nullcontext
 
 from dockyard.metadata.records import ManifestRecord
 from dockyard.notify.notifier import Notifier
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest, is_digest
 from dockyard.oci.pagination import Page
-from dockyard.oci.ranges import ByteRange
 from dockyard.registry.blobs import BlobLocation
-from dockyard.registry.body import Body
+from dockyard.registry.forwarding import ForwardingUploads, UploadCall
 from dockyard.registry.listing import Listing
 from dockyard.registry.manifests import PushedManifest
 from dockyard.registry.protocols import Blobs, Manifests, Tags, Uploads, UseCases
@@ -33,56 +32,16 @@ def notifying(use_cases: UseCases, notifier: Notifier) -> UseCases:
     return use_cases.wrapped(uploads=uploads, blobs=blobs, manifests=manifests, tags=tags)
 
 
-class NotifyingUploads:
+class NotifyingUploads(ForwardingUploads):
+    """Blob commits (the final ``PUT``, a monolithic push) and mounts record their events
+    inside their transactions."""
+
     def __init__(self, inner: Uploads, notifier: Notifier) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._notifier = notifier
 
-    async def start(self, name: str) -> str:
-        return await self._inner.start(name)
-
-    async def status(self, name: str, upload_id: str) -> int:
-        return await self._inner.status(name, upload_id)
-
-    async def cancel(self, name: str, upload_id: str) -> None:
-        await self._inner.cancel(name, upload_id)
-
-    async def append(
-        self,
-        name: str,
-        upload_id: str,
-        body: Body,
-        content_range: ByteRange | None,
-        content_length: int | None,
-    ) -> int:
-        return await self._inner.append(name, upload_id, body, content_range, content_length)
-
-    async def complete(
-        self,
-        name: str,
-        upload_id: str,
-        digest: Digest,
-        body: Body | None,
-        content_range: ByteRange | None,
-        content_length: int | None,
-    ) -> int:
-        with self._notifier.recording():
-            return await self._inner.complete(
-                name, upload_id, digest, body, content_range, content_length
-            )
-
-    async def monolithic(
-        self, name: str, digest: Digest, body: Body, content_length: int | None
-    ) -> int:
-        with self._notifier.recording():
-            return await self._inner.monolithic(name, digest, body, content_length)
-
-    async def mount(self, name: str, digest: Digest, source: str | None) -> int | None:
-        with self._notifier.recording():
-            return await self._inner.mount(name, digest, source)
-
-    async def purge(self, older_than: timedelta, dry_run: bool = False) -> list[str]:
-        return await self._inner.purge(older_than, dry_run)
+    def around(self, call: UploadCall) -> AbstractContextManager[object]:
+        return nullcontext() if call == "append" else self._notifier.recording()
 
 
 class NotifyingBlobs:
