@@ -26,6 +26,7 @@ ALLOWED = {
     "storage": {"oci"},
     "metadata": {"oci"},
     "auth": {"oci"},
+    "remote": {"oci"},
     "registry": {"oci", "storage", "metadata"},
     "api": {"registry", "auth", "oci"},
 }
@@ -44,7 +45,15 @@ CAPABILITIES = {
     "fsck",
     "letsencrypt",
 }
-CAPABILITY_MAY_IMPORT = {"oci", "storage", "metadata", "registry", "auth", "observability"}
+CAPABILITY_MAY_IMPORT = {
+    "oci",
+    "storage",
+    "metadata",
+    "registry",
+    "auth",
+    "observability",
+    "remote",
+}
 # The configuration model, the commands and the wiring may import everything.
 WIRING = {
     "__init__",

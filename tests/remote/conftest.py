@@ -1,0 +1,35 @@
+"""One registry:2 (htpasswd) and one Dockyard (token service) per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.security.pki import key_pem, new_key
+
+from .servers import CredentialedServer, htpasswd_registry2, token_dockyard
+
+
+@pytest.fixture(scope="session")
+def registry2_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CredentialedServer]:
+    server = htpasswd_registry2(tmp_path_factory.mktemp("registry2-basic"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dockyard_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CredentialedServer]:
+    workdir = tmp_path_factory.mktemp("dockyard-token")
+    key = workdir / "signing.key"
+    key.write_bytes(key_pem(new_key("ec")))
+    key.chmod(0o600)
+    server = token_dockyard(workdir, key)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
