@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +23,9 @@ from dockyard.config import (
 )
 from dockyard.observability.logging import configure_logging
 from dockyard.registry2.reports import EXIT_STOPPED, Report
+
+if TYPE_CHECKING:
+    from dockyard.sync import SyncSummary
 
 # Optional: without it, the embedded defaults. The metavar says so in the usage line.
 CONFIG_ARG = click.argument(
@@ -522,3 +526,123 @@ def fsck(config_path: Path, repair: bool, verify_digests: bool) -> None:
         report = asyncio.run(run_fsck(config, repair, verify_digests, progress))
     show_fsck(report)
     sys.exit(report.exit_status)
+
+
+def _side_options(side: str, what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--SIDE-creds`` (also ``DOCKYARD_SIDE_CREDS``) and ``--SIDE-tls-verify``."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        command = click.option(
+            f"--{side}-creds",
+            envvar=f"DOCKYARD_{side.upper()}_CREDS",
+            metavar="USER:PASSWORD",
+            help=f"Credentials for the {what} registry (default: DOCKYARD_{side.upper()}_CREDS, "
+            "else Docker's config.json, else anonymous).",
+        )(command)
+        return click.option(
+            f"--{side}-tls-verify",
+            type=click.BOOL,
+            default=True,
+            metavar="BOOL",
+            help=f"Verify the {what} registry's TLS certificate (default true); false: also "
+            "plain HTTP for a reference without a scheme.",
+        )(command)
+
+    return decorate
+
+
+def _run_copy(
+    command: str, work: Callable[[], Coroutine[Any, Any, SyncSummary]], dry_run: bool = False
+) -> None:
+    """Run a sync or promote coroutine factory; print its summary, exit with its status."""
+    from dockyard.sync_commands import EXIT_PARTIAL, CommandError, summary_line
+
+    try:
+        summary = asyncio.run(work())
+    except CommandError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.status)
+    for error in summary.errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(summary_line(command, summary, dry_run))
+    sys.exit(EXIT_PARTIAL if summary.errors else 0)
+
+
+@main.command(epilog="Exit status: 0 done, 1 some images failed, 2 bad arguments, "
+              "3 a registry unreachable or refusing the credentials.")  # fmt: skip
+@click.argument("src")
+@click.argument("dest")
+@_side_options("src", "source")
+@_side_options("dest", "destination")
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Repositories to copy (relative to SRC's prefix; * crosses /). Repeatable.",
+)
+@click.option("--tags", metavar="REGEX", help="Copy only tags this regex matches in full.")
+@click.option(
+    "--exclude", metavar="REGEX", help="Skip repositories and REPO:TAG names this regex finds."
+)
+@click.option("--dry-run", is_flag=True, help="List what would be copied; change nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def sync(
+    src: str, dest: str, src_creds: str | None, src_tls_verify: bool, dest_creds: str | None,
+    dest_tls_verify: bool, include: tuple[str, ...], tags: str | None, exclude: str | None,
+    dry_run: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Copy repositories from the registry SRC to the registry DEST.
+
+    SRC and DEST are host:port[/prefix] or http(s)://host:port[/prefix]: repositories under
+    SRC's prefix land under DEST's. Whole images are copied (indexes with their children,
+    referrers such as signatures and SBOMs) with their digests; blobs and manifests DEST
+    already has are skipped, blobs it holds in another repository are mounted.
+    """
+    import re
+
+    from dockyard.sync import SyncRules
+    from dockyard.sync_commands import Side, run_sync
+
+    try:
+        rules = SyncRules(include=include, tags=tags, exclude=exclude)
+    except re.error as exc:
+        raise click.BadParameter(f"not a regular expression: {exc}") from None
+    _run_copy(
+        "sync",
+        lambda: run_sync(
+            Side(src, src_creds, src_tls_verify),
+            Side(dest, dest_creds, dest_tls_verify),
+            rules,
+            dry_run=dry_run,
+            quiet=quiet,
+        ),
+        dry_run,
+    )
+
+
+@main.command(epilog="Exit status: 0 done, 1 the copy failed, 2 bad arguments, "
+              "3 a registry unreachable or refusing the credentials.")  # fmt: skip
+@click.argument("src_ref")
+@click.argument("dest_ref")
+@_side_options("src", "source")
+@_side_options("dest", "destination")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def promote(
+    src_ref: str, dest_ref: str, src_creds: str | None, src_tls_verify: bool,
+    dest_creds: str | None, dest_tls_verify: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Copy the image SRC_REF to DEST_REF (host:port/repo:tag, or @digest for SRC_REF).
+
+    DEST_REF without a registry (repo:tag) means SRC_REF's registry: blobs are then mounted,
+    never downloaded. Across registries only what the destination lacks is moved.
+    """
+    from dockyard.sync_commands import Side, run_promote
+
+    _run_copy(
+        "promote",
+        lambda: run_promote(
+            Side(src_ref, src_creds, src_tls_verify),
+            Side(dest_ref, dest_creds, dest_tls_verify),
+            quiet=quiet,
+        ),
+    )

@@ -69,6 +69,7 @@ WIRING = {
     "registry2_commands",
     "store_commands",
     "store_views",
+    "sync_commands",
     "security",
     "startup",
     "supervisor",

@@ -3,6 +3,7 @@ htpasswd, and Dockyard with its own token service (Bearer challenges)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
@@ -52,3 +53,12 @@ def token_dockyard(workdir: Path, signing_key: Path) -> CredentialedServer:
             f"  admins:\n    users: [{USER}]\n"
         ),
     )
+
+
+def running(server: RegistryServer) -> Iterator[RegistryServer]:
+    """Start ``server`` for a fixture's lifetime, and stop it after."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
