@@ -106,10 +106,11 @@ def skopeo_loop(source: Server, dest: Server, tags: int, env: dict[str, str], po
 
 def dockyard_sync(source: Server, dest: Server) -> Callable[[], None]:
     def run() -> None:
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "dockyard", "sync", "--quiet", source.url, dest.url],
-            check=True, stdout=subprocess.DEVNULL,
+            check=True, capture_output=True, text=True,
         )  # fmt: skip
+        print(done.stdout.strip())
 
     return run
 

@@ -90,7 +90,8 @@ class Copier:
         self.progress = progress or _ignore
         self._blob_slots = asyncio.Semaphore(blob_concurrency)
         self._placed: dict[str, str] = {}  # digest -> a destination repository holding it
-        self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._digest_locks: dict[str, asyncio.Lock] = {}
+        self._done: set[tuple[str, str]] = set()  # (destination repository, digest)
 
     # ------------------------------------------------------------------ images
 
@@ -165,24 +166,17 @@ class Copier:
     # ------------------------------------------------------------------ blobs
 
     async def copy_blob(self, src_repo: str, digest: str, size: int, dest_repo: str) -> None:
-        """Place one blob in ``dest_repo``, once per run even when images share it."""
-        key = (dest_repo, digest)
-        pending = self._inflight.get(key)
-        if pending is not None:
-            await pending
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
+        """Place one blob in ``dest_repo``. Placements of one digest take turns, so that
+        the second repository mounts what the first received instead of receiving it too."""
+        lock = self._digest_locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            if (dest_repo, digest) in self._done:
+                self.summary.blobs_skipped += 1
+                return
             async with self._blob_slots:
                 await self._place_blob(src_repo, digest, size, dest_repo)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody else must
-            del self._inflight[key]
-            raise
-        future.set_result(None)
-        self._placed.setdefault(digest, dest_repo)
+            self._done.add((dest_repo, digest))
+            self._placed.setdefault(digest, dest_repo)
 
     async def _place_blob(self, src_repo: str, digest: str, size: int, dest_repo: str) -> None:
         if await self.dest.blob_size(dest_repo, digest) is not None:

@@ -201,3 +201,14 @@ def test_bad_references_and_unreachable_registries_fail_in_one_line(
         down.stderr.startswith("error: source registry")
         and len(down.stderr.strip().splitlines()) == 1
     )
+
+
+def test_a_layer_shared_by_two_repositories_crosses_once(
+    dockyard_server: RegistryServer, registry2_server: RegistryServer, skopeo: Skopeo,
+    tmp_path: Path, repo: str,
+) -> None:  # fmt: skip
+    for name in ("a", "b"):  # both start from the same busybox base layer
+        built = build_image(tmp_path / name, "1.0", data_size=4096)
+        skopeo.copy(built.ref, dockyard_server.docker_ref(f"{repo}/{name}", "1.0"))
+    summary = sync(dockyard_server, registry2_server, repo, f"shared/{repo}")
+    assert "blobs 5 copied, 1 mounted, 0 skipped" in summary, summary
