@@ -3,10 +3,12 @@ Dockyard with its token service (Bearer challenges, scoped tokens)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -125,3 +127,44 @@ async def test_unreachable_registry_is_unavailable() -> None:
     async with RemoteRegistry(f"http://127.0.0.1:{free_port()}", timeout=5) as client:
         with pytest.raises(RemoteUnavailable):
             await client.ping()
+
+
+async def test_sync_between_a_token_registry_and_a_basic_one(
+    dockyard_token: CredentialedServer, registry2_basic: CredentialedServer
+) -> None:
+    """Bearer tokens per scope (catalog, pull) at the source, Basic at the destination;
+    credentials from the environment and from the command line."""
+    repo = f"remote/sync-{secrets.token_hex(3)}"
+    layer, config = os.urandom(5000), b"{}"
+    body = image_manifest(config, layer)
+    async with RemoteRegistry(dockyard_token.url, username=USER, password=PASSWORD) as client:
+        for blob in (layer, config):
+            await client.push_blob(repo, digest_of(blob), len(blob), chunks_of(blob))
+        await client.put_manifest(repo, "v1", body, mediatypes.OCI_MANIFEST)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dockyard", "sync", "--quiet", f"{dockyard_token.url}/{repo}",
+        f"{registry2_basic.url}/copy/{repo}", "--dest-creds", f"{USER}:{PASSWORD}",
+        env={**os.environ, "DOCKYARD_SRC_CREDS": f"{USER}:{PASSWORD}"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "1 images, 1 copied" in out.decode()
+    async with RemoteRegistry(registry2_basic.url, username=USER, password=PASSWORD) as client:
+        fetched = await client.get_manifest(f"copy/{repo}", "v1")
+    assert fetched.body == body
+
+
+async def test_sync_without_credentials_stops_in_one_line(
+    dockyard_token: CredentialedServer,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dockyard", "sync", dockyard_token.url, dockyard_token.url,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate()
+    assert process.returncode == 3
+    # anonymous GET /v2/ passes (an anonymous token); the catalog is refused
+    assert err.decode().startswith("error: ") and err.count(b"\n") == 1
+    assert "401 UNAUTHORIZED" in err.decode()
