@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from dockyard.oci import errors as oci_errors
 from dockyard.oci import mediatypes
 from dockyard.oci.manifest import ParsedManifest, parse_manifest
-from dockyard.remote import FetchedManifest, RemoteError, fallback_tag
+from dockyard.remote import FetchedManifest, RemoteError, RemoteUnavailable, fallback_tag
 
 from .protocols import BlobChunks, ImageDestination, ImageSource
 from .rules import PrefixMap, SyncRules
@@ -62,6 +62,8 @@ class ProgressEvent:
 
 
 Progress = Callable[[ProgressEvent], None]
+T = TypeVar("T")
+RETRY_ATTEMPTS = 3
 
 
 NO_PREFIXES = PrefixMap()
@@ -276,18 +278,16 @@ async def sync_registries(
     copier = Copier(source, dest, blob_concurrency=blob_concurrency, progress=progress)
     slots = asyncio.Semaphore(image_concurrency)
 
+    async def attempt(image: PlannedImage) -> bool:
+        if dry_run:
+            return await _differs(source, dest, image)
+        return await copier.copy_image(image.src_repo, image.tag, image.dest_repo, image.tag)
+
     async def one(image: PlannedImage) -> None:
         name = f"{image.src_repo}:{image.tag}"
         async with slots:
             try:
-                if dry_run:
-                    changed = await _differs(source, dest, image)
-                    status = "planned" if changed else "skipped"
-                else:
-                    changed = await copier.copy_image(
-                        image.src_repo, image.tag, image.dest_repo, image.tag
-                    )
-                    status = "copied" if changed else "skipped"
+                changed = await with_retries(lambda: attempt(image))
             except RemoteError as exc:
                 copier.summary.errors.append(f"{name}: {exc}")
                 report(ProgressEvent("image", name=name, status="failed"))
@@ -296,10 +296,25 @@ async def sync_registries(
             copier.summary.images_copied += 1
         else:
             copier.summary.images_skipped += 1
-        report(ProgressEvent("image", name=name, status=status))
+        copied = "planned" if dry_run else "copied"
+        report(ProgressEvent("image", name=name, status=copied if changed else "skipped"))
 
     await asyncio.gather(*(one(image) for image in planned))
     return copier.summary
+
+
+async def with_retries(
+    work: Callable[[], Awaitable[T]], attempts: int = RETRY_ATTEMPTS, delay: float = 1.0
+) -> T:
+    """Run ``work`` again after a failure a registry may recover from (unreachable, 429,
+    5xx), waiting ``delay`` seconds, then twice as long. An image copy may be re-run: what
+    the destination already has is skipped."""
+    for attempt in range(attempts - 1):
+        try:
+            return await work()
+        except RemoteUnavailable:
+            await asyncio.sleep(delay * 2**attempt)
+    return await work()
 
 
 async def _differs(source: ImageSource, dest: ImageDestination, image: PlannedImage) -> bool:
