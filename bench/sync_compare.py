@@ -7,7 +7,8 @@ layers (``--base-mib`` sizes, random bytes) and each add one small unique layer 
 Each copier gets an empty Distribution 2.8.2 as its destination, and runs twice: the first
 copy, then the same command again (nothing left to do). Measured from the outside: wall
 time, and the bytes the destination registry read from its sockets and files (``rchar`` of
-``/proc/PID/io``: the bytes it received, plus what it read of its own files). Both
+``/proc/PID/io``: the bytes it received, plus what it read of its own files), and the
+peak RSS of ``dockyard sync`` (``--base-mib 256,2,1`` shows that a big layer is streamed). Both
 destinations must end with the same manifests. Run it under ``flock /work/bench.lock``.
 """
 
@@ -105,12 +106,16 @@ def skopeo_loop(source: Server, dest: Server, tags: int, env: dict[str, str], po
 
 
 def dockyard_sync(source: Server, dest: Server) -> Callable[[], None]:
+    """The command under ``/usr/bin/time``: its peak RSS, apart from this process's own
+    memory (a child forked from here counts the parent's pages until it execs)."""
+
     def run() -> None:
         done = subprocess.run(
-            [sys.executable, "-m", "dockyard", "sync", "--quiet", source.url, dest.url],
+            ["/usr/bin/time", "-f", "peak RSS %M KiB", sys.executable, "-m", "dockyard",
+             "sync", "--quiet", source.url, dest.url],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
-        print(done.stdout.strip())
+        print(done.stdout.strip(), "|", done.stderr.strip().splitlines()[-1])
 
     return run
 
