@@ -539,6 +539,12 @@ def _side_options(side: str, what: str) -> Callable[[Callable[..., None]], Calla
             help=f"Credentials for the {what} registry (default: DOCKYARD_{side.upper()}_CREDS, "
             "else Docker's config.json, else anonymous).",
         )(command)
+        command = click.option(
+            f"--{side}-ca-file",
+            type=click.Path(exists=True, dir_okay=False),
+            metavar="FILE",
+            help=f"PEM certificates to trust for the {what} registry (a private CA).",
+        )(command)
         return click.option(
             f"--{side}-tls-verify",
             type=click.BOOL,
@@ -587,9 +593,10 @@ def _run_copy(
 @click.option("--dry-run", is_flag=True, help="List what would be copied; change nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 def sync(
-    src: str, dest: str, src_creds: str | None, src_tls_verify: bool, dest_creds: str | None,
-    dest_tls_verify: bool, include: tuple[str, ...], tags: str | None, exclude: str | None,
-    dry_run: bool, quiet: bool,
+    src: str, dest: str, src_creds: str | None, src_tls_verify: bool, src_ca_file: str | None,
+    dest_creds: str | None, dest_tls_verify: bool, dest_ca_file: str | None,
+    include: tuple[str, ...], tags: str | None, exclude: str | None, dry_run: bool,
+    quiet: bool,
 ) -> None:  # fmt: skip
     """Copy repositories from the registry SRC to the registry DEST.
 
@@ -610,8 +617,8 @@ def sync(
     _run_copy(
         "sync",
         lambda: run_sync(
-            Side(src, src_creds, src_tls_verify),
-            Side(dest, dest_creds, dest_tls_verify),
+            Side(src, src_creds, src_tls_verify, src_ca_file),
+            Side(dest, dest_creds, dest_tls_verify, dest_ca_file),
             rules,
             dry_run=dry_run,
             quiet=quiet,
@@ -629,7 +636,8 @@ def sync(
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 def promote(
     src_ref: str, dest_ref: str, src_creds: str | None, src_tls_verify: bool,
-    dest_creds: str | None, dest_tls_verify: bool, quiet: bool,
+    src_ca_file: str | None, dest_creds: str | None, dest_tls_verify: bool,
+    dest_ca_file: str | None, quiet: bool,
 ) -> None:  # fmt: skip
     """Copy the image SRC_REF to DEST_REF (host:port/repo:tag, or @digest for SRC_REF).
 
@@ -641,8 +649,8 @@ def promote(
     _run_copy(
         "promote",
         lambda: run_promote(
-            Side(src_ref, src_creds, src_tls_verify),
-            Side(dest_ref, dest_creds, dest_tls_verify),
+            Side(src_ref, src_creds, src_tls_verify, src_ca_file),
+            Side(dest_ref, dest_creds, dest_tls_verify, dest_ca_file),
             quiet=quiet,
         ),
     )

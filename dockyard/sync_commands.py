@@ -104,6 +104,16 @@ def parse_image_ref(text: str, tls_verify: bool, *, registry_required: bool) -> 
 # ---------------------------------------------------------------------- credentials
 
 
+@dataclass(frozen=True)
+class Side:
+    """One end as the command line gives it."""
+
+    text: str
+    creds: str | None
+    tls_verify: bool
+    ca_file: str | None = None
+
+
 def docker_config_credentials(host: str) -> tuple[str, str] | None:
     """``auths[host].auth`` of Docker's config.json ($DOCKER_CONFIG, else ~/.docker)."""
     directory = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
@@ -126,10 +136,14 @@ def credentials(creds: str | None, host: str) -> tuple[str | None, str | None]:
     return found if found else (None, None)
 
 
-def open_registry(endpoint: Endpoint, creds: str | None, tls_verify: bool) -> RemoteRegistry:
-    user, password = credentials(creds, endpoint.host)
+def open_registry(endpoint: Endpoint, side: Side, creds: str | None = None) -> RemoteRegistry:
+    user, password = credentials(creds or side.creds, endpoint.host)
     return RemoteRegistry(
-        endpoint.base_url, username=user, password=password, tls_verify=tls_verify
+        endpoint.base_url,
+        username=user,
+        password=password,
+        tls_verify=side.tls_verify,
+        ca_file=side.ca_file,
     )
 
 
@@ -213,13 +227,6 @@ def summary_line(command: str, summary: SyncSummary, dry_run: bool = False) -> s
 # ---------------------------------------------------------------------- the commands
 
 
-@dataclass(frozen=True)
-class Side:
-    text: str
-    creds: str | None
-    tls_verify: bool
-
-
 async def run_sync(
     src: Side, dest: Side, rules: SyncRules, *, dry_run: bool, quiet: bool
 ) -> SyncSummary:
@@ -227,8 +234,8 @@ async def run_sync(
     dest_end = parse_endpoint(dest.text, dest.tls_verify)
     prefixes = PrefixMap(src_end.path, dest_end.path)
     async with (
-        open_registry(src_end, src.creds, src.tls_verify) as source,
-        open_registry(dest_end, dest.creds, dest.tls_verify) as target,
+        open_registry(src_end, src) as source,
+        open_registry(dest_end, dest) as target,
     ):
         await _reachable(source, "source")
         await _reachable(target, "destination")
@@ -248,10 +255,9 @@ async def run_promote(src: Side, dest: Side, *, quiet: bool) -> SyncSummary:
     dest_end = dest_ref.registry or src_ref.registry
     same = dest_end.base_url == src_ref.registry.base_url
     async with (
-        open_registry(src_ref.registry, src.creds, src.tls_verify) as source,
-        open_registry(dest_end, dest.creds if dest.creds or not same else src.creds,
-                      dest.tls_verify) as target,
-    ):  # fmt: skip
+        open_registry(src_ref.registry, src) as source,
+        open_registry(dest_end, dest, None if dest.creds or not same else src.creds) as target,
+    ):
         await _reachable(source, "source")
         await _reachable(target, "destination")
         with progress_display(quiet, "promoting") as progress:

@@ -51,6 +51,17 @@ def image_manifest(config: bytes, layer: bytes, subject: str | None = None) -> b
     return json.dumps(manifest, indent=3).encode()  # not canonical: bytes must be kept
 
 
+async def push_small_image(server: CredentialedServer, repo: str) -> bytes:
+    """Push a two-blob image as ``repo:v1`` with USER's credentials; its manifest."""
+    layer, config = os.urandom(5000), b"{}"
+    body = image_manifest(config, layer)
+    async with RemoteRegistry(server.url, username=USER, password=PASSWORD) as client:
+        for blob in (layer, config):
+            await client.push_blob(repo, digest_of(blob), len(blob), chunks_of(blob))
+        await client.put_manifest(repo, "v1", body, mediatypes.OCI_MANIFEST)
+    return body
+
+
 async def test_push_pull_round_trip(server: CredentialedServer) -> None:
     repo, other = f"remote/a-{secrets.token_hex(3)}", f"remote/b-{secrets.token_hex(3)}"
     layer, config = os.urandom(300_000), b'{"architecture":"amd64","os":"linux"}'
@@ -135,12 +146,7 @@ async def test_sync_between_a_token_registry_and_a_basic_one(
     """Bearer tokens per scope (catalog, pull) at the source, Basic at the destination;
     credentials from the environment and from the command line."""
     repo = f"remote/sync-{secrets.token_hex(3)}"
-    layer, config = os.urandom(5000), b"{}"
-    body = image_manifest(config, layer)
-    async with RemoteRegistry(dockyard_token.url, username=USER, password=PASSWORD) as client:
-        for blob in (layer, config):
-            await client.push_blob(repo, digest_of(blob), len(blob), chunks_of(blob))
-        await client.put_manifest(repo, "v1", body, mediatypes.OCI_MANIFEST)
+    body = await push_small_image(dockyard_token, repo)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dockyard", "sync", "--quiet", f"{dockyard_token.url}/{repo}",
         f"{registry2_basic.url}/copy/{repo}", "--dest-creds", f"{USER}:{PASSWORD}",

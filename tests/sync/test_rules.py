@@ -48,3 +48,19 @@ def test_image_references() -> None:
     for bad in ("web:1.0", "h:1/web@sha256:short", "h:1/Web:1"):
         with pytest.raises(CommandError):
             parse_image_ref(bad, True, registry_required=True)
+
+
+@pytest.mark.parametrize("command", ["sync", "promote"])
+def test_every_option_is_documented(command: str) -> None:
+    from pathlib import Path
+
+    import click
+
+    from dockyard.cli import main
+
+    assert isinstance(main, click.Group)
+    page = (Path(__file__).parents[2] / "docs" / "replication.md").read_text()
+    for param in main.commands[command].params:
+        for name in getattr(param, "opts", []):
+            if name.startswith("--") and name != "--help":
+                assert f"`{name}" in page, f"{command} {name} is not in docs/replication.md"
