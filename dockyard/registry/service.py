@@ -7,6 +7,8 @@ wrapper replaces one of them without any handler knowing (``UseCases.wrapped``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.registry.blobs import BlobReader
@@ -26,6 +28,9 @@ from dockyard.registry.tags import TagService
 from dockyard.registry.uploads import UploadService
 from dockyard.registry.usage import UsageService
 from dockyard.storage.driver import StorageDriver
+
+if TYPE_CHECKING:
+    from dockyard.proxy.routing import ProxyRoutes
 
 
 def default_use_cases(
@@ -56,6 +61,8 @@ class Registry:
         self.storage = storage
         self.settings = settings
         self.use_cases = use_cases or default_use_cases(metadata, storage, settings)
+        # The pull-through cache's upstreams, when ``proxy`` is configured.
+        self.proxy: ProxyRoutes | None = None
 
     @property
     def uploads(self) -> Uploads:
@@ -96,5 +103,7 @@ class Registry:
             )
 
     async def close(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.close()
         await self.metadata.close()
         await self.storage.close()
