@@ -1,0 +1,38 @@
+"""A Distribution 2.8.2 upstream with htpasswd and a Dockyard mirroring it under the prefix
+``hub`` (``stripprefix``, credentials), with local repositories beside; both started once
+per session. Plus the e2e suite's isolated clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import (  # noqa: F401  (fixtures, registered by import)
+    _isolated_environ,
+    client_env,
+    pytest_runtest_makereport,
+    repo,
+    skopeo,
+)
+from tests.e2e.server import RegistryServer
+from tests.remote.servers import PASSWORD, USER, configured, htpasswd_registry2, running
+
+PREFIX = "hub"
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    yield from running(htpasswd_registry2(tmp_path_factory.mktemp("proxy-upstream")))
+
+
+@pytest.fixture(scope="session")
+def mirror(
+    upstream: RegistryServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryServer]:
+    extra = (
+        "proxy:\n  upstreams:\n"
+        f"    - prefix: {PREFIX}\n      remoteurl: {upstream.url}\n      stripprefix: true\n"
+        f"      username: {USER}\n      password: {PASSWORD}\n"
+    )
+    yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-mirror"), extra))

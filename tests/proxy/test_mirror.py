@@ -1,0 +1,108 @@
+"""Pulling through a Dockyard mirror of a live Distribution 2.8.2 (htpasswd): skopeo gets
+the upstream's bytes, pushes into the mirrored prefix are refused as registry:2 refuses
+them while local repositories take pushes, containerd's ``ns=`` picks the upstream,
+concurrent pulls of one blob make one upstream GET, and the cache serves what it holds
+while the upstream is stopped."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.clients import Skopeo
+from tests.e2e.images import build_image
+from tests.e2e.server import RegistryServer, Response
+from tests.proxy.conftest import PREFIX
+from tests.remote.servers import PASSWORD, USER
+
+pytestmark = pytest.mark.e2e
+CREDS = f"{USER}:{PASSWORD}"
+
+
+def seed(skopeo: Skopeo, upstream: RegistryServer, tmp_path: Path, repo: str) -> bytes:
+    """Push a fresh image to the upstream; its manifest as the upstream serves it."""
+    built = build_image(tmp_path / repo.replace("/", "-"), "v1", data_size=64 * 1024)
+    skopeo.copy(built.ref, upstream.docker_ref(repo, "v1"), "--dest-creds", CREDS)
+    return built.manifest_bytes
+
+
+def error_code(response: Response) -> str:
+    return str(json.loads(response.body)["errors"][0]["code"])
+
+
+def test_skopeo_pulls_the_upstream_bytes_through_the_mirror(
+    skopeo: Skopeo, upstream: RegistryServer, mirror: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    manifest = seed(skopeo, upstream, tmp_path, repo)
+    assert skopeo.inspect_raw(mirror.docker_ref(f"{PREFIX}/{repo}", "v1")) == manifest
+    skopeo.copy(mirror.docker_ref(f"{PREFIX}/{repo}", "v1"), f"oci:{tmp_path / 'out'}:v1")
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert index["manifests"][0]["size"] == len(manifest)
+    # Cached content is an ordinary repository for the tag list and the catalog.
+    assert skopeo.list_tags(mirror.docker_repo(f"{PREFIX}/{repo}")) == ["v1"]
+    catalog = json.loads(mirror.request("GET", "/v2/_catalog").body)["repositories"]
+    assert f"{PREFIX}/{repo}" in catalog
+
+
+def test_pushes_into_the_mirror_are_refused_and_local_repositories_take_them(
+    skopeo: Skopeo, mirror: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    refused = mirror.request("POST", f"/v2/{PREFIX}/{repo}/blobs/uploads/")
+    assert (refused.status, error_code(refused)) == (405, "UNSUPPORTED")
+    deleted = mirror.request("DELETE", f"/v2/{PREFIX}/{repo}/manifests/sha256:" + "0" * 64)
+    assert (deleted.status, error_code(deleted)) == (405, "UNSUPPORTED")
+    built = build_image(tmp_path / "local", "v1", data_size=4096)
+    skopeo.copy(built.ref, mirror.docker_ref(f"local/{repo}", "v1"))
+    assert skopeo.inspect_raw(mirror.docker_ref(f"local/{repo}", "v1")) == built.manifest_bytes
+
+
+def test_the_ns_parameter_picks_the_upstream(
+    skopeo: Skopeo, upstream: RegistryServer, mirror: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    manifest = seed(skopeo, upstream, tmp_path, repo)
+    answer = mirror.get_manifest(repo, f"v1?ns={PREFIX}")
+    assert answer.status == 200, answer.body
+    assert answer.body == manifest
+
+
+def test_concurrent_pulls_of_one_blob_make_one_upstream_get(
+    skopeo: Skopeo, upstream: RegistryServer, mirror: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    built = build_image(tmp_path / "big", "v1", data_size=8 << 20)
+    skopeo.copy(built.ref, upstream.docker_ref(repo, "v1"), "--dest-creds", CREDS)
+    layer = built.layer_digests[-1]
+    answers: list[Response] = []
+
+    def pull() -> None:
+        answers.append(mirror.get_blob(f"{PREFIX}/{repo}", layer))
+
+    threads = [threading.Thread(target=pull) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status for a in answers] == [200] * 4
+    assert {len(a.body) for a in answers} == {built.layers[-1].size}
+    gets = re.findall(rf'"GET /v2/{re.escape(repo)}/blobs/{layer} HTTP', upstream.log_text())
+    assert len(gets) == 1
+
+
+def test_cached_content_is_served_while_the_upstream_is_stopped(
+    skopeo: Skopeo, upstream: RegistryServer, mirror: RegistryServer, repo: str, tmp_path: Path
+) -> None:
+    manifest = seed(skopeo, upstream, tmp_path, repo)
+    ref = mirror.docker_ref(f"{PREFIX}/{repo}", "v1")
+    skopeo.copy(ref, f"oci:{tmp_path / 'first'}:v1")
+    upstream.stop(kill=True)
+    try:
+        assert skopeo.inspect_raw(ref) == manifest
+        skopeo.copy(ref, f"oci:{tmp_path / 'again'}:v1")
+        missing = mirror.get_manifest(f"{PREFIX}/{repo}", "never-cached")
+        assert (missing.status, error_code(missing)) == (503, "UNAVAILABLE")
+        assert "serving the cached manifest" in mirror.log_text()
+    finally:
+        upstream.start()
