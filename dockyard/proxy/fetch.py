@@ -4,7 +4,9 @@ Blobs go through the plain upload use case (streamed, hashed, verified, committe
 recorded in the database as a push is, on every storage driver); manifests through the
 plain manifest use case, after what they reference, so that the database holds cached
 content exactly as it holds pushed content. Concurrent requests for the same content in
-one worker share one upstream fetch (:class:`SingleFlight`).
+one worker share one upstream fetch (:class:`SingleFlight`); across workers and replicas
+a blob download also holds a database lease (one of 256, by digest), and a worker that
+finds the lease taken waits for the blob to arrive instead of downloading it too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 
+from dockyard.metadata.leases import Leases
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import parse_manifest
 from dockyard.proxy.routing import Upstream
@@ -37,8 +40,23 @@ class SingleFlight:
         await asyncio.shield(task)
 
 
+LEASE_WAIT = 0.1  # seconds between looks while another worker downloads a blob
+
+
+def blob_lease(digest: Digest) -> str:
+    """One of 256 lease names: few lease files on SQLite, rare needless waits."""
+    return f"proxy-fetch-{digest.hex[:2]}"
+
+
 class Fetcher:
-    def __init__(self, uploads: Uploads, manifests: Manifests, settings: RegistrySettings) -> None:
+    def __init__(
+        self,
+        uploads: Uploads,
+        manifests: Manifests,
+        settings: RegistrySettings,
+        leases: Leases,
+    ) -> None:
+        self._leases = leases
         self._uploads = uploads
         self._manifests = manifests
         self._settings = settings
@@ -51,10 +69,19 @@ class Fetcher:
         )
 
     async def _blob(self, upstream: Upstream, name: str, digest: Digest) -> None:
-        # Stored already for another repository: a link, no download (one copy, counted
-        # by the collector's references like any mounted blob).
-        if await self._uploads.mount(name, digest, None) is not None:
-            return
+        while True:
+            # Stored already (for another repository, or by another worker): a link, no
+            # download (one copy, counted by the collector's references like any mount).
+            if await self._uploads.mount(name, digest, None) is not None:
+                return
+            async with self._leases.hold(blob_lease(digest)) as held:
+                if held:
+                    if await self._uploads.mount(name, digest, None) is None:
+                        await self._download(upstream, name, digest)
+                    return
+            await asyncio.sleep(LEASE_WAIT)
+
+    async def _download(self, upstream: Upstream, name: str, digest: Digest) -> None:
         self.blob_fetches += 1
         upload_id = await self._uploads.start(name)
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 
+from dockyard.metadata.leases import Leases
 from dockyard.metadata.records import ManifestRecord
 from dockyard.oci import errors
 from dockyard.oci.digest import Digest
@@ -175,10 +176,11 @@ def proxied(
     use_cases: UseCases,
     routes: ProxyRoutes,
     settings: RegistrySettings,
+    leases: Leases,
     on_stale: StaleCounter = _uncounted,
 ) -> UseCases:
     """``use_cases`` with manifests and blobs read through the upstreams of ``routes``."""
-    fetcher = Fetcher(use_cases.uploads, use_cases.manifests, settings)
+    fetcher = Fetcher(use_cases.uploads, use_cases.manifests, settings, leases)
     return use_cases.wrapped(
         manifests=ProxyManifests(use_cases.manifests, routes, fetcher, on_stale),
         blobs=ProxyBlobs(use_cases.blobs, routes, fetcher, on_stale),
