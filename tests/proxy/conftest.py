@@ -11,6 +11,9 @@ import pytest
 from tests.e2e.conftest import (  # noqa: F401  (fixtures, registered by import)
     _isolated_environ,
     client_env,
+    containerd,
+    ctr,
+    podman,
     pytest_runtest_makereport,
     repo,
     skopeo,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import Skopeo
+from tests.e2e.clients import ContainersTool, Ctr, Skopeo
 from tests.e2e.images import build_image
 from tests.e2e.server import RegistryServer, Response
 from tests.proxy.conftest import PREFIX
@@ -106,3 +106,26 @@ def test_cached_content_is_served_while_the_upstream_is_stopped(
         assert "serving the cached manifest" in mirror.log_text()
     finally:
         upstream.start()
+
+
+def test_podman_and_ctr_pull_through_the_mirror(
+    skopeo: Skopeo,
+    podman: ContainersTool,
+    ctr: Ctr,
+    upstream: RegistryServer,
+    mirror: RegistryServer,
+    repo: str,
+    tmp_path: Path,
+) -> None:
+    built = build_image(tmp_path / "clients", "v1", data_size=64 * 1024)
+    skopeo.copy(built.ref, upstream.docker_ref(repo, "v1"), "--dest-creds", CREDS)
+    ref = mirror.ref(f"{PREFIX}/{repo}", "v1")
+    podman("pull", "--quiet", "--tls-verify=false", ref)
+    config = podman("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+    assert "sha256:" + config == built.config_digest
+    podman("rmi", "--force", ref)
+    ctr("images", "pull", "--plain-http", "--snapshotter", "native", ref)
+    assert ctr.image_digest(ref) == built.manifest_digest
+    for layer in built.layers:
+        assert ctr("content", "get", layer.digest, text=False).stdout == layer.blob
+    ctr("images", "rm", "--sync", ref)
