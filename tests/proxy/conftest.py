@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.clients import ClientEnv, Containerd, Docker, Dockerd
 from tests.e2e.conftest import (  # noqa: F401  (fixtures, registered by import)
     _isolated_environ,
     client_env,
@@ -39,3 +40,36 @@ def mirror(
         f"      username: {USER}\n      password: {PASSWORD}\n"
     )
     yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-mirror"), extra))
+
+
+@pytest.fixture(scope="session")
+def compat_mirror(
+    upstream: RegistryServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryServer]:
+    """registry:2's own proxy keys, unchanged: the whole registry mirrors the upstream."""
+    extra = (
+        f"proxy:\n  remoteurl: {upstream.url}\n  username: {USER}\n  password: {PASSWORD}\n"
+        "  ttl: 168h\n"
+    )
+    yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-compat"), extra))
+
+
+@pytest.fixture(scope="session")
+def mirrored_docker(
+    client_env: ClientEnv,  # noqa: F811  (the imported fixtures)
+    containerd: Containerd,  # noqa: F811
+    compat_mirror: RegistryServer,
+) -> Iterator[Docker]:
+    """A private dockerd of its own whose ``registry-mirrors`` is the compatible mirror."""
+    settings = {
+        "registry-mirrors": [compat_mirror.url],
+        "insecure-registries": [compat_mirror.host],
+        "containerd-namespace": "dockyard-proxy",
+        "containerd-plugins-namespace": "dockyard-proxy-plugins",
+    }
+    daemon = Dockerd(client_env, containerd, "dockerd-mirrored", settings)
+    daemon.start()
+    try:
+        yield Docker(daemon)
+    finally:
+        daemon.stop()

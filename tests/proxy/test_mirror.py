@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import ContainersTool, Ctr, Skopeo
+from tests.e2e.clients import ContainersTool, Ctr, Docker, Skopeo
 from tests.e2e.images import build_image
 from tests.e2e.server import RegistryServer, Response
 from tests.proxy.conftest import PREFIX
@@ -129,3 +129,23 @@ def test_podman_and_ctr_pull_through_the_mirror(
     for layer in built.layers:
         assert ctr("content", "get", layer.digest, text=False).stdout == layer.blob
     ctr("images", "rm", "--sync", ref)
+
+
+def test_registry2_keys_make_a_read_only_mirror_that_dockerd_uses(
+    skopeo: Skopeo,
+    mirrored_docker: Docker,
+    upstream: RegistryServer,
+    compat_mirror: RegistryServer,
+    repo: str,
+    tmp_path: Path,
+) -> None:
+    # dockerd sends docker.io/library/NAME to its mirror as library/NAME.
+    name = "library/" + repo.rsplit("/", 1)[-1]
+    built = build_image(tmp_path / "docker", "v1", data_size=64 * 1024)
+    skopeo.copy(built.ref, upstream.docker_ref(name, "v1"), "--dest-creds", CREDS)
+    mirrored_docker("pull", f"docker.io/{name}:v1")
+    assert mirrored_docker.image_id(f"docker.io/{name}:v1") == built.config_digest
+    assert skopeo.inspect_raw(compat_mirror.docker_ref(name, "v1")) == built.manifest_bytes
+    # Everything is mirrored: no repository takes a push.
+    refused = compat_mirror.request("POST", "/v2/local/anything/blobs/uploads/")
+    assert (refused.status, error_code(refused)) == (405, "UNSUPPORTED")
