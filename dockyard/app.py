@@ -23,6 +23,7 @@ from dockyard.api.app import build_app
 from dockyard.api.context import UrlBuilder
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.config import Config, format_duration
+from dockyard.config.proxy import expiry_rules
 from dockyard.config.retention import retention_policy
 from dockyard.database import in_process_database, prepare_schema, shown_url
 from dockyard.gc.report import GcReport
@@ -196,7 +197,7 @@ def gc_job(
         review_after=config.gc.reviewafter,
         delete_untagged=config.gc.deleteuntagged,
     )
-    policy = retention_policy(config.retention, config.immutabletags)
+    policy = retention_policy(config.retention, config.immutabletags, expiry_rules(config.proxy))
     count = config.http.debug.metrics
 
     async def retention() -> None:

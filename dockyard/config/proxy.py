@@ -8,6 +8,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dockyard.config.durations import PositiveDuration
+from dockyard.retention.policy import RetentionRule
 
 DEFAULT_TTL = timedelta(hours=168)
 
@@ -60,3 +61,21 @@ class ProxyConfig(BaseModel):
     @property
     def enabled(self) -> bool:
         return bool(self.remoteurl) or bool(self.upstreams)
+
+
+def expiry_rules(proxy: ProxyConfig) -> tuple[RetentionRule, ...]:
+    """Expiry of cached content as retention rules, one per upstream, tried before the
+    operator's own: a cached tag fetched (or moved upstream) longer than ``ttl`` ago is
+    removed, and so is a cached manifest nothing wanted for ``ttl``; the garbage collector
+    then removes the blobs that no manifest uses any more, by reference counts."""
+    if proxy.remoteurl:
+        return (_expiry("proxy", "**", proxy.ttl),)
+    return tuple(
+        _expiry(f"proxy.upstreams[{u.prefix}]", f"{u.prefix}/**", u.ttl) for u in proxy.upstreams
+    )
+
+
+def _expiry(label: str, glob: str, ttl: timedelta) -> RetentionRule:
+    return RetentionRule(
+        label=label, repositories=(glob,), tags_older_than=ttl, untagged_older_than=ttl
+    )

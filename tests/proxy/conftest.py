@@ -30,15 +30,20 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
     yield from running(htpasswd_registry2(tmp_path_factory.mktemp("proxy-upstream")))
 
 
+def upstream_section(upstream: RegistryServer, more: str = "") -> str:
+    """``proxy.upstreams`` with the one upstream under PREFIX; ``more``: keys of the entry."""
+    return (
+        "proxy:\n  upstreams:\n"
+        f"    - prefix: {PREFIX}\n      remoteurl: {upstream.url}\n      stripprefix: true\n"
+        f"      username: {USER}\n      password: {PASSWORD}\n{more}"
+    )
+
+
 @pytest.fixture(scope="session")
 def mirror(
     upstream: RegistryServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RegistryServer]:
-    extra = (
-        "proxy:\n  upstreams:\n"
-        f"    - prefix: {PREFIX}\n      remoteurl: {upstream.url}\n      stripprefix: true\n"
-        f"      username: {USER}\n      password: {PASSWORD}\n"
-    )
+    extra = upstream_section(upstream)
     yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-mirror"), extra))
 
 
@@ -73,3 +78,12 @@ def mirrored_docker(
         yield Docker(daemon)
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def expiring_mirror(
+    upstream: RegistryServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryServer]:
+    """A mirror whose cached tags expire after 1 s; the collector's review delay is off."""
+    extra = upstream_section(upstream, "      ttl: 1s\n") + "gc:\n  reviewafter: 0s\n"
+    yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-expiry"), extra))

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from dockyard.oci.digest import Digest
+from dockyard.storage import paths
 from tests.e2e.clients import ContainersTool, Ctr, Docker, Skopeo
 from tests.e2e.images import build_image
-from tests.e2e.server import RegistryServer, Response
+from tests.e2e.server import REPO_ROOT, RegistryServer, Response
 from tests.proxy.conftest import PREFIX
 from tests.remote.servers import PASSWORD, USER
 
@@ -149,3 +154,50 @@ def test_registry2_keys_make_a_read_only_mirror_that_dockerd_uses(
     # Everything is mirrored: no repository takes a push.
     refused = compat_mirror.request("POST", "/v2/local/anything/blobs/uploads/")
     assert (refused.status, error_code(refused)) == (405, "UNSUPPORTED")
+
+
+def dockyard_command(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", *args],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
+def test_expired_cached_content_is_collected_but_a_blob_a_local_repository_uses_stays(
+    skopeo: Skopeo,
+    upstream: RegistryServer,
+    expiring_mirror: RegistryServer,
+    repo: str,
+    tmp_path: Path,
+) -> None:
+    # Two images on the same busybox base layer: one cached, one pushed locally.
+    cached = build_image(tmp_path / "cached", "v1", data_size=4096)
+    local = build_image(tmp_path / "local", "v1", data_size=4096)
+    shared, own = cached.layer_digests[0], cached.layer_digests[-1]
+    assert shared == local.layer_digests[0] and own != local.layer_digests[-1]
+    skopeo.copy(cached.ref, upstream.docker_ref(repo, "v1"), "--dest-creds", CREDS)
+    skopeo.copy(local.ref, expiring_mirror.docker_ref(f"local/{repo}", "v1"))
+    skopeo.copy(expiring_mirror.docker_ref(f"{PREFIX}/{repo}", "v1"), f"oci:{tmp_path / 'o'}:v1")
+    blob_file = {
+        d: expiring_mirror.store / paths.blob_data(Digest.parse(d)).lstrip("/")
+        for d in (shared, own)
+    }
+    assert all(path.exists() for path in blob_file.values())
+    time.sleep(1.5)  # past the 1 s ttl: waiting, not timing anything
+    config = str(expiring_mirror.config)
+    assert "proxy.upstreams[hub]" in dockyard_command("retention", config)
+    dockyard_command("garbage-collect", config)
+    tags = expiring_mirror.request("GET", f"/v2/{PREFIX}/{repo}/tags/list")
+    assert json.loads(tags.body).get("tags") in (None, [])
+    assert not blob_file[own].exists()  # the cached image's own layer is gone
+    assert blob_file[shared].exists()  # the layer the local image uses stays
+    assert skopeo.inspect_raw(expiring_mirror.docker_ref(f"local/{repo}", "v1")) == (
+        local.manifest_bytes
+    )
+    skopeo.copy(expiring_mirror.docker_ref(f"local/{repo}", "v1"), f"oci:{tmp_path / 'l'}:v1")
+    # The next pull fetches the expired image again.
+    assert skopeo.inspect_raw(expiring_mirror.docker_ref(f"{PREFIX}/{repo}", "v1")) == (
+        cached.manifest_bytes
+    )
