@@ -20,14 +20,48 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures, registered by import)
     skopeo,
 )
 from tests.e2e.server import RegistryServer
-from tests.remote.servers import PASSWORD, USER, configured, htpasswd_registry2, running
+from tests.remote.servers import (
+    PASSWORD,
+    SERVICE,
+    USER,
+    configured,
+    htpasswd_registry2,
+    running,
+    token_dockyard,
+)
+from tests.security.pki import issue, key_pem, new_key
 
 PREFIX = "hub"
+TOKEN_PREFIX = "tok"
 
 
 @pytest.fixture(scope="session")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     yield from running(htpasswd_registry2(tmp_path_factory.mktemp("proxy-upstream")))
+
+
+@pytest.fixture(scope="session")
+def token_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A Distribution 2.8.2 with ``auth.token``: the tokens come from a Dockyard's token
+    service (its signing certificate in ``rootcertbundle``)."""
+    workdir = tmp_path_factory.mktemp("proxy-token-issuer")
+    signer = issue("proxy test token signer", new_key("ec"))
+    certificate, _ = signer.write(workdir, "signer")
+    key = workdir / "signing.key"
+    key.write_bytes(key_pem(signer.key))
+    key.chmod(0o600)
+    issuer = token_dockyard(workdir, key)
+    issuer.start()
+    try:
+        auth = (
+            f"auth:\n  token:\n    realm: {issuer.url}/auth/token\n    service: {SERVICE}\n"
+            f"    issuer: dockyard-sync-test\n    rootcertbundle: {certificate}\n"
+        )
+        yield from running(
+            configured("registry2", tmp_path_factory.mktemp("proxy-token-upstream"), auth)
+        )
+    finally:
+        issuer.stop()
 
 
 def upstream_section(upstream: RegistryServer, more: str = "") -> str:
@@ -41,9 +75,16 @@ def upstream_section(upstream: RegistryServer, more: str = "") -> str:
 
 @pytest.fixture(scope="session")
 def mirror(
-    upstream: RegistryServer, tmp_path_factory: pytest.TempPathFactory
+    upstream: RegistryServer,
+    token_upstream: RegistryServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RegistryServer]:
-    extra = upstream_section(upstream)
+    """Two upstreams by prefix (htpasswd, token auth, the second keeping its prefix), and
+    local repositories beside them."""
+    extra = upstream_section(upstream) + (
+        f"    - prefix: {TOKEN_PREFIX}\n      remoteurl: {token_upstream.url}\n"
+        f"      username: {USER}\n      password: {PASSWORD}\n"
+    )
     yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-mirror"), extra))
 
 

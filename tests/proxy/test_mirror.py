@@ -21,7 +21,7 @@ from dockyard.storage import paths
 from tests.e2e.clients import ContainersTool, Ctr, Docker, Skopeo
 from tests.e2e.images import build_image
 from tests.e2e.server import REPO_ROOT, RegistryServer, Response
-from tests.proxy.conftest import PREFIX
+from tests.proxy.conftest import PREFIX, TOKEN_PREFIX
 from tests.remote.servers import PASSWORD, USER
 
 pytestmark = pytest.mark.e2e
@@ -201,3 +201,22 @@ def test_expired_cached_content_is_collected_but_a_blob_a_local_repository_uses_
     assert skopeo.inspect_raw(expiring_mirror.docker_ref(f"{PREFIX}/{repo}", "v1")) == (
         cached.manifest_bytes
     )
+
+
+def test_a_second_upstream_with_token_auth_by_its_prefix(
+    skopeo: Skopeo,
+    upstream: RegistryServer,
+    token_upstream: RegistryServer,
+    mirror: RegistryServer,
+    repo: str,
+    tmp_path: Path,
+) -> None:
+    """The ``tok`` upstream keeps its prefix: ``tok/REPO`` is ``tok/REPO`` upstream too."""
+    built = build_image(tmp_path / "token", "v1", data_size=4096)
+    name = f"{TOKEN_PREFIX}/{repo}"
+    skopeo.copy(built.ref, token_upstream.docker_ref(name, "v1"), "--dest-creds", CREDS)
+    assert skopeo.inspect_raw(mirror.docker_ref(name, "v1")) == built.manifest_bytes
+    skopeo.copy(mirror.docker_ref(name, "v1"), f"oci:{tmp_path / 'out'}:v1")
+    # Not on the htpasswd upstream: each prefix has its own.
+    missing = mirror.get_manifest(f"{PREFIX}/{name}", "v1")
+    assert (missing.status, error_code(missing)) == (404, "MANIFEST_UNKNOWN")
