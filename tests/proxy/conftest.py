@@ -29,7 +29,7 @@ from tests.remote.servers import (
     running,
     token_dockyard,
 )
-from tests.security.pki import issue, key_pem, new_key
+from tests.security.pki import write_signer
 
 PREFIX = "hub"
 TOKEN_PREFIX = "tok"
@@ -45,11 +45,7 @@ def token_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     """A Distribution 2.8.2 with ``auth.token``: the tokens come from a Dockyard's token
     service (its signing certificate in ``rootcertbundle``)."""
     workdir = tmp_path_factory.mktemp("proxy-token-issuer")
-    signer = issue("proxy test token signer", new_key("ec"))
-    certificate, _ = signer.write(workdir, "signer")
-    key = workdir / "signing.key"
-    key.write_bytes(key_pem(signer.key))
-    key.chmod(0o600)
+    key, certificate = write_signer(workdir, "proxy test token signer")
     issuer = token_dockyard(workdir, key)
     issuer.start()
     try:
