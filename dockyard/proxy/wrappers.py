@@ -40,6 +40,10 @@ def _unavailable(upstream: Upstream, exc: RemoteError) -> errors.RegistryError:
     )
 
 
+def _blob_unknown(digest: Digest) -> errors.RegistryError:
+    return errors.RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
+
+
 def _is(exc: errors.RegistryError, code: errors.ErrorCode) -> bool:
     return exc.error is code
 
@@ -148,12 +152,12 @@ class ProxyBlobs:
             if not _is(exc, errors.BLOB_UNKNOWN):
                 raise
         try:
+            # A HEAD fetches too: the collector's HEAD rule (HeadKeepsBlobs, outside)
+            # answers only for stored blobs, and a GET usually follows.
             await self._fetcher.blob(upstream, name, digest)
         except RemoteError as exc:
             if exc.status == 404:
-                raise errors.RegistryError(
-                    errors.BLOB_UNKNOWN, detail={"digest": str(digest)}
-                ) from None
+                raise _blob_unknown(digest) from None
             raise _unavailable(upstream, exc) from None
         return await self._inner.locate(name, digest, method)
 
