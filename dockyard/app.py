@@ -48,8 +48,8 @@ from dockyard.notify.recorder import GC_ACTOR, RETENTION_ACTOR
 from dockyard.notify_setup import Notifications, job_recording, with_notifications
 from dockyard.observability.health import HealthChecks
 from dockyard.oci.manifest import UrlPolicy
-from dockyard.proxy.routing import ProxyRoutes
 from dockyard.proxy.wrappers import StaleCounter, proxied
+from dockyard.proxy_setup import proxy_routes
 from dockyard.registry.protocols import UseCases
 from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
@@ -119,7 +119,7 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     metadata = MetadataStore(engine, generation)
     storage, settings = make_storage(config), make_settings(config)
     policy = config.immutabletags.policy()
-    routes = ProxyRoutes.from_config(config.proxy) if config.proxy.enabled else None
+    routes = proxy_routes(config.proxy) if config.proxy.enabled else None
 
     def protect(use_cases: UseCases) -> UseCases:
         # The pull-through cache sits right on the plain use cases (docs/mirror.md).

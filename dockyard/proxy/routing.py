@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from dockyard.config.proxy import ProxyConfig
 from dockyard.oci import errors
 from dockyard.remote import RemoteRegistry
 
@@ -37,25 +36,6 @@ class ProxyRoutes:
 
     def __init__(self, upstreams: list[Upstream]) -> None:
         self.upstreams = sorted(upstreams, key=lambda u: len(u.prefix), reverse=True)
-
-    @classmethod
-    def from_config(cls, config: ProxyConfig) -> ProxyRoutes:
-        if config.remoteurl:
-            remote = RemoteRegistry(
-                config.remoteurl, username=config.username, password=config.password
-            )
-            return cls([Upstream("", remote, config.ttl, False)])
-        return cls(
-            [
-                Upstream(
-                    u.prefix,
-                    RemoteRegistry(u.remoteurl, username=u.username, password=u.password),
-                    u.ttl,
-                    u.stripprefix,
-                )
-                for u in config.upstreams
-            ]
-        )
 
     def find(self, name: str) -> Upstream | None:
         for upstream in self.upstreams:

@@ -7,8 +7,6 @@ wrapper replaces one of them without any handler knowing (``UseCases.wrapped``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.registry.blobs import BlobReader
@@ -18,6 +16,7 @@ from dockyard.registry.protocols import (
     Blobs,
     Listings,
     Manifests,
+    MirrorRouting,
     Tags,
     Uploads,
     Usage,
@@ -28,9 +27,6 @@ from dockyard.registry.tags import TagService
 from dockyard.registry.uploads import UploadService
 from dockyard.registry.usage import UsageService
 from dockyard.storage.driver import StorageDriver
-
-if TYPE_CHECKING:
-    from dockyard.proxy.routing import ProxyRoutes
 
 
 def default_use_cases(
@@ -62,7 +58,7 @@ class Registry:
         self.settings = settings
         self.use_cases = use_cases or default_use_cases(metadata, storage, settings)
         # The pull-through cache's upstreams, when ``proxy`` is configured.
-        self.proxy: ProxyRoutes | None = None
+        self.proxy: MirrorRouting | None = None
 
     @property
     def uploads(self) -> Uploads:
