@@ -19,7 +19,7 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures, registered by import)
     repo,
     skopeo,
 )
-from tests.e2e.server import RegistryServer
+from tests.e2e.server import RegistryServer, free_port
 from tests.remote.servers import (
     PASSWORD,
     SERVICE,
@@ -70,16 +70,29 @@ def upstream_section(upstream: RegistryServer, more: str = "") -> str:
 
 
 @pytest.fixture(scope="session")
+def mirror_metrics() -> str:
+    """The mirror's metrics URL (its debug server)."""
+    return f"http://127.0.0.1:{free_port()}/metrics"
+
+
+@pytest.fixture(scope="session")
 def mirror(
     upstream: RegistryServer,
     token_upstream: RegistryServer,
+    mirror_metrics: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RegistryServer]:
     """Two upstreams by prefix (htpasswd, token auth, the second keeping its prefix), and
-    local repositories beside them."""
-    extra = upstream_section(upstream) + (
-        f"    - prefix: {TOKEN_PREFIX}\n      remoteurl: {token_upstream.url}\n"
-        f"      username: {USER}\n      password: {PASSWORD}\n"
+    local repositories beside them; metrics on."""
+    debug = mirror_metrics.removeprefix("http://").removesuffix("/metrics")
+    metrics = f"  debug:\n    addr: {debug}\n    prometheus:\n      enabled: true\n"
+    extra = (
+        metrics
+        + upstream_section(upstream)
+        + (
+            f"    - prefix: {TOKEN_PREFIX}\n      remoteurl: {token_upstream.url}\n"
+            f"      username: {USER}\n      password: {PASSWORD}\n"
+        )
     )
     yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-mirror"), extra))
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -99,12 +100,26 @@ def test_concurrent_pulls_of_one_blob_make_one_upstream_get(
     assert len(gets) == 1
 
 
+def stale_count(metrics_url: str) -> float:
+    with urllib.request.urlopen(metrics_url, timeout=10) as answer:
+        text = answer.read().decode()
+    pattern = r'^dockyard_proxy_stale_served_total\{kind="manifest",upstream="hub"\} (\S+)$'
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_cached_content_is_served_while_the_upstream_is_stopped(
-    skopeo: Skopeo, upstream: RegistryServer, mirror: RegistryServer, repo: str, tmp_path: Path
+    skopeo: Skopeo,
+    upstream: RegistryServer,
+    mirror: RegistryServer,
+    mirror_metrics: str,
+    repo: str,
+    tmp_path: Path,
 ) -> None:
     manifest = seed(skopeo, upstream, tmp_path, repo)
     ref = mirror.docker_ref(f"{PREFIX}/{repo}", "v1")
     skopeo.copy(ref, f"oci:{tmp_path / 'first'}:v1")
+    before = stale_count(mirror_metrics)
     upstream.stop(kill=True)
     try:
         assert skopeo.inspect_raw(ref) == manifest
@@ -112,6 +127,7 @@ def test_cached_content_is_served_while_the_upstream_is_stopped(
         missing = mirror.get_manifest(f"{PREFIX}/{repo}", "never-cached")
         assert (missing.status, error_code(missing)) == (503, "UNAVAILABLE")
         assert "serving the cached manifest" in mirror.log_text()
+        assert stale_count(mirror_metrics) >= before + 2
     finally:
         upstream.start()
 
