@@ -90,6 +90,9 @@ def mirror(
         metrics
         + upstream_section(upstream)
         + (
+            # What a containerd hosts.toml mirror with the prefix in its path asks for.
+            f"    - prefix: docker.io\n      remoteurl: {upstream.url}\n      stripprefix: true\n"
+            f"      username: {USER}\n      password: {PASSWORD}\n"
             f"    - prefix: {TOKEN_PREFIX}\n      remoteurl: {token_upstream.url}\n"
             f"      username: {USER}\n      password: {PASSWORD}\n"
         )

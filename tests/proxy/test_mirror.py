@@ -239,3 +239,25 @@ def test_a_second_upstream_with_token_auth_by_its_prefix(
     # Not on the htpasswd upstream: each prefix has its own.
     missing = mirror.get_manifest(f"{PREFIX}/{name}", "v1")
     assert (missing.status, error_code(missing)) == (404, "MANIFEST_UNKNOWN")
+
+
+def test_containerd_uses_the_mirror_from_hosts_toml(
+    skopeo: Skopeo, ctr: Ctr, upstream: RegistryServer, mirror: RegistryServer, repo: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """A hosts.toml mirror host with the prefix in its path (``override_path``): what
+    containerd 1.6, which sends no ``ns=`` parameter, needs."""
+    built = build_image(tmp_path / "hosts", "v1", data_size=4096)
+    skopeo.copy(built.ref, upstream.docker_ref(repo, "v1"), "--dest-creds", CREDS)
+    hosts = tmp_path / "certs.d" / "docker.io"
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(
+        'server = "https://registry-1.docker.io"\n\n'
+        f'[host."{mirror.url}/v2/docker.io"]\n  capabilities = ["pull", "resolve"]\n'
+        "  override_path = true\n"
+    )
+    ref = f"docker.io/{repo}:v1"
+    ctr("images", "pull", "--hosts-dir", str(tmp_path / "certs.d"), "--snapshotter", "native", ref)
+    assert ctr.image_digest(ref) == built.manifest_digest
+    ctr("images", "rm", "--sync", ref)
+    assert skopeo.inspect_raw(mirror.docker_ref(f"docker.io/{repo}", "v1")) == built.manifest_bytes
