@@ -943,7 +943,10 @@ def test_refused_keys_are_the_documented_set() -> None:
 
 def test_proxy_keys_of_registry2_and_upstreams(tmp_path: Path) -> None:
     text = MINIMAL + "proxy:\n  remoteurl: https://up.example\n  username: u\n  password: p\n"
-    proxy = load(tmp_path, text).config.proxy
+    loaded = load(tmp_path, text).config
+    rendered = render_effective(loaded)
+    assert "password: '***'" in rendered and "password: p\n" not in rendered
+    proxy = loaded.proxy
     assert (proxy.remoteurl, proxy.username, proxy.ttl) == (
         "https://up.example",
         "u",
