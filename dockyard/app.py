@@ -23,6 +23,7 @@ from dockyard.api.app import build_app
 from dockyard.api.context import UrlBuilder
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.config import Config, format_duration
+from dockyard.config.proxy import expiry_rules
 from dockyard.config.retention import retention_policy
 from dockyard.database import in_process_database, prepare_schema, shown_url
 from dockyard.gc.report import GcReport
@@ -47,6 +48,8 @@ from dockyard.notify.recorder import GC_ACTOR, RETENTION_ACTOR
 from dockyard.notify_setup import Notifications, job_recording, with_notifications
 from dockyard.observability.health import HealthChecks
 from dockyard.oci.manifest import UrlPolicy
+from dockyard.proxy.wrappers import StaleCounter, proxied
+from dockyard.proxy_setup import proxy_routes
 from dockyard.registry.protocols import UseCases
 from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
@@ -116,18 +119,34 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     metadata = MetadataStore(engine, generation)
     storage, settings = make_storage(config), make_settings(config)
     policy = config.immutabletags.policy()
+    routes = proxy_routes(config.proxy) if config.proxy.enabled else None
 
     def protect(use_cases: UseCases) -> UseCases:
+        # The pull-through cache sits right on the plain use cases (docs/mirror.md).
+        if routes is not None:
+            use_cases = proxied(use_cases, routes, settings, Leases(engine), stale_counter(config))
         # A HEAD that finds a blob keeps it through the review delay
         # (docs/garbage-collection.md); tags that rules protect cannot move.
         keeping = HeadKeepsBlobs(use_cases.blobs, metadata, config.gc.reviewafter)
         return with_immutable_tags(use_cases.wrapped(blobs=keeping), metadata, policy)
 
     if config.http.debug.metrics:
-        return measured_registry(engine, metadata, storage, settings, protect)
-    return Registry(
-        metadata, storage, settings, protect(default_use_cases(metadata, storage, settings))
-    )
+        registry = measured_registry(engine, metadata, storage, settings, protect)
+    else:
+        registry = Registry(
+            metadata, storage, settings, protect(default_use_cases(metadata, storage, settings))
+        )
+    registry.proxy = routes
+    return registry
+
+
+def stale_counter(config: Config) -> StaleCounter:
+    """What counts a stale answer: the metric when metrics are on (imported only then)."""
+    if not config.http.debug.metrics:
+        return lambda upstream, kind: None
+    from dockyard.observability.metrics import PROXY_STALE
+
+    return lambda upstream, kind: PROXY_STALE.labels(upstream=upstream, kind=kind).inc()
 
 
 @contextlib.asynccontextmanager
@@ -178,7 +197,7 @@ def gc_job(
         review_after=config.gc.reviewafter,
         delete_untagged=config.gc.deleteuntagged,
     )
-    policy = retention_policy(config.retention, config.immutabletags)
+    policy = retention_policy(config.retention, config.immutabletags, expiry_rules(config.proxy))
     count = config.http.debug.metrics
 
     async def retention() -> None:

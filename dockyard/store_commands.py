@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from dockyard.app import make_storage
 from dockyard.config import Config
+from dockyard.config.proxy import expiry_rules
 from dockyard.config.retention import retention_policy
 from dockyard.database import shown_url
 from dockyard.fsck.check import FsckReport, Progress, check_store
@@ -41,7 +42,7 @@ async def run_retention(
     repositories: Sequence[str] | None = None,
     progress: RepositoryProgress | None = None,
 ) -> RetentionReport:
-    policy = retention_policy(config.retention, config.immutabletags)
+    policy = retention_policy(config.retention, config.immutabletags, expiry_rules(config.proxy))
     async with opened(config) as metadata:
         return await apply_retention(
             metadata, policy, dry_run, repositories=repositories or None, progress=progress

@@ -573,8 +573,9 @@ def test_env_deprecated_loglevel(tmp_path: Path) -> None:
             "security.failedlogins.limit: Input should be greater than or equal to 0",
         ),
         (
-            MINIMAL + "proxy:\n  remoteurl: https://registry-1.docker.io\n",
-            "proxy is not supported yet",
+            MINIMAL
+            + "proxy:\n  remoteurl: http://a\n  upstreams: [{prefix: b, remoteurl: http://b}]\n",
+            "proxy: set remoteurl (one upstream for every repository) or upstreams",
         ),
         (MINIMAL + "http:\n  net: unix\n", "http.net: unix sockets are not supported yet"),
         (MINIMAL + "http:\n  net: udp\n", "http.net: must be tcp"),
@@ -937,7 +938,30 @@ def test_letsencrypt(tmp_path: Path) -> None:
 
 
 def test_refused_keys_are_the_documented_set() -> None:
-    assert set(REFUSED_KEYS) == {"proxy"}
+    assert set(REFUSED_KEYS) == set()
+
+
+def test_proxy_keys_of_registry2_and_upstreams(tmp_path: Path) -> None:
+    text = MINIMAL + "proxy:\n  remoteurl: https://up.example\n  username: u\n  password: p\n"
+    loaded = load(tmp_path, text).config
+    rendered = render_effective(loaded)
+    assert "password: '***'" in rendered and "password: p\n" not in rendered
+    proxy = loaded.proxy
+    assert (proxy.remoteurl, proxy.username, proxy.ttl) == (
+        "https://up.example",
+        "u",
+        timedelta(hours=168),
+    )
+    text = MINIMAL + (
+        "proxy:\n  upstreams:\n    - {prefix: docker.io, remoteurl: http://hub, ttl: 1h30m,"
+        " stripprefix: true}\n"
+    )
+    upstream = load(tmp_path, text).config.proxy.upstreams[0]
+    assert (upstream.prefix, upstream.ttl, upstream.stripprefix) == (
+        "docker.io",
+        timedelta(minutes=90),
+        True,
+    )
 
 
 # ---- warnings --------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ WIRING = {
     "database",
     "letsencrypt_setup",
     "notify_setup",
+    "proxy_setup",
     "monitoring",
     "gc_command",
     "registry2_commands",

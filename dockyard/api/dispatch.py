@@ -108,7 +108,12 @@ class Dispatcher:
                 f"{request.method} is not allowed on this endpoint",
                 headers={"Allow": ", ".join(sorted(found.route.handlers))},
             )
+        proxy = self._registry.proxy
         if "name" in found.params:
+            if proxy is not None:  # containerd's ?ns=docker.io picks an upstream's prefix
+                found.params["name"] = proxy.namespaced(
+                    found.params["name"], request.query.get("ns")
+                )
             validate_name(found.params["name"])
         need = need_for(self._needs.get(found.route.name, {}), request.method)
         if need is None:  # a route without an access entry is a bug: fail closed
@@ -127,6 +132,8 @@ class Dispatcher:
             self._registry.check_delete_enabled()
         elif need.write:
             self._registry.check_writable()
+        if proxy is not None and (need.write or need.delete) and "name" in found.params:
+            proxy.check_writable(found.params["name"])
         call = Call(
             self._registry,
             self._urls,

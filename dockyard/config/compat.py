@@ -10,26 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from dockyard.config.tree import has_content, lookup
-
-
-def _proxy_requested(value: Any) -> bool:
-    return has_content(lookup(value, "remoteurl"))
-
-
 # Sections Dockyard refuses to ignore: starting without them would quietly weaken the
 # deployment. To implement one, model it and delete its entry here.
-REFUSED_KEYS: Final[Mapping[str, str]] = {
-    "proxy": (
-        "proxy is not supported yet: refusing to start as a writable registry where a "
-        "read-only pull-through cache was asked for"
-    ),
-}
+REFUSED_KEYS: Final[Mapping[str, str]] = {}
 # When a refused section actually asks for its feature (Distribution's own test);
 # a present but inert section is ignored with a warning instead.
-REFUSAL_TRIGGERS: Final[Mapping[str, Callable[[Any], bool]]] = {
-    "proxy": _proxy_requested,
-}
+REFUSAL_TRIGGERS: Final[Mapping[str, Callable[[Any], bool]]] = {}
 
 # Auth types Distribution has that Dockyard refuses, with the reason.
 UNSUPPORTED_AUTH: Final[Mapping[str, str]] = {

@@ -40,6 +40,7 @@ from dockyard.config.http_syntax import (
 )
 from dockyard.config.letsencrypt import LetsEncryptConfig
 from dockyard.config.notifications import NotificationsConfig, OutboxConfig
+from dockyard.config.proxy import ProxyConfig
 from dockyard.config.redirect import RedirectConfig
 from dockyard.config.retention import ImmutableTagsConfig, RetentionConfig
 from dockyard.storage.factory import (
@@ -586,6 +587,7 @@ class Config(_Section):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     gc: GcConfig = Field(default_factory=GcConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
 
     @field_validator("version")
     @classmethod

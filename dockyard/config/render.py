@@ -40,6 +40,12 @@ def render_effective(config: Config) -> str:
         # Webhook headers usually carry a token, and URLs may carry a password.
         endpoint["url"] = masked_url(endpoint["url"])
         endpoint["headers"] = {name: ["***"] for name in endpoint["headers"]}
+    proxy = data["proxy"]
+    for section in (proxy, *proxy["upstreams"]):
+        if section["password"] is not None:
+            section["password"] = "***"
+        if section["remoteurl"]:
+            section["remoteurl"] = masked_url(section["remoteurl"])
     header = (
         "# Dockyard effective configuration: defaults filled in, "
         "REGISTRY_* overrides applied, secrets masked.\n"

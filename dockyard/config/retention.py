@@ -122,10 +122,15 @@ class ImmutableTagsConfig(_Section):
         return ImmutableTags(tuple(r.rule(i) for i, r in enumerate(self.rules)))
 
 
-def retention_policy(retention: RetentionConfig, immutable: ImmutableTagsConfig) -> RetentionPolicy:
-    """The policy :func:`dockyard.retention.apply.apply_retention` runs."""
+def retention_policy(
+    retention: RetentionConfig,
+    immutable: ImmutableTagsConfig,
+    first: tuple[RetentionRule, ...] = (),
+) -> RetentionPolicy:
+    """The policy :func:`dockyard.retention.apply.apply_retention` runs; ``first``: rules
+    tried before the configured ones (the pull-through cache's expiry)."""
     return RetentionPolicy(
-        rules=tuple(r.rule(i) for i, r in enumerate(retention.rules)),
+        rules=first + tuple(r.rule(i) for i, r in enumerate(retention.rules)),
         immutable=immutable.policy(),
         dry_run=retention.dryrun,
     )

@@ -103,6 +103,12 @@ NOTIFICATION_STATUS = Counter(
 
 # ------------------------------------------------------------------------ Dockyard's own
 
+PROXY_STALE = Counter(
+    "dockyard_proxy_stale_served_total",
+    "Cached manifests served because the upstream failed (down, timeout, 429, 5xx).",
+    ["upstream", "kind"],
+)
+
 DB_QUERY = Histogram(
     "dockyard_database_query_duration_seconds",
     "Time spent running one database statement, by statement (verb and table).",

@@ -99,6 +99,15 @@ class Usage(Protocol):
     async def registry(self, visible: Callable[[str], bool] | None = None) -> dict[str, Any]: ...
 
 
+class MirrorRouting(Protocol):
+    """The pull-through cache's view of repository names (``dockyard.proxy.routing``),
+    which the dispatcher asks before any handler runs."""
+
+    def namespaced(self, name: str, ns: str | None) -> str: ...
+    def check_writable(self, name: str) -> None: ...
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class UseCases:
     """One implementation of each use case; :meth:`wrapped` swaps some for wrappers."""

@@ -16,6 +16,7 @@ from dockyard.registry.protocols import (
     Blobs,
     Listings,
     Manifests,
+    MirrorRouting,
     Tags,
     Uploads,
     Usage,
@@ -56,6 +57,8 @@ class Registry:
         self.storage = storage
         self.settings = settings
         self.use_cases = use_cases or default_use_cases(metadata, storage, settings)
+        # The pull-through cache's upstreams, when ``proxy`` is configured.
+        self.proxy: MirrorRouting | None = None
 
     @property
     def uploads(self) -> Uploads:
@@ -96,5 +99,7 @@ class Registry:
             )
 
     async def close(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.close()
         await self.metadata.close()
         await self.storage.close()

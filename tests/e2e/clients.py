@@ -518,15 +518,23 @@ class Ctr:
 class Dockerd:
     """A private dockerd (vfs, no networking) on top of the private containerd."""
 
-    def __init__(self, cenv: ClientEnv, containerd: Containerd) -> None:
+    def __init__(
+        self,
+        cenv: ClientEnv,
+        containerd: Containerd,
+        name: str = "dockerd",
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """``name``: its directory under the client root (another name, another daemon);
+        ``settings``: its daemon.json (e.g. ``registry-mirrors``)."""
         self.cenv = cenv
         self.binary = find_binary("dockerd")
         self.docker_binary = find_binary("docker")
-        self.base = cenv.root / "dockerd"
+        self.base = cenv.root / name
         self.base.mkdir(parents=True, exist_ok=True)
         self.sock = self.base / "sock"
         daemon_json = self.base / "daemon.json"
-        daemon_json.write_text("{}")
+        daemon_json.write_text(json.dumps(settings or {}))
         self.daemon = Daemon(
             "dockerd",
             [

@@ -180,3 +180,14 @@ def make_pki(root: Path, *, key_kind: str = "ec") -> Pki:
             (directory / "client.cert").write_bytes(cert_pem(client.cert))
             (directory / "client.key").write_bytes(key_pem(client.key))
     return pki
+
+
+def write_signer(directory: Path, subject: str) -> tuple[Path, Path]:
+    """A token-signing key (``signing.key``, mode 600) and its self-signed certificate
+    in ``directory``: what ``access.signingkey`` and ``rootcertbundle`` name."""
+    issued = issue(subject, new_key("ec"))
+    cert, _ = issued.write(directory, "signer")
+    key = directory / "signing.key"
+    key.write_bytes(key_pem(issued.key))
+    key.chmod(0o600)
+    return key, cert

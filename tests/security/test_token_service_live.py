@@ -20,7 +20,7 @@ from tests.e2e.images import Image
 from . import flows
 from .conftest import ServerFactory, write_htpasswd
 from .harness import SecureServer, basic_header
-from .pki import Pki, issue, key_pem, new_key
+from .pki import Pki, write_signer
 
 pytestmark = pytest.mark.e2e
 
@@ -35,13 +35,7 @@ def creds(user: str) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The token service's key and its (self-signed) certificate, as files."""
-    directory = tmp_path_factory.mktemp("token-signer")
-    issued = issue("dockyard token signer", new_key("ec"))
-    cert, _ = issued.write(directory, "signer")
-    key = directory / "signing.key"
-    key.write_bytes(key_pem(issued.key))
-    key.chmod(0o600)
-    return key, cert
+    return write_signer(tmp_path_factory.mktemp("token-signer"), "dockyard token signer")
 
 
 def token_service_config(workdir: Path, signing_key: Path) -> str:
