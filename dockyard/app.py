@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -469,4 +470,6 @@ def _serve(config: Config, workers: int, monitor: MonitoringPlan) -> int:
         debug = monitor.debug_socket if index == 0 else None
         _Worker(config, sock, shared, maintenance=index == 0, debug_socket=debug).run()
 
+    config.storage.parameters.preload()
+    gc.freeze()  # what the parent built stays out of the workers' collections: no copy-on-write
     return Supervisor(workers, run_worker, on_exit=monitor.worker_died).run()

@@ -50,6 +50,10 @@ class DriverParameters(BaseModel):
         that it is writable, and the embedded database lives there by default."""
         return None
 
+    def preload(self) -> None:
+        """Load what this driver's SDK needs, in the parent before it forks the workers,
+        so that those pages are shared rather than built again in every worker."""
+
 
 @dataclass(frozen=True)
 class DriverOptions:

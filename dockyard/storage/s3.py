@@ -101,6 +101,11 @@ class S3Parameters(DriverParameters):
     def _masked(self, value: str) -> str:
         return "***" if value else ""
 
+    def preload(self) -> None:
+        from dockyard.storage import s3_bucket
+
+        s3_bucket.preload()
+
     @property
     def path_style(self) -> bool:
         if self.forcepathstyle is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import ClientError
 
 from dockyard.storage.driver import InvalidPathError, PathNotFoundError
@@ -55,6 +55,29 @@ def endpoint_url(parameters: S3Parameters) -> str | None:
     return endpoint
 
 
+_session: AioSession | None = None
+
+
+def shared_session() -> AioSession:
+    """The process's one botocore session: its loader caches the S3 service model, so that
+    :func:`preload` in the parent leaves the model in pages every forked worker shares."""
+    global _session
+    if _session is None:
+        _session = get_session()
+    return _session
+
+
+def preload() -> None:
+    """Load the S3 service model and endpoint rules before the workers fork (the botocore
+    modules are imported by importing this one): each worker would otherwise parse its own
+    copy, some 25 MiB of Python objects each."""
+    loader = shared_session().get_component("data_loader")
+    for kind in ("service-2", "endpoint-rule-set-1", "paginators-1"):
+        loader.load_service_model("s3", kind)
+    for name in ("endpoints", "partitions", "sdk-default-configuration"):
+        loader.load_data(name)
+
+
 def open_client(parameters: S3Parameters) -> AbstractAsyncContextManager[S3Client]:
     """An aiobotocore S3 client for ``parameters`` (enter it to use it)."""
     config = AioConfig(
@@ -82,7 +105,7 @@ def open_client(parameters: S3Parameters) -> AbstractAsyncContextManager[S3Clien
         credentials["aws_secret_access_key"] = parameters.secretkey
         if parameters.sessiontoken:
             credentials["aws_session_token"] = parameters.sessiontoken
-    client: AbstractAsyncContextManager[S3Client] = get_session().create_client(
+    client: AbstractAsyncContextManager[S3Client] = shared_session().create_client(
         "s3",
         region_name=parameters.region,
         endpoint_url=endpoint_url(parameters),

@@ -72,17 +72,18 @@ class S3Writer(FileWriter):
             )
             self._upload_id = created["UploadId"]
             self._created_upload = True
-        part, self._buffer = bytes(self._buffer), bytearray()
+        # The buffer itself goes out (no copy of a part): the next bytes gather in a new one.
+        part, self._buffer = self._buffer, bytearray()
         self._sending = asyncio.create_task(self._send(len(self._parts) + 1, part))
 
-    async def _send(self, number: int, data: bytes) -> Part:
+    async def _send(self, number: int, data: bytearray) -> Part:
         try:
             sent = await self._bucket.client.upload_part(
                 Bucket=self._bucket.name,
                 Key=self._start.key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=data,
+                Body=data,  # type: ignore[arg-type]  # botocore takes a bytearray as a blob
             )
         except ClientError as exc:
             raise not_found(self._path, exc) from exc

@@ -105,3 +105,14 @@ def test_checking_a_file_imports_no_sdk(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_preload_leaves_the_s3_model_in_the_shared_session(tmp_path: Path) -> None:
+    """What the parent loads before forking is what every worker's client is made from."""
+    from dockyard.storage import s3_bucket
+
+    load(tmp_path, S3).config.storage.parameters.preload()
+    loader = s3_bucket.shared_session().get_component("data_loader")
+    model = loader.load_service_model("s3", "service-2")
+    assert model["metadata"]["endpointPrefix"] == "s3"
+    assert loader.load_service_model("s3", "service-2") is model  # cached, not parsed again
