@@ -22,6 +22,7 @@ from aiohttp import web
 from dockyard.api.access_log import AccessLogger
 from dockyard.api.app import build_app
 from dockyard.api.context import UrlBuilder
+from dockyard.api.drain import CUT_OFF_SECONDS, drain
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.config import Config, format_duration
 from dockyard.config.proxy import expiry_rules
@@ -60,7 +61,7 @@ from dockyard.security import Security, make_login_limiter, make_security, make_
 from dockyard.startup import check_storage_root, listen
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.factory import DriverOptions, create_driver
-from dockyard.supervisor import Supervisor
+from dockyard.supervisor import RestartPolicy, Supervisor
 
 if TYPE_CHECKING:
     from dockyard.letsencrypt_setup import LetsEncrypt
@@ -368,7 +369,11 @@ class _Worker:
         app = make_web_app(config, registry, self.maintenance, self.shared.security, checks)
         access_log = None if config.log.accesslog.disabled else logging.getLogger("dockyard.access")
         runner = web.AppRunner(
-            app, access_log_class=AccessLogger, access_log=access_log, handle_signals=False
+            app,
+            access_log_class=AccessLogger,
+            access_log=access_log,
+            handle_signals=False,
+            shutdown_timeout=CUT_OFF_SECONDS,
         )
         await runner.setup()
         site = web.SockSite(runner, self.sock, ssl_context=self.shared.ssl_context)
@@ -384,6 +389,7 @@ class _Worker:
             loop.add_signal_handler(signum, stop.set)
         async with self._letsencrypt(registry):
             await stop.wait()
+        await drain(runner, config.http.drain_timeout().total_seconds())
         if debug_runner is not None:
             await debug_runner.cleanup()
         await runner.cleanup()
@@ -472,4 +478,7 @@ def _serve(config: Config, workers: int, monitor: MonitoringPlan) -> int:
 
     config.storage.parameters.preload()
     gc.freeze()  # what the parent built stays out of the workers' collections: no copy-on-write
-    return Supervisor(workers, run_worker, on_exit=monitor.worker_died).run()
+    # Workers get the drain, and a margin for closing their database and storage, before
+    # the parent kills them.
+    policy = RestartPolicy(stop_timeout=config.http.drain_timeout().total_seconds() + 10)
+    return Supervisor(workers, run_worker, policy, on_exit=monitor.worker_died).run()

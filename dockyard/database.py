@@ -52,10 +52,7 @@ def in_process_database(url: str) -> bool:
 
 def migrates_on_start(config: Config) -> bool:
     """Whether ``serve`` migrates the schema itself (``database.migrate``)."""
-    setting = config.database.migrate
-    if setting is not None:
-        return setting == "onstart"
-    return make_url(config.database_url()).get_backend_name() == "sqlite"
+    return config.migrate_setting() == "onstart"
 
 
 @dataclass(frozen=True)

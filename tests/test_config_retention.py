@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.config import render_effective
 from dockyard.config.retention import retention_policy
-from tests.test_config import config_error, load
+from tests.test_config import config_error, load, rendered_and_loaded
 
 BASE = "version: 0.1\nstorage:\n  inmemory:\n"
 RULES = (
@@ -48,8 +47,7 @@ def test_rules_load_into_a_policy(tmp_path: Path) -> None:
     protecting = policy.immutable.protecting("prod/app", "v1")
     assert protecting is not None and protecting.label == "immutabletags.rules[0]"
     assert policy.immutable.protecting("prod/a/b", "v1") is None
-    again = load(tmp_path, render_effective(config))
-    assert again.config == config
+    rendered_and_loaded(tmp_path, config)
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,10 @@
 text or JSON.
 
 The fields travel in the record's ``access`` attribute; the JSON formatter writes them as
-keys of the line, the text formatter prints the message. Only the path is logged: never the
-query string, nor any header but ``User-Agent`` (credentials travel in headers). The user
+keys of the line, the text formatter prints the message. The query string is logged with
+the values of the registry API's own parameters (``digest``, ``mount``, ``n``, ...) and
+every other value as ``***``: a query can carry credentials. No header is logged but
+``User-Agent`` (credentials travel in headers). The user
 is the name the request authenticated as (:func:`remember_user`, called once access control
 knows the caller), never what a client merely claimed: a failed login logs no user, so a
 password typed into the user field stays out of the log.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -27,6 +30,11 @@ _CLIENT_KEY = web.RequestKey("dockyard.client", str)  # the client behind a trus
 REQUEST_ID_KEY = web.RequestKey("dockyard.request_id", str)  # set by api/request_id.py
 # Longer user agents are cut: real clients send about 150 characters at most.
 MAX_USER_AGENT = 512
+# Query parameters whose values are logged: the distribution API's and the token
+# endpoint's that name no one. Others (``account``, anything unknown) show as ``***``.
+SHOWN_PARAMETERS = frozenset(
+    {"digest", "mount", "from", "n", "last", "ns", "artifactType", "service", "scope"}
+)
 
 
 def remember_user(request: BaseRequest, name: str | None) -> None:
@@ -53,6 +61,19 @@ def _text_field(value: str) -> str:
     return json.dumps(value)
 
 
+def logged_uri(request: BaseRequest) -> str:
+    """The request's path and query, with the values of parameters outside
+    :data:`SHOWN_PARAMETERS` masked, and the shown ones percent-encoded again (no quote or
+    line break of a client's reaches the line)."""
+    if not request.query_string:
+        return request.path
+    pairs = (
+        f"{quote(name, safe='')}={quote(value, safe=':/@,') if name in SHOWN_PARAMETERS else '***'}"
+        for name, value in request.query.items()
+    )
+    return f"{request.path}?{'&'.join(pairs)}"
+
+
 def go_duration(seconds: float) -> str:
     """``seconds`` the way Go prints a time.Duration (``1.5s``, ``12.345ms``, ``850µs``),
     as registry:2 logs ``http.response.duration``."""
@@ -76,10 +97,11 @@ class AccessLogger(AbstractAccessLogger):
         user = request.get(_USER_KEY)
         agent = request.headers.get("User-Agent", "")[:MAX_USER_AGENT]
         remote = request.get(_CLIENT_KEY) or request.remote or "-"
+        uri = logged_uri(request)
         fields: dict[str, object] = {
             "http.request.remoteaddr": remote,
             "http.request.method": request.method,
-            "http.request.uri": request.path,  # never the query: it may carry credentials
+            "http.request.uri": uri,
             "http.request.host": request.host,
             "http.response.status": response.status,
             "http.response.written": length,
@@ -96,7 +118,7 @@ class AccessLogger(AbstractAccessLogger):
             remote,
             _text_field(user) if user else "-",
             request.method,
-            request.path,
+            uri,
             response.status,
             length,
             time * 1000,

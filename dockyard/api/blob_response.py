@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from dockyard.api.client_gone import ClientGoneError
 from dockyard.oci.ranges import ByteRange, RangeNotSatisfiable, parse_range
 
 SMALL_BLOB = 1024 * 1024
@@ -124,9 +125,18 @@ async def _sendfile(
             break
         await writer.drain()
         await asyncio.sleep(0.001)
-    await asyncio.get_running_loop().run_in_executor(
-        _sendfile_pool, _send_all, socket.fileno(), fd, selected.start, selected.length
-    )
+    # The thread writes to a duplicate of the socket's descriptor: when the client goes
+    # away, the event loop closes the original, and its number may be reused at once by
+    # the next connection accepted, which must never receive this blob's bytes.
+    socket_fd = os.dup(socket.fileno())
+    try:
+        await asyncio.get_running_loop().run_in_executor(
+            _sendfile_pool, _send_all, socket_fd, fd, selected.start, selected.length
+        )
+    except OSError as exc:
+        raise ClientGoneError(f"sending the blob failed: {exc}") from exc
+    finally:
+        os.close(socket_fd)
     await response.write_eof()
     return response
 

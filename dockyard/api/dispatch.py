@@ -10,6 +10,7 @@ import uuid
 from aiohttp import web
 
 from dockyard.api.access_log import remember_user
+from dockyard.api.client_gone import CLIENT_CLOSED_REQUEST, client_went_away
 from dockyard.api.context import Call, UrlBuilder
 from dockyard.api.direct_body import takes_over
 from dockyard.api.needs import Need, need_for
@@ -77,7 +78,13 @@ class Dispatcher:
             response = await self._dispatch(request)
         except errors.RegistryError as exc:
             return error_response(exc)
-        except IncompleteBodyError as exc:
+        except (ConnectionError, IncompleteBodyError) as exc:
+            if client_went_away(request, exc):
+                log.info("%s %s: the client went away (%s)", request.method, request.path, exc)
+                return web.Response(status=CLIENT_CLOSED_REQUEST)
+            if isinstance(exc, ConnectionError):
+                log.exception("unhandled error in %s %s", request.method, request.path)
+                return error_response(errors.RegistryError(errors.UNKNOWN))
             return error_response(
                 errors.RegistryError(errors.SIZE_INVALID, f"request body ended early: {exc}")
             )

@@ -257,6 +257,11 @@ class TlsConfig(_Section):
         return self
 
 
+#: the drain on stop when ``http.draintimeout`` is unset: within Kubernetes' default
+#: 30 s grace period, with the supervisor's margin on top
+DEFAULT_DRAIN: Final = timedelta(seconds=20)
+
+
 class HttpConfig(_Section):
     addr: str = ":5000"
     net: Literal["tcp"] = "tcp"
@@ -265,9 +270,16 @@ class HttpConfig(_Section):
     relativeurls: bool = False
     headers: dict[str, list[str]] = Field(default_factory=_default_headers)
     secret: str | None = Field(default=None, repr=False)
-    draintimeout: Duration = timedelta(0)
+    # registry:2's key; unset, a stopping worker lets requests finish for DEFAULT_DRAIN.
+    draintimeout: Duration | None = None
     tls: TlsConfig = Field(default_factory=TlsConfig)
     debug: DebugConfig = Field(default_factory=DebugConfig)
+
+    def drain_timeout(self) -> timedelta:
+        """How long a stopping worker lets the requests in flight finish: ``draintimeout``
+        when set (``0s`` stops at once, as registry:2 does by default), else
+        :data:`DEFAULT_DRAIN`, so that a rolling restart does not cut pushes off."""
+        return DEFAULT_DRAIN if self.draintimeout is None else self.draintimeout
 
     @field_validator("addr")
     @classmethod
@@ -646,6 +658,14 @@ class Config(_Section):
             root = os.path.abspath(os.path.expanduser(root))
             return "sqlite:///" + os.path.join(root, SQLITE_FILENAME)
         return "sqlite://"
+
+    def migrate_setting(self) -> Literal["onstart", "never"]:
+        """``database.migrate`` in effect: when unset, ``onstart`` for SQLite (embedded,
+        one server) and ``never`` for PostgreSQL (replicas; ``dockyard db migrate``)."""
+        if self.database.migrate is not None:
+            return self.database.migrate
+        backend = self.database_url().partition(":")[0].partition("+")[0]
+        return "onstart" if backend == "sqlite" else "never"
 
     def worker_count(self) -> int:
         """How many server processes to run: ``serve.workers``, else one per CPU core.

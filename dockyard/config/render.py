@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from dockyard.config.durations import format_duration
 from dockyard.config.model import Config
 
 
@@ -34,8 +35,11 @@ def render_effective(config: Config) -> str:
         del data["http"]["tls"]
     for check in data["health"]["http"]:  # headers of a health check may carry credentials
         check["headers"] = {name: ["***"] for name in check["headers"]}
-    if data["database"]["url"] is not None:
-        data["database"]["url"] = masked_url(data["database"]["url"])
+    # What an unset key resolves to on this machine, not null: the file to copy is this.
+    data["database"]["url"] = masked_url(config.database_url())
+    data["database"]["migrate"] = config.migrate_setting()
+    data["serve"]["workers"] = config.worker_count()
+    data["http"]["draintimeout"] = format_duration(config.http.drain_timeout())
     for endpoint in data["notifications"]["endpoints"]:
         # Webhook headers usually carry a token, and URLs may carry a password.
         endpoint["url"] = masked_url(endpoint["url"])

@@ -98,3 +98,17 @@ async def test_odd_user_names_are_quoted_in_text_lines(
     record = await logged(client, caplog, {"Authorization": basic(user)})
     assert record.access["auth.user.name"] == user  # type: ignore[attr-defined]
     assert record.getMessage().startswith(f'{remote} {shown} "GET /v2/" 200 ')
+
+
+async def test_the_query_is_logged_with_only_the_api_parameters_values(
+    client: Client, caplog: pytest.LogCaptureFixture, remote: str
+) -> None:
+    caplog.clear()
+    query = "n=2&last=a%22b&account=alice&password=hunter22"
+    with caplog.at_level(logging.INFO, logger="dockyard.access"):
+        await (await client.get(f"/v2/_catalog?{query}")).read()
+    (record,) = [r for r in caplog.records if r.name == "dockyard.access"]
+    uri = "/v2/_catalog?n=2&last=a%22b&account=***&password=***"
+    assert record.access["http.request.uri"] == uri  # type: ignore[attr-defined]
+    assert f'"GET {uri}" ' in record.getMessage()
+    assert "hunter22" not in record.getMessage() and "alice" not in record.getMessage()

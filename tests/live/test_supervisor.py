@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
+import time
 
 import pytest
 
 from tests.e2e.server import (
+    OCTET_STREAM,
     STOP_TIMEOUT,
     RegistryServer,
     location_path,
@@ -144,3 +147,48 @@ def test_a_requested_stop_exits_0_and_leaves_no_process(
     log = server.log_text()
     assert f"{signum.name} received: stopping 2 worker(s)" in log
     assert "restarting" not in log
+
+
+def patch_across_a_stop(server: RegistryServer) -> bytes:
+    """Sends half of a PATCH body, SIGTERMs the server, sends the rest a second later;
+    returns what came back on that connection (empty when it was cut off)."""
+    r = server.request("POST", "/v2/drain/app/blobs/uploads/")
+    assert r.status == 202, r.body
+    body = os.urandom(1 << 20)
+    head = (
+        f"PATCH {location_path(r.headers['location'])} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{server.port}\r\nContent-Type: {OCTET_STREAM}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    proc = server.proc
+    assert proc is not None
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(head + body[: len(body) // 2])
+        time.sleep(0.3)  # the handler is reading the body now
+        os.kill(proc.pid, signal.SIGTERM)
+        time.sleep(1)
+        try:
+            conn.sendall(body[len(body) // 2 :])
+            return conn.recv(4096)
+        except OSError:  # reset: the worker went away with the request
+            return b""
+
+
+def test_a_stop_lets_the_requests_in_flight_finish_within_the_drain_timeout(
+    live_server: ServerFactory,
+) -> None:
+    server = live_server("  draintimeout: 15s\nserve:\n  workers: 1\n")
+
+    answer = patch_across_a_stop(server)
+
+    assert answer.startswith(b"HTTP/1.1 202"), answer
+    assert server.proc is not None and server.proc.wait(timeout=STOP_TIMEOUT) == 0
+
+
+def test_a_drain_timeout_of_zero_stops_at_once(live_server: ServerFactory) -> None:
+    server = live_server("  draintimeout: 0s\nserve:\n  workers: 1\n")
+
+    answer = patch_across_a_stop(server)
+
+    assert answer == b""
+    assert server.proc is not None and server.proc.wait(timeout=STOP_TIMEOUT) == 0
