@@ -129,8 +129,9 @@ class BackoffConfig(_Section):
 
     def delay(self, failures: int) -> timedelta:
         """The wait after the ``failures``-th failure in a row (1: ``initial``)."""
-        factor = 2 ** min(max(failures - 1, 0), 32)
-        return min(self.initial * factor, self.max)
+        factor: int = 2 ** min(max(failures - 1, 0), 32)
+        wait: timedelta = self.initial * factor
+        return wait if wait < self.max else self.max
 
 
 class ReplicationConfig(_Section):
