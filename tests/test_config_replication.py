@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.config import render_effective
+from dockyard.replication_setup import replication_settings
 from tests.test_config import config_error, load
 
 BASE = "version: 0.1\nstorage:\n  inmemory:\n"
@@ -53,7 +54,9 @@ def test_section_loads_and_renders_with_secrets_masked(tmp_path: Path) -> None:
     filters = rule.filters()
     assert filters.wants_repository("apps/web") and not filters.wants_repository("lib/x")
     assert filters.wants_tag("apps/web", "v1.2") and not filters.wants_tag("apps/web", "v1-rc")
-    assert [section.backoff.delay(n) for n in (1, 2, 3, 10)] == [
+    settings = replication_settings(loaded.config)
+    assert [r.destinations for r in settings.rules] == [("prod",)]
+    assert [settings.backoff(n) for n in (1, 2, 3, 10)] == [
         timedelta(seconds=s) for s in (2, 4, 8, 60)
     ]
     rendered = render_effective(loaded.config)

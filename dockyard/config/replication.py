@@ -19,9 +19,9 @@ class _Section(BaseModel):
 
 
 def _name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}", value):
         raise ValueError(
-            f"{value!r}: a name of letters, digits, '.', '_' and '-' (at most 100), "
+            f"{value!r}: a name of letters, digits, '.', '_' and '-' (at most 40), "
             "starting with a letter or digit"
         )
     return value
@@ -126,12 +126,6 @@ class BackoffConfig(_Section):
         if self.max < self.initial:
             raise ValueError("backoff.max must not be shorter than backoff.initial")
         return self
-
-    def delay(self, failures: int) -> timedelta:
-        """The wait after the ``failures``-th failure in a row (1: ``initial``)."""
-        factor: int = 2 ** min(max(failures - 1, 0), 32)
-        wait: timedelta = self.initial * factor
-        return wait if wait < self.max else self.max
 
 
 class ReplicationConfig(_Section):
