@@ -13,7 +13,8 @@ import pytest
 from tests.e2e.clients import Skopeo
 from tests.e2e.images import Image, ImageIndex, build_image, sha256_digest
 from tests.e2e.server import RegistryServer
-from tests.replication.conftest import (
+from tests.replication.helpers import (
+    assert_same_image,
     dead_url,
     dockyard_with,
     eventually,
@@ -25,19 +26,6 @@ from tests.replication.conftest import (
 from tests.sync.test_sync_live import push_signature, referrers
 
 pytestmark = pytest.mark.e2e
-
-
-def assert_same_image(skopeo: Skopeo, src: RegistryServer, dest: RegistryServer,
-                      repo: str, tag: str) -> None:  # fmt: skip
-    """The manifest bytes are identical at both ends, and so is every blob."""
-    raw = skopeo.inspect_raw(src.docker_ref(repo, tag))
-    assert skopeo.inspect_raw(dest.docker_ref(repo, tag)) == raw
-    config = skopeo.inspect_raw(dest.docker_ref(repo, tag), config=True)
-    assert config == skopeo.inspect_raw(src.docker_ref(repo, tag), config=True)
-    for layer in skopeo.inspect(dest.docker_ref(repo, tag))["Layers"]:
-        there = dest.get_blob(repo, layer)
-        assert there.status == 200 and sha256_digest(there.body) == layer
-        assert there.body == src.get_blob(repo, layer).body
 
 
 def rules(repo: str) -> str:
