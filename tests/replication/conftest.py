@@ -31,7 +31,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+def dev_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """None for SQLite (the file in the Dockyard's store), or a PostgreSQL database of
     the test's own."""
     if request.param == "sqlite":

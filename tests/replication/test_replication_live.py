@@ -41,10 +41,10 @@ def rules(repo: str) -> str:
 
 def test_pushed_images_reach_registry2_byte_identical(
     tmp_path: Path, prod: RegistryServer, skopeo: Skopeo, image: Image,
-    image_index: ImageIndex, repo: str, database_url: str | None,
+    image_index: ImageIndex, repo: str, dev_database: str | None,
 ) -> None:  # fmt: skip
     section = replication_section({"prod": prod.url, "nowhere": dead_url()}, rules(repo), retries=1)
-    dev = dockyard_with(tmp_path / "dev", section, database_url)
+    dev = dockyard_with(tmp_path / "dev", section, dev_database)
     with serving(dev):
         app, multi = f"{repo}/app", f"{repo}/multi"
         skopeo.copy(image.ref, dev.docker_ref(app, "skip-1"))  # excluded by the rule
@@ -120,14 +120,14 @@ def test_a_destination_that_is_down_gets_the_image_when_it_is_back(
 
 
 def test_a_restart_resumes_pending_jobs(
-    tmp_path: Path, skopeo: Skopeo, image: Image, repo: str, database_url: str | None
+    tmp_path: Path, skopeo: Skopeo, image: Image, repo: str, dev_database: str | None
 ) -> None:
     later = RegistryServer("registry2", tmp_path / "later")
     later.start()
     later.stop()
     rule = f"    - name: to-later\n      destination: later\n      repositories: ['{repo}']\n"
     section = replication_section({"later": later.url}, rule)
-    dev = dockyard_with(tmp_path / "dev", section, database_url)
+    dev = dockyard_with(tmp_path / "dev", section, dev_database)
     dev.start()
     try:
         skopeo.copy(image.ref, dev.docker_ref(repo, "v1"))
