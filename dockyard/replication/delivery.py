@@ -46,6 +46,10 @@ class JobFailed(Exception):
     """An attempt failed; the message is what the status command shows."""
 
 
+class JobRefused(JobFailed):
+    """The destination refuses what the job asks, for good: failed without retries."""
+
+
 def open_destination(destination: Destination) -> RemoteRegistry:
     return RemoteRegistry(
         destination.url,
@@ -132,6 +136,10 @@ class Replicator:
             await self._run(job)
         except ImageGone as exc:
             log.info("replication: %s to %s: nothing to copy: %s", job.target, job.destination, exc)
+        except JobRefused as exc:
+            await self._store.job_failed(job, str(exc))
+            log.warning("replication: %s to %s refused: %s", job.target, job.destination, exc)
+            return
         except (JobFailed, RemoteError) as exc:
             await self._failed(job, str(exc))
             return
@@ -171,7 +179,7 @@ class Replicator:
         if job.action == "copy":
             await self._copy(dest, job.repository, job.reference)
         elif job.action == "delete":
-            await dest.delete_manifest(job.repository, job.reference)
+            await self._delete(dest, job.repository, job.reference)
         elif job.action == "sync":
             await self._sync(dest, rule)
         else:
@@ -184,6 +192,22 @@ class Replicator:
             # the subject already went (the subject's own job brings both otherwise).
             return
         await copier.copy_image(repository, reference, repository, reference)
+
+    async def _delete(self, dest: RemoteRegistry, repository: str, reference: str) -> None:
+        """Delete a tag or a manifest at the destination (gone already: done). A registry
+        that refuses to delete a tag (registry:2 answers 400 or 405) gets no retries, and
+        never a delete by digest instead: that would remove every tag of the manifest."""
+        try:
+            await dest.delete_manifest(repository, reference)
+        except RemoteError as exc:
+            if exc.status in (400, 405) and not is_digest(reference):
+                raise JobRefused(
+                    f"the destination refuses to delete tag {reference!r} ({exc}); "
+                    "registries without tag deletion (registry:2) keep it"
+                ) from exc
+            if exc.status == 405:
+                raise JobRefused(f"the destination refuses deletes ({exc})") from exc
+            raise
 
     async def _sync(self, dest: RemoteRegistry, rule: Rule) -> None:
         summary = await sync_registries(self._source, dest, rule.filters)

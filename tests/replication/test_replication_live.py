@@ -144,3 +144,32 @@ def test_a_restart_resumes_pending_jobs(
     finally:
         dev.stop()
         later.stop()
+
+
+def test_deletes_follow_when_the_rule_says_so(
+    tmp_path: Path, prod: RegistryServer, skopeo: Skopeo, image: Image, repo: str
+) -> None:
+    rule = (
+        f"    - name: with-deletes\n      destination: prod\n      repositories: ['{repo}']\n"
+        "      deletes: true\n"
+    )
+    dev = dockyard_with(tmp_path / "dev", replication_section({"prod": prod.url}, rule))
+    with serving(dev):
+        skopeo.copy(image.ref, dev.docker_ref(repo, "v1"))
+        skopeo.copy(image.ref, dev.docker_ref(repo, "v2"))
+        eventually(lambda: has_manifest(prod, repo, "v2"), "v2 in prod")
+
+        # registry:2 cannot delete a tag: the job fails at once, and prod keeps the tag.
+        assert dev.request("DELETE", f"/v2/{repo}/manifests/v2").status == 202
+        eventually(lambda: bool(replication_status(dev)[1]["failures"]), "the refused delete")
+        code, status = replication_status(dev)
+        failure = status["failures"][0]  # type: ignore[index]
+        assert code == 1 and failure["action"] == "delete" and failure["attempts"] == 1
+        assert "refuses to delete tag 'v2'" in failure["last_error"]
+        assert has_manifest(prod, repo, "v2")
+
+        # A manifest deleted by digest is deleted there too (with the tags on it).
+        digest = image.manifest_digest
+        assert dev.request("DELETE", f"/v2/{repo}/manifests/{digest}").status == 202
+        eventually(lambda: not has_manifest(prod, repo, digest), "the manifest gone from prod")
+        assert not has_manifest(prod, repo, "v1")
