@@ -9,7 +9,7 @@ invalidates a read cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,10 +74,16 @@ class ReplicationQueries(StoreBase):
             async with self._write(invalidates=False) as connection:
                 await insert_jobs(connection, jobs)
 
-    async def next_jobs(self, now: datetime, scan: int = 1000) -> list[QueuedJob]:
+    async def next_jobs(
+        self, now: datetime, destinations: Collection[str] | None = None, scan: int = 1000
+    ) -> list[QueuedJob]:
         """The oldest pending job of each destination and repository (of the first
-        ``scan`` pending), when it is due: a repository's later jobs wait behind it."""
-        query = select(_JOBS).where(_JOBS.c.state == PENDING).order_by(_JOBS.c.id).limit(scan)
+        ``scan`` pending, for ``destinations`` only when given), when it is due: a
+        repository's later jobs wait behind it."""
+        query = select(_JOBS).where(_JOBS.c.state == PENDING)
+        if destinations is not None:
+            query = query.where(_JOBS.c.destination.in_(sorted(destinations)))
+        query = query.order_by(_JOBS.c.id).limit(scan)
         async with self._read() as connection:
             rows = [_job(r) for r in (await connection.execute(query)).all()]
         heads: dict[tuple[str, str], QueuedJob] = {}

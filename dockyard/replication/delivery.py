@@ -107,8 +107,7 @@ class Replicator:
                     await self._attempt(job)
 
             while True:
-                jobs = await self._store.next_jobs(utc_now())
-                jobs = [j for j in jobs if j.destination in self._active_destinations()]
+                jobs = await self._store.next_jobs(utc_now(), self._active_destinations())
                 if not jobs:
                     return ran
                 await asyncio.gather(*(one(job) for job in jobs))
@@ -174,7 +173,7 @@ class Replicator:
     async def _run(self, job: QueuedJob) -> None:
         rule = self._settings.rule(job.rule)
         if rule is None:
-            raise JobFailed(f"rule {job.rule!r} is no longer configured")
+            raise JobRefused(f"rule {job.rule!r} is no longer configured")
         dest = self._registry(job.destination)
         if job.action == "copy":
             await self._copy(dest, job.repository, job.reference)
