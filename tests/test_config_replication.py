@@ -123,3 +123,15 @@ def test_bad_sections_get_clear_errors(tmp_path: Path, section: str, message: st
         assert any("replication.rulez: unknown key" in w for w in loaded.warnings)
         return
     assert message in config_error(tmp_path, text)
+
+
+def test_the_documented_examples_load(tmp_path: Path) -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "replication.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## Replication inside the server") :]
+    examples = [part.split("\n```", 1)[0] for part in section.split("```yaml\n")[1:]]
+    assert len(examples) == 3
+    for example in examples:
+        loaded = load(tmp_path, BASE + example + "\n")
+        assert loaded.warnings == [], example
+    first = load(tmp_path, BASE + examples[0] + "\n").config.replication
+    assert [r.targets() for r in first.rules] == [["prod", "dr"], ["dr"]]
