@@ -55,6 +55,7 @@ from dockyard.proxy_setup import proxy_routes
 from dockyard.registry.protocols import UseCases
 from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
+from dockyard.replication_setup import with_replication
 from dockyard.retention.apply import scheduled_retention
 from dockyard.retention.immutable import with_immutable_tags
 from dockyard.security import Security, make_login_limiter, make_security, make_ssl_context
@@ -236,6 +237,7 @@ def make_web_app(
     )
     proxies = ProxyPolicy(parse_networks(config.security.trustedproxies))
     security = security or make_security(config)
+    replication = with_replication(config, registry)
     notifications = with_notifications(config, registry, _notification_observer(config))
     app = build_app(
         registry,
@@ -248,6 +250,8 @@ def make_web_app(
     )
     if notifications is not None:
         app.cleanup_ctx.append(notifications.deliver)
+    if replication is not None:
+        app.cleanup_ctx.append(replication.run)
     attach_monitoring(app, config, checks)
     purging = config.storage.maintenance.uploadpurging
     read_only = config.storage.maintenance.readonly.enabled

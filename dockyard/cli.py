@@ -463,6 +463,30 @@ def retention(config_path: Path, dry_run: bool) -> None:
     show_retention(report)
 
 
+@main.group()
+def replication() -> None:
+    """Replication inside the server (the replication section): its job queue."""
+
+
+@replication.command("status")
+@_STORE_CONFIG
+@click.option("--json", "as_json", is_flag=True, help="Print the queue as JSON.")
+def replication_status(config_path: Path, as_json: bool) -> None:
+    """Print the replication queue of CONFIG's database: pending, failed and done jobs
+    per rule and destination, and the last failures with their errors. Exit status 1
+    when a job has failed, 2 when there is no database."""
+    from dockyard.replication_commands import queue_status, show_status, status_json
+
+    config = _load(config_path, serving=False).config
+    with _store_errors():
+        status = asyncio.run(queue_status(config))
+    if as_json:
+        click.echo(status_json(status))
+    else:
+        show_status(status)
+    sys.exit(1 if any(c.failed for c in status.counts) else 0)
+
+
 @main.command()
 @click.argument("arguments", metavar="[REPO...] [CONFIG]", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")

@@ -15,7 +15,7 @@ from dockyard.metadata.usage_queries import RegistryUsage, RepositoryUsage
 from dockyard.retention.apply import RetentionReport
 
 
-def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     if not rows:
         return
     if not sys.stdout.isatty():
@@ -66,7 +66,7 @@ def show_retention(report: RetentionReport) -> None:
         for r in report.removals
     ]
     header = ("kind", "what", "digest", "rule", "pushed or last used", "outcome")
-    _table("retention", header, rows)
+    print_table("retention", header, rows)
     click.echo(report.summary(), err=True)
 
 
@@ -81,7 +81,7 @@ def show_usage(repositories: list[RepositoryUsage], registry: RegistryUsage) -> 
         )
         for u in repositories
     ]
-    _table("usage", ("repository", "tags", "manifests", "total", "unique"), rows)
+    print_table("usage", ("repository", "tags", "manifests", "total", "unique"), rows)
     click.echo(
         f"registry: {registry.repositories} repositories, "
         f"stored {human_bytes(registry.stored_bytes)}, "

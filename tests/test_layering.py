@@ -44,6 +44,7 @@ CAPABILITIES = {
     "retention",
     "fsck",
     "letsencrypt",
+    "replication",
 }
 CAPABILITY_MAY_IMPORT = {
     "oci",
@@ -54,6 +55,8 @@ CAPABILITY_MAY_IMPORT = {
     "observability",
     "remote",
 }
+# Capabilities built on another one: replication runs the sync engine.
+BUILT_ON = {"replication": {"sync"}}
 # The configuration model, the commands and the wiring may import everything.
 WIRING = {
     "__init__",
@@ -65,6 +68,8 @@ WIRING = {
     "letsencrypt_setup",
     "notify_setup",
     "proxy_setup",
+    "replication_setup",
+    "replication_commands",
     "monitoring",
     "gc_command",
     "registry2_commands",
@@ -159,7 +164,7 @@ def violations(name: str, imports: list[Import]) -> list[str]:
     if own in ALLOWED:
         allowed = ALLOWED[own]
     elif own in CAPABILITIES:
-        allowed = CAPABILITY_MAY_IMPORT
+        allowed = CAPABILITY_MAY_IMPORT | BUILT_ON.get(own, set())
     elif imports:
         return [f"{name} is in no package of the dependency table: place it there"]
     else:

@@ -42,6 +42,7 @@ from dockyard.config.letsencrypt import LetsEncryptConfig
 from dockyard.config.notifications import NotificationsConfig, OutboxConfig
 from dockyard.config.proxy import ProxyConfig
 from dockyard.config.redirect import RedirectConfig
+from dockyard.config.replication import ReplicationConfig
 from dockyard.config.retention import ImmutableTagsConfig, RetentionConfig
 from dockyard.storage.factory import (
     FALLBACK_DRIVER,
@@ -600,6 +601,7 @@ class Config(_Section):
     health: HealthConfig = Field(default_factory=HealthConfig)
     gc: GcConfig = Field(default_factory=GcConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    replication: ReplicationConfig = Field(default_factory=ReplicationConfig)
 
     @field_validator("version")
     @classmethod

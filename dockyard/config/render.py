@@ -50,6 +50,10 @@ def render_effective(config: Config) -> str:
             section["password"] = "***"
         if section["remoteurl"]:
             section["remoteurl"] = masked_url(section["remoteurl"])
+    for destination in data["replication"]["destinations"]:
+        for secret in ("password", "token"):
+            if destination[secret] is not None:
+                destination[secret] = "***"
     header = (
         "# Dockyard effective configuration: defaults filled in, "
         "REGISTRY_* overrides applied, secrets masked.\n"

@@ -2,11 +2,12 @@
 
 A write method of the store reports what it changed (:func:`record_change`) once the change
 is certain, on the transaction's own connection. Nothing happens unless a caller asked to
-record changes for the code it runs (:func:`recording`): then the recorder turns the change
-into notification events, and they are inserted into the outbox
-(``notification_outbox``) in the same transaction, so that they commit, or roll back,
-with the change. The store knows nothing of notifications: a recorder decides what a
-change means to whom.
+record changes for the code it runs (:func:`recording`): then each active recorder turns
+the change into rows to queue, notification events (``notification_outbox``) or
+replication jobs (``replication_jobs``), inserted in the same transaction, so that they
+commit, or roll back, with the change. The store knows nothing of notifications or
+replication: a recorder decides what a change means to whom. Recordings nest: the
+notification and replication wrappers of one call both record its changes.
 
 The notification wrappers of the use cases record for the duration of each call;
 garbage collection and retention record the deletions they make the same way, inside
@@ -94,28 +95,44 @@ class OutboxEvent:
     payload: str  # the event as JSON
 
 
-class ChangeRecorder(Protocol):
-    """Turns a change into the events to deliver (none when nobody wants it)."""
+@dataclass(frozen=True)
+class ReplicationJob:
+    """One replication job to queue: ``action`` "copy" (``reference``, a tag or digest,
+    to ``destination``), "delete" (``reference`` there), or "sync" (all of ``rule``)."""
 
-    def events(self, change: Change) -> Sequence[OutboxEvent]: ...
+    rule: str
+    destination: str
+    action: str
+    repository: str
+    reference: str
+
+
+Queued = OutboxEvent | ReplicationJob
+
+
+class ChangeRecorder(Protocol):
+    """Turns a change into the rows to queue (none when nobody wants it)."""
+
+    def events(self, change: Change) -> Sequence[Queued]: ...
 
 
 @dataclass
 class Recording:
-    """The recorder of one call, and the events it has written so far."""
+    """The recorder of one call, and the rows it has queued so far."""
 
     recorder: ChangeRecorder
-    written: list[OutboxEvent] = field(default_factory=list)
+    written: list[Queued] = field(default_factory=list)
 
 
-_recording: ContextVar[Recording | None] = ContextVar("dockyard_recording", default=None)
+_recording: ContextVar[tuple[Recording, ...]] = ContextVar("dockyard_recording", default=())
 
 
 @contextlib.contextmanager
 def recording(recorder: ChangeRecorder) -> Iterator[Recording]:
-    """Record the changes that the code run inside the block makes (in this task)."""
+    """Record the changes that the code run inside the block makes (in this task), as
+    well as any recording already active records them."""
     current = Recording(recorder)
-    token = _recording.set(current)
+    token = _recording.set((*_recording.get(), current))
     try:
         yield current
     finally:
@@ -125,19 +142,21 @@ def recording(recorder: ChangeRecorder) -> Iterator[Recording]:
 def is_recording() -> bool:
     """Whether a change reported now would be recorded (so that a store method can skip
     gathering details, such as the tags of a deleted manifest, that nobody would read)."""
-    return _recording.get() is not None
+    return bool(_recording.get())
 
 
 async def record_change(connection: DbConnection, change: Change) -> None:
-    """Report ``change``, made on ``connection``'s transaction: its events, if anyone
-    records, are inserted there and commit with it."""
-    current = _recording.get()
-    if current is None:
-        return
-    events = current.recorder.events(change)
-    if events:
-        await insert_events(connection, events)
-        current.written.extend(events)
+    """Report ``change``, made on ``connection``'s transaction: the rows of every active
+    recorder are inserted there and commit with it."""
+    for current in _recording.get():
+        rows = current.recorder.events(change)
+        events = [row for row in rows if isinstance(row, OutboxEvent)]
+        jobs = [row for row in rows if isinstance(row, ReplicationJob)]
+        if events:
+            await insert_events(connection, events)
+        if jobs:
+            await insert_jobs(connection, jobs)
+        current.written.extend(rows)
 
 
 async def insert_events(connection: DbConnection, events: Sequence[OutboxEvent]) -> None:
@@ -153,5 +172,26 @@ async def insert_events(connection: DbConnection, events: Sequence[OutboxEvent])
                 "attempts": 0,
             }
             for e in events
+        ],
+    )
+
+
+async def insert_jobs(connection: DbConnection, jobs: Sequence[ReplicationJob]) -> None:
+    now = datetime.now(UTC)
+    await connection.execute(
+        t.replication_jobs.insert(),
+        [
+            {
+                "rule": job.rule,
+                "destination": job.destination,
+                "action": job.action,
+                "repository": job.repository,
+                "reference": job.reference,
+                "state": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "due_at": now,
+            }
+            for job in jobs
         ],
     )

@@ -197,3 +197,31 @@ gc_manifest_bytes = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Index(None, "queued_at"),
 )
+
+# Replication jobs (a durable queue beside the notification outbox): a copy of one image
+# (``reference``: a tag, or the digest of a manifest whose referrers changed), a deletion,
+# or a full sync of a rule (``action`` "sync", ``repository`` and ``reference`` empty).
+# Those of a push are written in the push's transaction. ``state``: pending, done or
+# failed; a pending job waits until ``due_at`` after a failure; ``id`` orders a
+# repository's jobs. Done jobs are deleted after ``replication.keepdone``; failed ones
+# stay (with ``last_error``) until a later job for the same image succeeds.
+replication_jobs = Table(
+    "replication_jobs",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("rule", String(255), nullable=False),
+    Column("destination", String(255), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("reference", String(255), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index(None, "state", "id"),
+    Index(None, "rule", "destination", "state"),
+)

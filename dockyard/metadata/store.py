@@ -13,6 +13,7 @@ from dockyard.metadata.gc_queries import CollectorQueries
 from dockyard.metadata.integrity_queries import IntegrityQueries
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.outbox import OutboxQueries
+from dockyard.metadata.replication_queue import ReplicationQueries
 from dockyard.metadata.repositories import RepositoryQueries
 from dockyard.metadata.retention_queries import RetentionQueries
 from dockyard.metadata.tag_lists import TAG_CACHE_CHARS, TagList, TagListCache
@@ -35,6 +36,7 @@ class MetadataStore(
     UsageQueries,
     IntegrityQueries,
     OutboxQueries,
+    ReplicationQueries,
 ):
     """Repositories, blobs, manifests, tags, referrers, upload sessions, the
-    notification outbox, and what the garbage collector asks."""
+    notification outbox, the replication queue, and what the garbage collector asks."""

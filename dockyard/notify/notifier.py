@@ -75,7 +75,7 @@ class Notifier:
         """Record the changes of the call run inside (they commit with it)."""
         with recording(self.recorder) as current:
             yield
-        self._queued(current.written)
+        self._queued([e for e in current.written if isinstance(e, OutboxEvent)])
 
     async def read(self, events: Sequence[OutboxEvent]) -> None:
         """Write the events of a read; a failure is logged, never the reader's."""

@@ -20,7 +20,11 @@ from .errors import RemoteError, RemoteUnavailable, error_from_response
 
 
 class Authenticator:
-    def __init__(self, username: str | None, password: str | None) -> None:
+    def __init__(
+        self, username: str | None, password: str | None, token: str | None = None
+    ) -> None:
+        """``token``: a Bearer token sent as it is with every request (no challenge)."""
+        self._static = f"Bearer {token}" if token else None
         self._basic = (
             "Basic " + base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             if username is not None
@@ -32,7 +36,7 @@ class Authenticator:
 
     @property
     def has_credentials(self) -> bool:
-        return self._basic is not None
+        return self._basic is not None or self._static is not None
 
     def learn(self, challenge: Challenge | None) -> None:
         """Remember the scheme (and realm) a 401 answer asked for."""
@@ -45,6 +49,8 @@ class Authenticator:
 
     async def header(self, session: aiohttp.ClientSession, scopes: Sequence[str]) -> str | None:
         """The Authorization value for a request needing ``scopes``; None: send nothing."""
+        if self._static is not None:
+            return self._static
         challenge = self._challenge
         if challenge is None or challenge.scheme == "basic":
             return self._basic

@@ -124,6 +124,7 @@ class RemoteRegistry:
         *,
         username: str | None = None,
         password: str | None = None,
+        token: str | None = None,
         tls_verify: bool = True,
         ca_file: str | None = None,
         timeout: float = 30.0,
@@ -134,7 +135,7 @@ class RemoteRegistry:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not a registry URL (http(s)://host[:port]): {base_url!r}")
         self.base_url = f"{parts.scheme}://{parts.netloc}"
-        self._auth = Authenticator(username, password)
+        self._auth = Authenticator(username, password, token)
         self._tls = _tls_context(tls_verify, ca_file)
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
@@ -294,6 +295,17 @@ class RemoteRegistry:
             await self._expect(r, what, 201, 200)
             header_digest = r.headers.get("Docker-Content-Digest")
         return header_digest or _verified_digest(body, None, what)
+
+    async def delete_manifest(self, repo: str, reference: str) -> bool:
+        """``DELETE`` a tag or a manifest by digest; False when it was not there (404)."""
+        what = f"delete {repo}{'@' if ':' in reference else ':'}{reference}"
+        path = f"/v2/{repo}/manifests/{quote(reference, safe=':')}"
+        scopes = [repository_scope(repo, "pull", "push", "delete")]
+        async with self._exchange("DELETE", path, scopes) as r:
+            if r.status == 404:
+                return False
+            await self._expect(r, what, 202, 200, 204)
+        return True
 
     # ------------------------------------------------------------------ blobs
 
