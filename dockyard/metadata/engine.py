@@ -357,8 +357,13 @@ def create_engine(url: str, pool: PoolSettings | None = None) -> Database:
         options = connection.get_execution_options()
         if options.get("isolation_level") == "AUTOCOMMIT":
             return  # each statement is its own transaction
-        write = options.get("dockyard_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        sql = "BEGIN IMMEDIATE" if options.get("dockyard_write", False) else "BEGIN"
+        # On the driver itself: SQLAlchemy's execution machinery costs more than the BEGIN
+        # (docs/performance.md). A refusal is raised as SQLAlchemy would have raised it.
+        try:
+            connection.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(sql, None, error, sqlite3.Error) from error
 
     return InlineEngine(engine)
 
