@@ -41,9 +41,7 @@ _BLOB_MISSING_AT = prepared(
     select(t.blobs.c.missing_at).where(t.blobs.c.digest == bindparam("digest"))
 )
 _BLOB_MISSING_AT_LOCKED = prepared(
-    select(t.blobs.c.missing_at)
-    .where(t.blobs.c.digest == bindparam("digest"))
-    .with_for_update()
+    select(t.blobs.c.missing_at).where(t.blobs.c.digest == bindparam("digest")).with_for_update()
 )
 
 
