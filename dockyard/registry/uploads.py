@@ -55,6 +55,9 @@ MAX_CACHED_HASHERS = 10_000
 SMALL_BODY = 4 * 1024 * 1024
 # Chunks at least this large are hashed in a thread.
 _HASH_IN_THREAD = 256 * 1024
+# A whole blob in memory up to this size is hashed on the event loop (under 1 ms): its
+# thread hop would cost more CPU than it frees, as nothing else of the blob overlaps it.
+_HASH_WHOLE_INLINE = 1024 * 1024
 
 
 # Chunks of one upload held at once: one being written while the next is hashed.
@@ -363,7 +366,10 @@ class UploadService:
             )
         data = b"".join(pieces)
         hasher = new_hasher(digest.algorithm)
-        await _update(hasher, data)
+        if length <= _HASH_WHOLE_INLINE:
+            hasher.update(data)
+        else:
+            await _update(hasher, data)
         await self._require_digest(record, digest, hasher.hexdigest())
         await self._commit(
             record.repository,
