@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import ClassVar
@@ -127,7 +127,8 @@ class FilesystemDriver(StorageDriver, LocalFiles):
         parents mostly exist)."""
         directory = os.path.dirname(full)
         _make_directory(directory)
-        temporary = os.path.join(directory, f".{uuid.uuid4().hex}.tmp")
+        # Unique, not secret: the process's generator, without uuid4's system call.
+        temporary = os.path.join(directory, f".{random.getrandbits(128):032x}.tmp")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
             try:
