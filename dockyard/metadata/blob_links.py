@@ -35,6 +35,14 @@ _REPOSITORY_BLOB_SIZE = prepared(
         PRESENT,
     )
 )
+# Whether a blob's row is there and present, read under its lock by a commit (PostgreSQL:
+# ``FOR UPDATE``; SQLite's write lock covers it).
+_BLOB_MISSING_AT = prepared(
+    select(t.blobs.c.missing_at).where(t.blobs.c.digest == bindparam("digest"))
+)
+_BLOB_MISSING_AT_LOCKED = prepared(
+    select(t.blobs.c.missing_at).where(t.blobs.c.digest == bindparam("digest")).with_for_update()
+)
 
 
 class BlobQueries(StoreBase):
@@ -75,10 +83,8 @@ class BlobQueries(StoreBase):
         False makes the bytes visible inside the block, and an error there commits nothing.
         """
         async with self._write() as connection:
-            query = select(t.blobs.c.missing_at).where(t.blobs.c.digest == digest)
-            if self._dialect == "postgresql":
-                query = query.with_for_update()
-            row = (await connection.execute(query)).one_or_none()
+            query = _BLOB_MISSING_AT_LOCKED if self._dialect == "postgresql" else _BLOB_MISSING_AT
+            row = (await connection.execute(query, {"digest": digest})).one_or_none()
             yield row is not None and row.missing_at is None
             now = utc_now()
             await connection.execute(

@@ -222,10 +222,11 @@ class InlineConnection:
             with self.sync_connection.begin():
                 yield
             return
+        driver = self.sync_connection.connection.driver_connection
         delay, waited = LOCK_POLL_FIRST, 0.0
         while True:
             try:
-                transaction = self.sync_connection.begin()
+                _on_driver(driver, "BEGIN IMMEDIATE")
                 break
             except OperationalError as exc:
                 if not _is_busy(exc) or waited >= BUSY_TIMEOUT_MS / 1000:
@@ -233,8 +234,25 @@ class InlineConnection:
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, LOCK_POLL_MAX)
-        with transaction:
+        # The transaction is the driver's: prepared statements run on it directly, and a
+        # statement through SQLAlchemy joins it (its "begin" event issues no second BEGIN);
+        # SQLAlchemy's transaction, if one began so, ends with it.
+        try:
             yield
+            self._end(driver, "COMMIT")
+        except BaseException:
+            self._end(driver, "ROLLBACK")
+            raise
+
+    def _end(self, driver: Any, sql: str) -> None:
+        connection = self.sync_connection
+        if connection.in_transaction():
+            if sql == "COMMIT":
+                connection.commit()
+            else:
+                connection.rollback()
+        if driver.in_transaction:
+            _on_driver(driver, sql)
 
     async def commit(self) -> None:
         self.sync_connection.commit()
@@ -292,6 +310,15 @@ class InlineEngine:
                 connection.sync_connection.close()
         self._reader = self._writer = None
         self.sync_engine.dispose()
+
+
+def _on_driver(driver: Any, sql: str) -> None:
+    """Run a transaction statement on the SQLite driver; a refusal is raised as
+    SQLAlchemy would have raised it (OperationalError for a lock held elsewhere)."""
+    try:
+        driver.execute(sql)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(sql, None, error, sqlite3.Error) from error
 
 
 def _is_busy(error: OperationalError) -> bool:
@@ -357,8 +384,13 @@ def create_engine(url: str, pool: PoolSettings | None = None) -> Database:
         options = connection.get_execution_options()
         if options.get("isolation_level") == "AUTOCOMMIT":
             return  # each statement is its own transaction
-        write = options.get("dockyard_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        driver = connection.connection.driver_connection
+        if driver.in_transaction:  # type: ignore[union-attr]
+            return  # the store's writer began it (InlineConnection.begin)
+        sql = "BEGIN IMMEDIATE" if options.get("dockyard_write", False) else "BEGIN"
+        # On the driver itself: SQLAlchemy's execution machinery costs more than the BEGIN
+        # (docs/performance.md).
+        _on_driver(driver, sql)
 
     return InlineEngine(engine)
 

@@ -58,6 +58,29 @@ _MANIFEST_ID = prepared(
     )
 )
 _INSERT_MANIFEST = prepared(t.manifests.insert().returning(t.manifests.c.id))
+# One referenced digest at a time, on SQLite (whose write lock keeps collectors out): a
+# prepared lookup per digest costs less than building an IN list for a few.
+_PRESENT_BLOB_LINK = prepared(
+    select(t.repository_blobs.c.digest)
+    .join(t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest)
+    .where(
+        t.repository_blobs.c.repository_id == bindparam("repository_id"),
+        t.repository_blobs.c.digest == bindparam("digest"),
+        PRESENT,
+    )
+)
+_MANIFEST_IN_REPOSITORY = prepared(
+    select(t.manifests.c.digest).where(
+        t.manifests.c.repository_id == bindparam("repository_id"),
+        t.manifests.c.digest == bindparam("digest"),
+    )
+)
+_ONE_BY_ONE = 32
+_UNQUEUE_MANIFEST_BYTES = prepared(
+    delete(t.gc_manifest_bytes)
+    .where(t.gc_manifest_bytes.c.digest == bindparam("digest"))
+    .returning(t.gc_manifest_bytes.c.deleted_at)
+)
 _INSERT_REFERENCE = prepared(t.manifest_references.insert())
 
 
@@ -217,10 +240,7 @@ class ManifestQueries(StoreBase):
         """Take ``digest`` out of the collector's review queue of manifest bytes (it is
         wanted again); True if the collector had deleted its bytes. On PostgreSQL this
         waits for a collector holding the queue row, then reads what it did."""
-        queue = t.gc_manifest_bytes
-        result = await connection.execute(
-            delete(queue).where(queue.c.digest == digest).returning(queue.c.deleted_at)
-        )
+        result = await connection.execute(_UNQUEUE_MANIFEST_BYTES, {"digest": digest})
         return any(deleted_at is not None for deleted_at in result.scalars())
 
     async def _queue_manifest_bytes(
@@ -279,6 +299,14 @@ class ManifestQueries(StoreBase):
         if not digests:
             return []
         wanted = set(digests)
+        if self._dialect == "sqlite" and len(wanted) <= _ONE_BY_ONE:
+            lookup = _PRESENT_BLOB_LINK if table is t.repository_blobs else _MANIFEST_IN_REPOSITORY
+            absent = []
+            for digest in wanted:
+                parameters = {"repository_id": repository_id, "digest": digest}
+                if (await connection.execute(lookup, parameters)).first() is None:
+                    absent.append(digest)
+            return sorted(absent)
         query = select(table.c.digest).where(
             table.c.repository_id == repository_id, table.c.digest.in_(wanted)
         )
