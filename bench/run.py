@@ -276,10 +276,13 @@ def bench_target(
                     continue
             log(f"{TITLES[target]}: regbench --scenarios {name}")
             t0 = time.monotonic()
+            store_cpu = store_cpu_seconds(args)
             data, error = regbench.run(
                 server, "-".join(group), tout, ["--scenarios", name], timeout
             )
             entry["duration_s"] = round(time.monotonic() - t0, 1)
+            if store_cpu is not None:
+                entry["store_cpu_s"] = round((store_cpu_seconds(args) or 0.0) - store_cpu, 2)
             check_server_log(server, result, name)
             if data is None:
                 entry["error"] = error
@@ -307,6 +310,22 @@ def bench_target(
         live.remove(server)
         shutil.rmtree(base, ignore_errors=True)
     return result
+
+
+def store_cpu_seconds(args: argparse.Namespace) -> float | None:
+    """CPU seconds SeaweedFS has used so far (``--storage s3``), else None: what each
+    scenario costs the store, beside the registry's own CPU, since both share the cores."""
+    if args.seaweedfs is None or args.seaweedfs.daemon is None:
+        return None
+    proc = args.seaweedfs.daemon.proc
+    if proc is None:
+        return None
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_with_retry(server: Server, result: dict[str, Any], pause: float = 15.0) -> None:
@@ -559,6 +578,13 @@ def header(args: argparse.Namespace, results: dict[str, dict[str, Any]], started
             f"{TITLES[target]}{how}: {procs or '?'} process(es); "
             f"load average per scenario {' '.join(loads) or '-'}"
         )
+        store = [
+            f"{name} {g['store_cpu_s']:.1f}"
+            for name, g in res["groups"].items()
+            if g.get("store_cpu_s") is not None
+        ]
+        if store:
+            lines.append(f"  SeaweedFS CPU s per scenario: {', '.join(store)}")
     return "\n".join(lines)
 
 

@@ -20,12 +20,24 @@ def _blob_headers(digest: Digest) -> dict[str, str]:
     }
 
 
+def _redirect(digest: Digest, url: str) -> web.Response:
+    """The 307 to the store's presigned URL, as registry:2 answers it: no body, and none of
+    the headers that describe the blob's bytes (ETag, ranges, a year of ``Cache-Control``:
+    a cache must not keep a redirect to a URL that expires in minutes)."""
+    headers = {
+        "Location": url,
+        "Docker-Content-Digest": str(digest),
+        "Content-Type": "application/octet-stream",
+    }
+    return web.Response(status=307, headers=headers)
+
+
 async def get_blob(request: web.Request, call: Call) -> web.StreamResponse:
     digest = Digest.parse(call.params["digest"])
     location = await call.registry.blobs.locate(call.name, digest, request.method)
-    headers = _blob_headers(digest)
     if location.redirect_url is not None:
-        raise web.HTTPTemporaryRedirect(location.redirect_url, headers=headers)
+        return _redirect(digest, location.redirect_url)
+    headers = _blob_headers(digest)
     if request.method == "HEAD":
         headers["Content-Length"] = str(location.size)
         return web.Response(status=200, headers=headers)

@@ -117,6 +117,20 @@ def open_client(parameters: S3Parameters) -> AbstractAsyncContextManager[S3Clien
     return client
 
 
+def send_body_as_view(request: Any, **_: Any) -> None:
+    """``before-send`` hook: hand aiohttp a request body (a part) as a memoryview, which it
+    sends as it is; a ``bytes`` or ``bytearray`` it would first copy whole (it slices the
+    body to its length). Signing is done by then. A retry makes a new request from the
+    original body; botocore first rewinds the old one, which an in-memory view needs not."""
+    if isinstance(request.body, bytes | bytearray):
+        request.body = memoryview(request.body)
+        request.reset_stream = _nothing_to_rewind
+
+
+def _nothing_to_rewind() -> None:
+    return None
+
+
 def _object_arguments(parameters: S3Parameters) -> dict[str, str]:
     arguments: dict[str, str] = {"ACL": parameters.objectacl}
     if parameters.storageclass != "NONE":

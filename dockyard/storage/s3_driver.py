@@ -35,7 +35,14 @@ from dockyard.storage.driver import (
     check_path,
 )
 from dockyard.storage.s3 import S3Parameters
-from dockyard.storage.s3_bucket import Bucket, error_code, is_not_found, not_found, open_client
+from dockyard.storage.s3_bucket import (
+    Bucket,
+    error_code,
+    is_not_found,
+    not_found,
+    open_client,
+    send_body_as_view,
+)
 from dockyard.storage.s3_copy import CopySettings, copy_key
 from dockyard.storage.s3_progress import TAIL_MARK, Progress
 from dockyard.storage.s3_writer import S3Writer, abort_upload, delete_keys
@@ -85,6 +92,7 @@ class S3Driver(StorageDriver, StrayUploads):
             async with self._opening:
                 if self._opened is None:
                     client = await self._stack.enter_async_context(open_client(self.parameters))
+                    client.meta.events.register("before-send.s3", send_body_as_view)
                     self._opened = Bucket.of(client, self.parameters)
         return self._opened
 

@@ -1,11 +1,13 @@
 """The S3 driver's writer: an upload sent as the parts of one multipart upload.
 
 Bytes gather in a buffer of ``chunksize``; a full buffer goes out as the next part while
-the following bytes gather in a new one, so an upload holds at most two parts in memory
-(twice ``chunksize``, 20 MiB by default) whatever its size. On ``close`` what is left goes
-out as a part when it is 5 MiB or more, else as the upload's tail object
-(:mod:`dockyard.storage.s3_progress`). The multipart upload is created with the first
-part: an upload that never reaches 5 MiB is only a tail, committed by one copy.
+the following bytes gather in a new one. Up to :data:`PARTS_IN_FLIGHT` parts are sent at
+once (the store writes them side by side), so an upload holds at most that many parts and
+the one being filled in memory (three times ``chunksize``, 30 MiB by default) whatever its
+size. On ``close`` what is left goes out as a part when it is 5 MiB or more, else as the
+upload's tail object (:mod:`dockyard.storage.s3_progress`). The multipart upload is created
+with the first part: an upload that never reaches 5 MiB is only a tail, committed by one
+copy.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
@@ -24,6 +27,10 @@ from dockyard.storage.s3_progress import TAIL_MARK, Part, Progress
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectIdentifierTypeDef
+
+#: Parts of one upload being sent at once. Two keep the store busy while a request's last
+#: part goes out behind the one before it; more would only hold more memory.
+PARTS_IN_FLIGHT: Final = 2
 
 
 class S3Writer(FileWriter):
@@ -45,7 +52,7 @@ class S3Writer(FileWriter):
         self._parts = list(progress.parts)
         self._buffer = bytearray(tail)
         self._size = progress.size
-        self._sending: asyncio.Task[Part] | None = None
+        self._sending: deque[asyncio.Task[Part]] = deque()
         self._closed = False
 
     @property
@@ -61,9 +68,11 @@ class S3Writer(FileWriter):
             await self._send_buffer()
 
     async def _send_buffer(self) -> None:
-        """Send the buffer as the next part, without waiting for it (but for the part
-        before it): the next bytes gather meanwhile."""
-        await self._sent()
+        """Send the buffer as the next part, without waiting for it (only for a part sent
+        before it, when :data:`PARTS_IN_FLIGHT` are out): the next bytes gather meanwhile."""
+        while len(self._sending) >= PARTS_IN_FLIGHT:
+            self._parts.append(await self._sending[0])
+            self._sending.popleft()
         if not self._upload_id:
             created = await self._bucket.client.create_multipart_upload(
                 Bucket=self._bucket.name,
@@ -74,7 +83,8 @@ class S3Writer(FileWriter):
             self._created_upload = True
         # The buffer itself goes out (no copy of a part): the next bytes gather in a new one.
         part, self._buffer = self._buffer, bytearray()
-        self._sending = asyncio.create_task(self._send(len(self._parts) + 1, part))
+        number = len(self._parts) + len(self._sending) + 1
+        self._sending.append(asyncio.create_task(self._send(number, part)))
 
     async def _send(self, number: int, data: bytearray) -> Part:
         try:
@@ -90,10 +100,10 @@ class S3Writer(FileWriter):
         return Part(sent["ETag"], len(data))
 
     async def _sent(self) -> None:
-        """Wait for the part being sent, and count it."""
-        sending, self._sending = self._sending, None
-        if sending is not None:
-            self._parts.append(await sending)
+        """Wait for the parts being sent, in order, and count them."""
+        while self._sending:
+            self._parts.append(await self._sending[0])
+            self._sending.popleft()
 
     async def close(self) -> WriterState:
         if self._closed:
@@ -132,10 +142,12 @@ class S3Writer(FileWriter):
             return
         self._closed = True
         self._buffer = bytearray()
-        if self._sending is not None:
-            self._sending.cancel()
+        for sending in self._sending:
+            sending.cancel()
+        for sending in self._sending:
             with contextlib.suppress(BaseException):
-                await self._sending
+                await sending
+        self._sending.clear()
         if self._created_upload:
             await abort_upload(self._bucket, self._start.key, self._upload_id)
 
