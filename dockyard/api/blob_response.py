@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from dockyard.oci.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from dockyard.storage.readahead import ReadAhead
 
 SMALL_BLOB = 1024 * 1024
 SENDFILE_CHUNK = 16 * 1024 * 1024
@@ -48,8 +49,11 @@ def _select_range(
 
 
 def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
-    """Blocking ``sendfile`` of ``count`` bytes to a non-blocking socket."""
+    """Blocking ``sendfile`` of ``count`` bytes to a non-blocking socket, with the file's
+    reads started ahead of it (a blob not yet in the page cache is not read piecemeal)."""
+    ahead = ReadAhead(file_fd, offset, offset + count)
     while count > 0:
+        ahead.at(offset)
         try:
             sent = os.sendfile(socket_fd, file_fd, offset, min(count, SENDFILE_CHUNK))
         except BlockingIOError:
