@@ -69,6 +69,11 @@ def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
         count -= sent
 
 
+def _read_ahead(fd: int, ahead: ReadAhead, offset: int, length: int) -> bytes:
+    ahead.at(offset)
+    return os.pread(fd, length, offset)
+
+
 class BytesMissingError(Exception):
     """The file of a blob the database knows is not there (nothing was sent yet)."""
 
@@ -147,8 +152,9 @@ async def _stream_file(
     response.content_length = selected.length
     await response.prepare(request)
     offset, remaining = selected.start, selected.length
+    ahead = ReadAhead(fd, offset, offset + remaining)
     while remaining > 0:
-        chunk = await asyncio.to_thread(os.pread, fd, min(remaining, SMALL_BLOB), offset)
+        chunk = await asyncio.to_thread(_read_ahead, fd, ahead, offset, min(remaining, SMALL_BLOB))
         if not chunk:
             raise ConnectionResetError("file ended before the blob's size")
         await response.write(chunk)
