@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from bench import report
+from bench import real_clients, report
 from bench.big_upload import idle_pss
 from bench.servers import (
     DOCKYARD,
@@ -529,6 +529,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="seconds one regbench run may take (default 1200, 400 with --quick)",
     )
+    parser.add_argument(
+        "--clients",
+        nargs="?",
+        const="all",
+        default=None,
+        metavar="LIST",
+        help="real-client mode (bench/real_clients.py) instead of regbench: skopeo, podman, "
+        "ctr and docker push and pull built images, with each client's local-copy ceiling; "
+        "LIST: some of them, e.g. skopeo,ctr (default all)",
+    )
+    parser.add_argument(
+        "--client-images",
+        default="all",
+        help="with --clients: large (3 x 256 MiB, 64 MiB with --quick), small (20 layers) or all",
+    )
     args = parser.parse_args(argv)
     if args.scenarios == "all":
         args.selected = list(SCENARIOS)
@@ -618,6 +633,8 @@ def failures_text(results: dict[str, dict[str, Any]], big: dict[str, dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.clients is not None:
+        return real_clients.run(real_clients.options_from_run(args))
     script = find_regbench(args.regbench)
     check_tools(args)
     started = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from dockyard.api.client_gone import ClientGoneError
 from dockyard.oci.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from dockyard.storage.readahead import ReadAhead
 
 SMALL_BLOB = 1024 * 1024
 SENDFILE_CHUNK = 16 * 1024 * 1024
@@ -49,8 +50,11 @@ def _select_range(
 
 
 def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
-    """Blocking ``sendfile`` of ``count`` bytes to a non-blocking socket."""
+    """Blocking ``sendfile`` of ``count`` bytes to a non-blocking socket, with the file's
+    reads started ahead of it (a blob not yet in the page cache is not read piecemeal)."""
+    ahead = ReadAhead(file_fd, offset, offset + count)
     while count > 0:
+        ahead.at(offset)
         try:
             sent = os.sendfile(socket_fd, file_fd, offset, min(count, SENDFILE_CHUNK))
         except BlockingIOError:
@@ -64,6 +68,11 @@ def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
             continue
         offset += sent
         count -= sent
+
+
+def _read_ahead(fd: int, ahead: ReadAhead, offset: int, length: int) -> bytes:
+    ahead.at(offset)
+    return os.pread(fd, length, offset)
 
 
 class BytesMissingError(Exception):
@@ -153,8 +162,9 @@ async def _stream_file(
     response.content_length = selected.length
     await response.prepare(request)
     offset, remaining = selected.start, selected.length
+    ahead = ReadAhead(fd, offset, offset + remaining)
     while remaining > 0:
-        chunk = await asyncio.to_thread(os.pread, fd, min(remaining, SMALL_BLOB), offset)
+        chunk = await asyncio.to_thread(_read_ahead, fd, ahead, offset, min(remaining, SMALL_BLOB))
         if not chunk:
             raise ConnectionResetError("file ended before the blob's size")
         await response.write(chunk)
