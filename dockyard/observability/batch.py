@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from bisect import bisect_left
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 FLUSH_INTERVAL = 1.0
 
@@ -68,7 +68,8 @@ class BatchedCounter:
 
 
 class LiveGauge:
-    """A gauge this process moves up and down (requests in flight), written when flushed."""
+    """A gauge this process moves up and down (requests in flight), written when flushed;
+    ``with gauge:`` counts what runs inside."""
 
     __slots__ = ("_child", "_value", "_written")
 
@@ -83,14 +84,28 @@ class LiveGauge:
     def dec(self) -> None:
         self._value -= 1
 
+    def __enter__(self) -> None:
+        self._value += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self._value -= 1
+
     def flush(self) -> None:
         if self._value != self._written:
             self._child.set(self._value)
             self._written = self._value
 
 
-_Batched = BatchedHistogram | BatchedCounter | LiveGauge
-_pending: list[_Batched] = []
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+_pending: list[Flushable] = []
+
+
+def register(batched: Flushable) -> None:
+    """Flush ``batched`` with the others (an object that keeps several children's counts)."""
+    _pending.append(batched)
 
 
 def histogram(child: Any) -> BatchedHistogram:

@@ -3,20 +3,25 @@
 The ``handler`` label is the route's name as Distribution spells it (``blob``,
 ``blob_upload``, ``blob_upload_chunk``, ``manifest``, ``tags``, ``catalog``, ``base``),
 given by the wiring's ``classify``; anything else is ``other``. The metric children are
-looked up once per label set and kept, and updated in the process (:mod:`.batch`), so a
-request costs a few additions.
+looked up once per label set and kept, and updated in the process (:mod:`.batch`); the
+series of a path is remembered too (a bounded map), so a request costs a dictionary
+lookup and a few additions.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from dockyard.observability import batch, metrics
+
+# Paths whose series are remembered; the map starts over when full (blob and upload
+# paths are all different, manifest and tag paths repeat).
+KNOWN_PATHS = 4096
 
 
 class _Series:
@@ -30,22 +35,39 @@ class _Series:
         self.method = method
         self.in_flight, self.request_size, self.response_size = shared
         self.duration = batch.histogram(metrics.HTTP_DURATION.labels(handler, method))
-        self.requests: dict[int, Any] = {}
+        self.requests: dict[int, batch.BatchedCounter] = {}
 
-    def count(self, status: int) -> None:
+    def finish(self, status: int, seconds: float, received: int, sent: int | None) -> None:
+        """One request ended: ``sent`` is None when no response was made (an error)."""
+        self.duration.observe(seconds)
         counter = self.requests.get(status)
         if counter is None:
             child = metrics.HTTP_REQUESTS.labels(self.handler, str(status), self.method)
             counter = self.requests[status] = batch.counter(child)
         counter.inc()
+        self.request_size.observe(received)
+        if sent is not None:
+            self.response_size.observe(sent)
 
 
 class _Children:
     """The series of each handler and method, made on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, classify: Callable[[str], str]) -> None:
+        self._classify = classify
         self._per_handler: dict[str, tuple[Any, Any, Any]] = {}
         self._series: dict[tuple[str, str], _Series] = {}
+        self._by_path: dict[tuple[str, str], _Series] = {}
+
+    def of_path(self, path: str, method: str) -> _Series:
+        key = (path, method)
+        found = self._by_path.get(key)
+        if found is None:
+            found = self.series(self._classify(path), method)
+            if len(self._by_path) >= KNOWN_PATHS:
+                self._by_path.clear()
+            self._by_path[key] = found
+        return found
 
     def series(self, handler: str, method: str) -> _Series:
         found = self._series.get((handler, method))
@@ -72,15 +94,15 @@ def response_bytes(request: web.BaseRequest, response: web.StreamResponse) -> in
 def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
     """Counts every request with registry:2's families; ``classify(path)`` names the
     handler."""
-    children = _Children()
+    children = _Children(classify)
     received = batch.counter(metrics.BYTES_RECEIVED)
     sent = batch.counter(metrics.BYTES_SENT)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        series = children.series(classify(request.path), request.method)
+        series = children.of_path(request.path, request.method)
         series.in_flight.inc()
-        started = time.perf_counter()
+        started = perf_counter()
         status = 500
         response: web.StreamResponse | None = None
         try:
@@ -91,17 +113,14 @@ def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
             status = exc.status
             raise
         finally:
-            series.duration.observe(time.perf_counter() - started)
+            seconds = perf_counter() - started
             series.in_flight.dec()
-            series.count(status)
             body = request.content_length or 0
-            series.request_size.observe(body)
             if body:
                 received.inc(body)
-            if response is not None:
-                out = response_bytes(request, response)
-                series.response_size.observe(out)
-                if out:
-                    sent.inc(out)
+            out = None if response is None else response_bytes(request, response)
+            if out:
+                sent.inc(out)
+            series.finish(status, seconds, body, out)
 
     return middleware
