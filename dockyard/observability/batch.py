@@ -20,35 +20,36 @@ FLUSH_INTERVAL = 1.0
 
 
 class BatchedHistogram:
-    """Observations of one histogram child, kept as bucket counts until flushed."""
+    """Observations of one histogram child, kept as bucket counts until flushed.
 
-    __slots__ = ("_bounds", "_child", "_counts", "_dirty", "_sum")
+    ``counts`` and ``sum`` are public so that a hot path can add to them inline
+    (``counts[bisect_left(bounds, value)] += 1``) instead of calling :meth:`observe`."""
+
+    __slots__ = ("_child", "bounds", "counts", "sum")
 
     def __init__(self, child: Any) -> None:
         self._child = child
         # prometheus-client keeps a child's upper bounds (ending with +Inf), one value per
         # bucket (not cumulative) and the sum: the same layout, added to in one go.
-        self._bounds: list[float] = list(child._upper_bounds)
-        self._counts = [0] * len(self._bounds)
-        self._sum = 0.0
-        self._dirty = False
+        self.bounds: list[float] = list(child._upper_bounds)
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        self._counts[bisect_left(self._bounds, value)] += 1
-        self._sum += value
-        self._dirty = True
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
 
     def flush(self) -> None:
-        if not self._dirty:
+        counts = self.counts
+        if not any(counts):
             return
-        self._dirty = False
         buckets = self._child._buckets
-        for index, count in enumerate(self._counts):
+        for index, count in enumerate(counts):
             if count:
                 buckets[index].inc(count)
-                self._counts[index] = 0
-        self._child._sum.inc(self._sum)
-        self._sum = 0.0
+                counts[index] = 0
+        self._child._sum.inc(self.sum)
+        self.sum = 0.0
 
 
 class BatchedCounter:

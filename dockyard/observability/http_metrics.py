@@ -10,6 +10,7 @@ lookup and a few additions.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -33,21 +34,31 @@ class _Series:
     def __init__(self, handler: str, method: str, shared: tuple[Any, Any, Any]) -> None:
         self.handler = handler
         self.method = method
-        self.in_flight, self.request_size, self.response_size = shared
+        self.in_flight: batch.LiveGauge = shared[0]
+        self.request_size: batch.BatchedHistogram = shared[1]
+        self.response_size: batch.BatchedHistogram = shared[2]
         self.duration = batch.histogram(metrics.HTTP_DURATION.labels(handler, method))
         self.requests: dict[int, batch.BatchedCounter] = {}
 
     def finish(self, status: int, seconds: float, received: int, sent: int | None) -> None:
-        """One request ended: ``sent`` is None when no response was made (an error)."""
-        self.duration.observe(seconds)
+        """One request ended: ``sent`` is None when no response was made (an error).
+
+        The histograms are added to inline: this runs for every request."""
+        duration = self.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.sum += seconds
         counter = self.requests.get(status)
         if counter is None:
             child = metrics.HTTP_REQUESTS.labels(self.handler, str(status), self.method)
             counter = self.requests[status] = batch.counter(child)
         counter.inc()
-        self.request_size.observe(received)
+        size = self.request_size
+        size.counts[bisect_left(size.bounds, received) if received else 0] += 1
+        size.sum += received
         if sent is not None:
-            self.response_size.observe(sent)
+            size = self.response_size
+            size.counts[bisect_left(size.bounds, sent) if sent else 0] += 1
+            size.sum += sent
 
 
 class _Children:
