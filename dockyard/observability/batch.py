@@ -70,31 +70,31 @@ class BatchedCounter:
 
 class LiveGauge:
     """A gauge this process moves up and down (requests in flight), written when flushed;
-    ``with gauge:`` counts what runs inside."""
+    ``with gauge:`` counts what runs inside, and a hot path may add to ``value`` itself."""
 
-    __slots__ = ("_child", "_value", "_written")
+    __slots__ = ("_child", "_written", "value")
 
     def __init__(self, child: Any) -> None:
         self._child = child
-        self._value = 0.0
+        self.value = 0.0
         self._written = 0.0
 
     def inc(self) -> None:
-        self._value += 1
+        self.value += 1
 
     def dec(self) -> None:
-        self._value -= 1
+        self.value -= 1
 
     def __enter__(self) -> None:
-        self._value += 1
+        self.value += 1
 
     def __exit__(self, *_exc: object) -> None:
-        self._value -= 1
+        self.value -= 1
 
     def flush(self) -> None:
-        if self._value != self._written:
-            self._child.set(self._value)
-            self._written = self._value
+        if self.value != self._written:
+            self._child.set(self.value)
+            self._written = self.value
 
 
 class Flushable(Protocol):

@@ -94,10 +94,8 @@ class _Children:
         return found
 
 
-def response_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
-    """Bytes of the response body (HEAD sends none; sendfile's are its Content-Length)."""
-    if request.method == "HEAD":
-        return 0
+def body_bytes(response: web.StreamResponse) -> int:
+    """Bytes of a response's body (sendfile's are its Content-Length); a HEAD sends none."""
     length = response.content_length
     return length if length is not None else response.body_length
 
@@ -111,8 +109,10 @@ def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        series = children.of_path(request.path, request.method)
-        series.in_flight.inc()
+        method = request.method
+        series = children.of_path(request.path, method)
+        in_flight = series.in_flight
+        in_flight.value += 1
         started = perf_counter()
         status = 500
         response: web.StreamResponse | None = None
@@ -125,13 +125,15 @@ def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
             raise
         finally:
             seconds = perf_counter() - started
-            series.in_flight.dec()
+            in_flight.value -= 1
             body = request.content_length or 0
             if body:
                 received.inc(body)
-            out = None if response is None else response_bytes(request, response)
-            if out:
-                sent.inc(out)
+            out = None
+            if response is not None:
+                out = 0 if method == "HEAD" else body_bytes(response)
+                if out:
+                    sent.inc(out)
             series.finish(status, seconds, body, out)
 
     return middleware
