@@ -54,15 +54,16 @@ T = TypeVar("T")
 
 PREPARED = "dockyard_prepared"
 S = TypeVar("S", bound=Executable)
-# Told the SQL and duration of each prepared statement run on the driver directly, which
-# SQLAlchemy's cursor events never see (set by the metrics wiring; None: not timed).
+# Told the SQL and duration of each statement an inline (SQLite) connection runs, prepared
+# or not, and of each BEGIN (set by the metrics wiring; None: not timed). Timed here rather
+# than with SQLAlchemy's cursor events, which cost several microseconds per statement.
 StatementTimer = Callable[[str, float], None]
-_prepared_timer: StatementTimer | None = None
+_statement_timer: StatementTimer | None = None
 
 
-def time_prepared_statements(timer: StatementTimer | None) -> None:
-    global _prepared_timer
-    _prepared_timer = timer
+def time_statements(timer: StatementTimer | None) -> None:
+    global _statement_timer
+    _statement_timer = timer
 
 
 def prepared(statement: S) -> S:
@@ -193,8 +194,14 @@ class InlineConnection:
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Any:
         plans = self._plans
+        timer = _statement_timer
         if plans is None or not statement.get_execution_options().get(PREPARED):
-            return self.sync_connection.execute(statement, parameters)
+            if timer is None:
+                return self.sync_connection.execute(statement, parameters)
+            started = time.perf_counter()
+            result = self.sync_connection.execute(statement, parameters)
+            timer(result.context.statement, time.perf_counter() - started)
+            return result
         first = parameters[0] if isinstance(parameters, list) else parameters or {}
         keys = tuple(sorted(first))
         entry = plans.get((id(statement), keys))
@@ -203,7 +210,6 @@ class InlineConnection:
             # The statement is kept with its plan, so its id cannot be reused meanwhile.
             entry = plans[(id(statement), keys)] = (statement, plan)
         driver = self.sync_connection.connection.driver_connection
-        timer = _prepared_timer
         if timer is None:
             return entry[1].run(driver, parameters)
         started = time.perf_counter()
@@ -315,10 +321,15 @@ class InlineEngine:
 def _on_driver(driver: Any, sql: str) -> None:
     """Run a transaction statement on the SQLite driver; a refusal is raised as
     SQLAlchemy would have raised it (OperationalError for a lock held elsewhere)."""
+    timer = _statement_timer
+    started = time.perf_counter()
     try:
         driver.execute(sql)
     except sqlite3.Error as error:
         raise DBAPIError.instance(sql, None, error, sqlite3.Error) from error
+    finally:
+        if timer is not None:
+            timer(sql, time.perf_counter() - started)
 
 
 def _is_busy(error: OperationalError) -> bool:

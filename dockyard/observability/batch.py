@@ -14,41 +14,42 @@ import asyncio
 import contextlib
 from bisect import bisect_left
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 FLUSH_INTERVAL = 1.0
 
 
 class BatchedHistogram:
-    """Observations of one histogram child, kept as bucket counts until flushed."""
+    """Observations of one histogram child, kept as bucket counts until flushed.
 
-    __slots__ = ("_bounds", "_child", "_counts", "_dirty", "_sum")
+    ``counts`` and ``sum`` are public so that a hot path can add to them inline
+    (``counts[bisect_left(bounds, value)] += 1``) instead of calling :meth:`observe`."""
+
+    __slots__ = ("_child", "bounds", "counts", "sum")
 
     def __init__(self, child: Any) -> None:
         self._child = child
         # prometheus-client keeps a child's upper bounds (ending with +Inf), one value per
         # bucket (not cumulative) and the sum: the same layout, added to in one go.
-        self._bounds: list[float] = list(child._upper_bounds)
-        self._counts = [0] * len(self._bounds)
-        self._sum = 0.0
-        self._dirty = False
+        self.bounds: list[float] = list(child._upper_bounds)
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        self._counts[bisect_left(self._bounds, value)] += 1
-        self._sum += value
-        self._dirty = True
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
 
     def flush(self) -> None:
-        if not self._dirty:
+        counts = self.counts
+        if not any(counts):
             return
-        self._dirty = False
         buckets = self._child._buckets
-        for index, count in enumerate(self._counts):
+        for index, count in enumerate(counts):
             if count:
                 buckets[index].inc(count)
-                self._counts[index] = 0
-        self._child._sum.inc(self._sum)
-        self._sum = 0.0
+                counts[index] = 0
+        self._child._sum.inc(self.sum)
+        self.sum = 0.0
 
 
 class BatchedCounter:
@@ -68,29 +69,44 @@ class BatchedCounter:
 
 
 class LiveGauge:
-    """A gauge this process moves up and down (requests in flight), written when flushed."""
+    """A gauge this process moves up and down (requests in flight), written when flushed;
+    ``with gauge:`` counts what runs inside, and a hot path may add to ``value`` itself."""
 
-    __slots__ = ("_child", "_value", "_written")
+    __slots__ = ("_child", "_written", "value")
 
     def __init__(self, child: Any) -> None:
         self._child = child
-        self._value = 0.0
+        self.value = 0.0
         self._written = 0.0
 
     def inc(self) -> None:
-        self._value += 1
+        self.value += 1
 
     def dec(self) -> None:
-        self._value -= 1
+        self.value -= 1
+
+    def __enter__(self) -> None:
+        self.value += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self.value -= 1
 
     def flush(self) -> None:
-        if self._value != self._written:
-            self._child.set(self._value)
-            self._written = self._value
+        if self.value != self._written:
+            self._child.set(self.value)
+            self._written = self.value
 
 
-_Batched = BatchedHistogram | BatchedCounter | LiveGauge
-_pending: list[_Batched] = []
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+_pending: list[Flushable] = []
+
+
+def register(batched: Flushable) -> None:
+    """Flush ``batched`` with the others (an object that keeps several children's counts)."""
+    _pending.append(batched)
 
 
 def histogram(child: Any) -> BatchedHistogram:

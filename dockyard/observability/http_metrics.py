@@ -3,20 +3,26 @@
 The ``handler`` label is the route's name as Distribution spells it (``blob``,
 ``blob_upload``, ``blob_upload_chunk``, ``manifest``, ``tags``, ``catalog``, ``base``),
 given by the wiring's ``classify``; anything else is ``other``. The metric children are
-looked up once per label set and kept, and updated in the process (:mod:`.batch`), so a
-request costs a few additions.
+looked up once per label set and kept, and updated in the process (:mod:`.batch`); the
+series of a path is remembered too (a bounded map), so a request costs a dictionary
+lookup and a few additions.
 """
 
 from __future__ import annotations
 
-import time
+from bisect import bisect_left
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from dockyard.observability import batch, metrics
+
+# Paths whose series are remembered; the map starts over when full (blob and upload
+# paths are all different, manifest and tag paths repeat).
+KNOWN_PATHS = 4096
 
 
 class _Series:
@@ -28,24 +34,51 @@ class _Series:
     def __init__(self, handler: str, method: str, shared: tuple[Any, Any, Any]) -> None:
         self.handler = handler
         self.method = method
-        self.in_flight, self.request_size, self.response_size = shared
+        self.in_flight: batch.LiveGauge = shared[0]
+        self.request_size: batch.BatchedHistogram = shared[1]
+        self.response_size: batch.BatchedHistogram = shared[2]
         self.duration = batch.histogram(metrics.HTTP_DURATION.labels(handler, method))
-        self.requests: dict[int, Any] = {}
+        self.requests: dict[int, batch.BatchedCounter] = {}
 
-    def count(self, status: int) -> None:
+    def finish(self, status: int, seconds: float, received: int, sent: int | None) -> None:
+        """One request ended: ``sent`` is None when no response was made (an error).
+
+        The histograms are added to inline: this runs for every request."""
+        duration = self.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.sum += seconds
         counter = self.requests.get(status)
         if counter is None:
             child = metrics.HTTP_REQUESTS.labels(self.handler, str(status), self.method)
             counter = self.requests[status] = batch.counter(child)
         counter.inc()
+        size = self.request_size
+        size.counts[bisect_left(size.bounds, received) if received else 0] += 1
+        size.sum += received
+        if sent is not None:
+            size = self.response_size
+            size.counts[bisect_left(size.bounds, sent) if sent else 0] += 1
+            size.sum += sent
 
 
 class _Children:
     """The series of each handler and method, made on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, classify: Callable[[str], str]) -> None:
+        self._classify = classify
         self._per_handler: dict[str, tuple[Any, Any, Any]] = {}
         self._series: dict[tuple[str, str], _Series] = {}
+        self._by_path: dict[tuple[str, str], _Series] = {}
+
+    def of_path(self, path: str, method: str) -> _Series:
+        key = (path, method)
+        found = self._by_path.get(key)
+        if found is None:
+            found = self.series(self._classify(path), method)
+            if len(self._by_path) >= KNOWN_PATHS:
+                self._by_path.clear()
+            self._by_path[key] = found
+        return found
 
     def series(self, handler: str, method: str) -> _Series:
         found = self._series.get((handler, method))
@@ -61,10 +94,8 @@ class _Children:
         return found
 
 
-def response_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
-    """Bytes of the response body (HEAD sends none; sendfile's are its Content-Length)."""
-    if request.method == "HEAD":
-        return 0
+def body_bytes(response: web.StreamResponse) -> int:
+    """Bytes of a response's body (sendfile's are its Content-Length); a HEAD sends none."""
     length = response.content_length
     return length if length is not None else response.body_length
 
@@ -72,15 +103,17 @@ def response_bytes(request: web.BaseRequest, response: web.StreamResponse) -> in
 def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
     """Counts every request with registry:2's families; ``classify(path)`` names the
     handler."""
-    children = _Children()
+    children = _Children(classify)
     received = batch.counter(metrics.BYTES_RECEIVED)
     sent = batch.counter(metrics.BYTES_SENT)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        series = children.series(classify(request.path), request.method)
-        series.in_flight.inc()
-        started = time.perf_counter()
+        method = request.method
+        series = children.of_path(request.path, method)
+        in_flight = series.in_flight
+        in_flight.value += 1
+        started = perf_counter()
         status = 500
         response: web.StreamResponse | None = None
         try:
@@ -91,17 +124,16 @@ def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
             status = exc.status
             raise
         finally:
-            series.duration.observe(time.perf_counter() - started)
-            series.in_flight.dec()
-            series.count(status)
+            seconds = perf_counter() - started
+            in_flight.value -= 1
             body = request.content_length or 0
-            series.request_size.observe(body)
             if body:
                 received.inc(body)
+            out = None
             if response is not None:
-                out = response_bytes(request, response)
-                series.response_size.observe(out)
+                out = 0 if method == "HEAD" else body_bytes(response)
                 if out:
                     sent.inc(out)
+            series.finish(status, seconds, body, out)
 
     return middleware

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 from dockyard.auth.ratelimit import FailedLoginLimiter
 from dockyard.metadata.tag_lists import TagListCache
-from dockyard.observability import metrics
+from dockyard.observability import batch, metrics
 from dockyard.registry.forwarding import ForwardingUploads, UploadCall
 from dockyard.registry.protocols import Uploads
 
@@ -19,10 +19,10 @@ class MeasuredUploads(ForwardingUploads):
 
     def __init__(self, inner: Uploads) -> None:
         super().__init__(inner)
-        self._gauge = metrics.UPLOADS_IN_PROGRESS
+        self._gauge = batch.gauge(metrics.UPLOADS_IN_PROGRESS)
 
     def around(self, call: UploadCall) -> AbstractContextManager[object]:
-        return nullcontext() if call == "mount" else self._gauge.track_inprogress()
+        return nullcontext() if call == "mount" else self._gauge
 
 
 class CountedLoginLimiter(FailedLoginLimiter):
@@ -41,6 +41,6 @@ class CountedLoginLimiter(FailedLoginLimiter):
 
 def count_cache_lookups(cache: TagListCache, name: str = "tag_lists") -> None:
     """Count ``cache``'s hits and misses in ``dockyard_cache_lookups_total{cache=name}``."""
-    hit = metrics.CACHE_LOOKUPS.labels(name, "hit")
-    miss = metrics.CACHE_LOOKUPS.labels(name, "miss")
+    hit = batch.counter(metrics.CACHE_LOOKUPS.labels(name, "hit"))
+    miss = batch.counter(metrics.CACHE_LOOKUPS.labels(name, "miss"))
     cache.on_lookup = lambda found: (hit if found else miss).inc()
