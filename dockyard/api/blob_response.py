@@ -10,9 +10,10 @@ piece. Ranges are parsed by :mod:`dockyard.oci.ranges`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -63,6 +64,19 @@ def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
             continue
         offset += sent
         count -= sent
+
+
+@contextlib.contextmanager
+def cut_short_on_failure(request: web.Request) -> Iterator[None]:
+    """Once a response has begun, a failure must not end it in a way that looks complete
+    (an error response written after the first bytes would read as the body's rest): the
+    connection is cut, so the client sees a body shorter than its ``Content-Length``."""
+    try:
+        yield
+    except BaseException:
+        if request.transport is not None:
+            request.transport.abort()
+        raise
 
 
 class BytesMissingError(Exception):
@@ -171,9 +185,10 @@ async def send_stream(
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = max(selected.length, 0)
     await response.prepare(request)
-    if pieces is not None:
-        await response.write(first)
-        async for chunk in pieces:
-            await response.write(chunk)
-    await response.write_eof()
+    with cut_short_on_failure(request):
+        if pieces is not None:
+            await response.write(first)
+            async for chunk in pieces:
+                await response.write(chunk)
+        await response.write_eof()
     return response
