@@ -89,15 +89,21 @@ class SingleFlight(Generic[T]):
         flight.task.add_done_callback(lambda task: self._ended(key, task, announced))
         return flight
 
+    def find(self, matches: Callable[[Hashable], bool]) -> Flight[T] | None:
+        """A running fetch whose key ``matches``."""
+        return next((f for key, f in self._running.items() if matches(key)), None)
+
     def _ended(
         self, key: Hashable, task: asyncio.Task[None], announced: asyncio.Future[T | None]
     ) -> None:
         self._running.pop(key, None)
-        if not announced.done():
+        taken = announced.done()
+        if not taken:
             announced.set_result(None)
-        if not task.cancelled() and task.exception() is not None:
-            # Retrieved here: the clients that took the announcement may not wait for it.
-            log.warning("proxy fetch %s failed: %s", key, task.exception())
+        failure = None if task.cancelled() else task.exception()  # retrieved, in any case
+        if failure is not None and taken:
+            # The clients that took the announcement do not wait for the end: say it here.
+            log.warning("proxy fetch %s failed after it began serving: %s", key, failure)
 
 
 def _failure(upstream: Upstream, digest: Digest, exc: BaseException) -> errors.RegistryError:
@@ -218,7 +224,15 @@ class Fetcher:
         self, upstream: Upstream, name: str, reference: str, digest: str
     ) -> Flight[FetchedManifest]:
         """The fetch of manifest ``digest``; its announcement is the manifest's bytes, as
-        soon as they are verified (what it references is fetched meanwhile)."""
+        soon as they are verified (what it references is fetched meanwhile). A request by
+        digest joins a running fetch of that digest for a tag (a client that resolved the
+        tag a moment ago)."""
+        if reference == digest:
+            running = self._manifest_flights.find(
+                lambda key: isinstance(key, tuple) and key[1] == name and key[3] == digest
+            )
+            if running is not None:
+                return running
         return self._manifest_flight(upstream, name, reference, digest)
 
     def _manifest_flight(

@@ -20,6 +20,8 @@ import pytest
 
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
+from tests.e2e.clients import Skopeo
+from tests.e2e.images import OCI_MANIFEST, build_image
 from tests.e2e.server import RegistryServer, wait_for
 from tests.proxy.conftest import PREFIX
 from tests.proxy.gate import Gate
@@ -27,6 +29,7 @@ from tests.remote.servers import PASSWORD, USER
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
+CREDS = f"{USER}:{PASSWORD}"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
 
 
@@ -154,3 +157,59 @@ def test_a_head_miss_asks_the_upstream_and_downloads_nothing(
     unknown = "sha256:" + "0" * 64
     missing = gated_mirror.request("HEAD", f"/v2/{PREFIX}/{repo}/blobs/{unknown}")
     assert missing.status == 404
+
+
+def test_a_client_that_goes_away_mid_blob_still_leaves_the_blob_cached(
+    upstream: RegistryServer, gate: Gate, gated_mirror: RegistryServer, repo: str
+) -> None:
+    digest, data = seed_blob(upstream, repo, 16 * MIB)
+    stall = gate.arm(digest, "hold", 3 * MIB)
+    with open_blob(gated_mirror, repo, digest) as answer:
+        assert answer.read(MIB) == data[:MIB]
+    stall.release.set()  # the client is gone; the download goes on
+    wait_for(lambda: stored(gated_mirror, digest) or None, "the blob stored", 30)
+    again = gated_mirror.get_blob(f"{PREFIX}/{repo}", digest)
+    assert (again.status, again.body == data) == (200, True)
+    assert upstream_gets(upstream, repo, digest) == 1
+
+
+def test_a_manifest_miss_is_answered_while_its_blobs_are_fetched(
+    skopeo: Skopeo,
+    upstream: RegistryServer,
+    gate: Gate,
+    gated_mirror: RegistryServer,
+    repo: str,
+    tmp_path: Path,
+) -> None:
+    built = build_image(tmp_path / "image", "v1", data_size=8 * MIB)
+    skopeo.copy(built.ref, upstream.docker_ref(repo, "v1"), "--dest-creds", CREDS)
+    layer = built.layer_digests[-1]
+    stall = gate.arm(layer, "hold", MIB)
+    # One connection, so one worker: a fetch is shared within a worker.
+    conn = http.client.HTTPConnection("127.0.0.1", gated_mirror.port, timeout=60)
+    try:
+        by_tag = manifest(conn, f"{PREFIX}/{repo}", "v1")
+        assert by_tag == built.manifest_bytes
+        # What containerd does next: the manifest by digest, while the layer is stalled.
+        assert manifest(conn, f"{PREFIX}/{repo}", built.manifest_digest) == by_tag
+        assert stall.reached.wait(timeout=30)
+        assert not stored(gated_mirror, layer)
+        manifest_gets = re.findall(
+            rf'"GET /v2/{re.escape(repo)}/manifests/{built.manifest_digest} HTTP',
+            upstream.log_text(),
+        )
+        assert len(manifest_gets) == 1  # the request by digest joined the tag's fetch
+    finally:
+        stall.release.set()
+        conn.close()
+    skopeo.copy(gated_mirror.docker_ref(f"{PREFIX}/{repo}", "v1"), f"oci:{tmp_path / 'out'}:v1")
+    assert stored(gated_mirror, layer)
+    assert upstream_gets(upstream, repo, layer) == 1
+
+
+def manifest(conn: http.client.HTTPConnection, name: str, reference: str) -> bytes:
+    conn.request("GET", f"/v2/{name}/manifests/{reference}", headers={"Accept": OCI_MANIFEST})
+    answer = conn.getresponse()
+    body = answer.read()
+    assert answer.status == 200, body
+    return body
