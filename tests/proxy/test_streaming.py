@@ -24,7 +24,7 @@ from tests.e2e.clients import Skopeo
 from tests.e2e.images import OCI_MANIFEST, build_image
 from tests.e2e.server import RegistryServer, wait_for
 from tests.proxy.conftest import PREFIX
-from tests.proxy.gate import Gate
+from tests.proxy.gate import Gate, Rule
 from tests.remote.servers import PASSWORD, USER
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +36,14 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode
 def seed_blob(upstream: RegistryServer, repo: str, size: int) -> tuple[str, bytes]:
     data = os.urandom(size)
     return upstream.push_blob(repo, data, AUTH), data
+
+
+def stalled_blob(
+    upstream: RegistryServer, gate: Gate, repo: str, size: int, after: int
+) -> tuple[str, bytes, Rule]:
+    """A blob on the upstream whose next download stalls after ``after`` bytes."""
+    digest, data = seed_blob(upstream, repo, size)
+    return digest, data, gate.arm(digest, "hold", after)
 
 
 def upstream_gets(upstream: RegistryServer, repo: str, digest: str) -> int:
@@ -69,8 +77,7 @@ def sha256(data: bytes) -> str:
 def test_a_large_blob_reaches_the_client_before_the_upstream_sent_all_of_it(
     upstream: RegistryServer, gate: Gate, gated_mirror: RegistryServer, repo: str
 ) -> None:
-    digest, data = seed_blob(upstream, repo, 40 * MIB)
-    stall = gate.arm(digest, "hold", 6 * MIB)
+    digest, data, stall = stalled_blob(upstream, gate, repo, 40 * MIB, 6 * MIB)
     with open_blob(gated_mirror, repo, digest) as answer:
         try:
             assert answer.status == 200
@@ -113,8 +120,8 @@ def test_an_upstream_failing_mid_blob_cuts_the_client_short_and_stores_nothing(
 def test_eight_concurrent_pulls_of_one_blob_share_one_upstream_get(
     upstream: RegistryServer, gate: Gate, gated_mirror: RegistryServer, repo: str
 ) -> None:
-    digest, data = seed_blob(upstream, repo, 24 * MIB)
-    stall = gate.arm(digest, "hold", 2 * MIB)  # all eight ask while the download runs
+    # All eight ask while the download runs.
+    digest, data, stall = stalled_blob(upstream, gate, repo, 24 * MIB, 2 * MIB)
     bodies: list[bytes] = []
     fast_done = threading.Barrier(8)
 
@@ -162,8 +169,7 @@ def test_a_head_miss_asks_the_upstream_and_downloads_nothing(
 def test_a_client_that_goes_away_mid_blob_still_leaves_the_blob_cached(
     upstream: RegistryServer, gate: Gate, gated_mirror: RegistryServer, repo: str
 ) -> None:
-    digest, data = seed_blob(upstream, repo, 16 * MIB)
-    stall = gate.arm(digest, "hold", 3 * MIB)
+    digest, data, stall = stalled_blob(upstream, gate, repo, 16 * MIB, 3 * MIB)
     with open_blob(gated_mirror, repo, digest) as answer:
         assert answer.read(MIB) == data[:MIB]
     stall.release.set()  # the client is gone; the download goes on
