@@ -32,6 +32,7 @@ from dockyard.proxy.flight import BlobFlight
 from dockyard.proxy.routing import Upstream
 from dockyard.registry.protocols import Manifests, Uploads
 from dockyard.registry.settings import RegistrySettings
+from dockyard.remote import RemoteError
 from dockyard.remote.client import BlobStream, FetchedManifest
 
 log = logging.getLogger("dockyard.proxy")
@@ -108,13 +109,22 @@ class SingleFlight(Generic[T]):
 
 def _failure(upstream: Upstream, digest: Digest, exc: BaseException) -> errors.RegistryError:
     """What a client reading a failed download gets (when its response has not begun)."""
-    if isinstance(exc, errors.RegistryError):
-        return exc
     return errors.RegistryError(
         errors.UNAVAILABLE,
         f"upstream {upstream.remote.base_url} failed while sending blob {digest}: "
         f"{exc or exc.__class__.__name__}; nothing was stored",
     )
+
+
+def _upstream_fault(digest: Digest, exc: BaseException) -> BaseException:
+    """A body the upload refuses (another digest, another size) is the upstream's failure,
+    as a lost connection is: served stale, or answered 503, never the client's 400."""
+    if isinstance(exc, errors.RegistryError) and exc.error in (
+        errors.DIGEST_INVALID,
+        errors.SIZE_INVALID,
+    ):
+        return RemoteError(f"blob {digest}: the upstream's bytes fail verification: {exc}")
+    return exc
 
 
 class _Tee:
@@ -204,13 +214,16 @@ class Fetcher:
                     name, upload_id, digest, _Tee(data, flight), None, data.size
                 )
             except BaseException as exc:
+                fault = _upstream_fault(digest, exc)
                 try:
                     with contextlib.suppress(Exception):
                         await self._uploads.cancel(name, upload_id)
                 finally:
                     # Last, so that a client's next request starts a new fetch.
                     if flight is not None:
-                        flight.failed(_failure(upstream, digest, exc))
+                        flight.failed(_failure(upstream, digest, fault))
+                if fault is not exc:
+                    raise fault from exc
                 raise
         if flight is not None:
             flight.committed()

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import http.client
+import json
 import os
 import re
 import threading
@@ -115,6 +116,30 @@ def test_an_upstream_failing_mid_blob_cuts_the_client_short_and_stores_nothing(
     assert (again.status, again.body == data) == (200, True)
     assert stored(gated_mirror, digest)
     assert upstream_gets(upstream, repo, digest) == 2
+
+
+@pytest.mark.parametrize(
+    ("size", "fault", "after"),
+    [(512 * 1024, "corrupt", 100 * 1024), (8 * MIB, "cut", 2000)],
+    ids=["small-blob-corrupted", "cut-before-the-first-chunk"],
+)
+def test_an_upstream_failing_before_the_response_began_answers_503(
+    upstream: RegistryServer,
+    gate: Gate,
+    gated_mirror: RegistryServer,
+    repo: str,
+    size: int,
+    fault: str,
+    after: int,
+) -> None:
+    digest, data = seed_blob(upstream, repo, size)
+    gate.arm(digest, fault, after)
+    failed = gated_mirror.get_blob(f"{PREFIX}/{repo}", digest)
+    assert failed.status == 503
+    assert json.loads(failed.body)["errors"][0]["code"] == "UNAVAILABLE"
+    assert not stored(gated_mirror, digest)
+    again = gated_mirror.get_blob(f"{PREFIX}/{repo}", digest)
+    assert (again.status, again.body == data) == (200, True)
 
 
 def test_eight_concurrent_pulls_of_one_blob_share_one_upstream_get(
