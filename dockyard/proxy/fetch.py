@@ -225,8 +225,8 @@ class Fetcher:
                 if fault is not exc:
                     raise fault from exc
                 raise
-        if flight is not None:
-            flight.committed()
+            if flight is not None:
+                flight.committed()
 
     async def manifest(self, upstream: Upstream, name: str, reference: str, digest: str) -> None:
         """Fetch manifest ``digest`` with everything it references; store it at
