@@ -133,15 +133,16 @@ async def _sendfile(
         raise ConnectionResetError("connection lost before the blob was sent")
     # The headers must be on the wire before sendfile writes to the socket directly.
     writer.send_headers()
-    for _ in range(1000):
-        if transport.get_write_buffer_size() == 0:
-            break
-        await writer.drain()
-        await asyncio.sleep(0.001)
-    await asyncio.get_running_loop().run_in_executor(
-        _sendfile_pool, _send_all, socket.fileno(), fd, selected.start, selected.length
-    )
-    await response.write_eof()
+    with cut_short_on_failure(request):
+        for _ in range(1000):
+            if transport.get_write_buffer_size() == 0:
+                break
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        await asyncio.get_running_loop().run_in_executor(
+            _sendfile_pool, _send_all, socket.fileno(), fd, selected.start, selected.length
+        )
+        await response.write_eof()
     return response
 
 
@@ -157,14 +158,15 @@ async def _stream_file(
     response.content_length = selected.length
     await response.prepare(request)
     offset, remaining = selected.start, selected.length
-    while remaining > 0:
-        chunk = await asyncio.to_thread(os.pread, fd, min(remaining, SMALL_BLOB), offset)
-        if not chunk:
-            raise ConnectionResetError("file ended before the blob's size")
-        await response.write(chunk)
-        offset += len(chunk)
-        remaining -= len(chunk)
-    await response.write_eof()
+    with cut_short_on_failure(request):
+        while remaining > 0:
+            chunk = await asyncio.to_thread(os.pread, fd, min(remaining, SMALL_BLOB), offset)
+            if not chunk:
+                raise ConnectionResetError("file ended before the blob's size")
+            await response.write(chunk)
+            offset += len(chunk)
+            remaining -= len(chunk)
+        await response.write_eof()
     return response
 
 
@@ -188,7 +190,11 @@ async def send_stream(
     with cut_short_on_failure(request):
         if pieces is not None:
             await response.write(first)
+            sent = len(first)
             async for chunk in pieces:
                 await response.write(chunk)
+                sent += len(chunk)
+            if sent != selected.length:
+                raise ConnectionResetError(f"storage gave {sent} of {selected.length} bytes")
         await response.write_eof()
     return response
