@@ -34,6 +34,8 @@ from dockyard.registry.protocols import Manifests, Uploads
 from dockyard.registry.settings import RegistrySettings
 from dockyard.remote import RemoteError
 from dockyard.remote.client import BlobStream, FetchedManifest
+from dockyard.storage import paths
+from dockyard.storage.local import LocalFiles
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -129,7 +131,7 @@ def _upstream_fault(digest: Digest, exc: BaseException) -> BaseException:
 
 class _Tee:
     """The upstream's body as the upload reads it, each chunk published to the flight's
-    readers on the way."""
+    readers on the way, and reported written once the upload is done with it."""
 
     def __init__(self, data: BlobStream, flight: BlobFlight | None) -> None:
         self._data = data
@@ -142,7 +144,8 @@ class _Tee:
             yield chunk
 
     def done(self, chunk: bytes | memoryview) -> None:
-        pass
+        if self._flight is not None:
+            self._flight.written(len(chunk))
 
 
 class Fetcher:
@@ -152,8 +155,10 @@ class Fetcher:
         manifests: Manifests,
         settings: RegistrySettings,
         leases: Leases,
+        local: LocalFiles | None = None,
     ) -> None:
         self._leases = leases
+        self._local = local  # the storage's local files, read behind a download's writer
         self._uploads = uploads
         self._manifests = manifests
         self._settings = settings
@@ -209,9 +214,14 @@ class Fetcher:
                 flight = BlobFlight(digest, data.size)
                 announce(flight)
             upload_id = await self._uploads.start(name)
+            # A streamed blob is written to its upload (not held in memory as a small
+            # one may be): readers behind the memory window read it there.
+            length = data.size if flight is None else None
+            if flight is not None and self._local is not None:
+                flight.writing_to(self._local.upload_file(paths.upload_data(name, upload_id)))
             try:
                 await self._uploads.complete(
-                    name, upload_id, digest, _Tee(data, flight), None, data.size
+                    name, upload_id, digest, _Tee(data, flight), None, length
                 )
             except BaseException as exc:
                 fault = _upstream_fault(digest, exc)

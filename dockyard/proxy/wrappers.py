@@ -27,6 +27,7 @@ from dockyard.registry.manifests import PushedManifest, parse_reference
 from dockyard.registry.protocols import Blobs, Manifests, UseCases
 from dockyard.registry.settings import RegistrySettings
 from dockyard.remote import RemoteError
+from dockyard.storage.local import LocalFiles
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -220,9 +221,12 @@ def proxied(
     settings: RegistrySettings,
     leases: Leases,
     on_stale: StaleCounter = _uncounted,
+    local: LocalFiles | None = None,
 ) -> UseCases:
-    """``use_cases`` with manifests and blobs read through the upstreams of ``routes``."""
-    fetcher = Fetcher(use_cases.uploads, use_cases.manifests, settings, leases)
+    """``use_cases`` with manifests and blobs read through the upstreams of ``routes``;
+    ``local``: the storage's local files, when it has them (downloads are read behind
+    their writer there)."""
+    fetcher = Fetcher(use_cases.uploads, use_cases.manifests, settings, leases, local)
     return use_cases.wrapped(
         manifests=ProxyManifests(use_cases.manifests, routes, fetcher, on_stale),
         blobs=ProxyBlobs(use_cases.blobs, routes, fetcher, on_stale),

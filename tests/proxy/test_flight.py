@@ -105,3 +105,33 @@ async def test_a_failure_reaches_every_reader_before_the_end(tmp_path: Path) -> 
         with pytest.raises(errors.RegistryError, match="upstream went away"):
             await asyncio.wait_for(reader, 10)
     assert b"".join(received) == data[:MIB] * 3  # each reader got only what had arrived
+
+
+async def test_a_reader_behind_the_window_reads_the_upload_file_behind_its_writer(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    digest, data = blob(WINDOW * 3 + 4321)
+    upload = paths.upload_data("team/app", "0" * 8 + "-0000-0000-0000-" + "0" * 12)
+    writer = await store.driver.writer(upload)
+    flight = BlobFlight(digest, len(data))
+    flight.writing_to(store.driver.upload_file(upload))
+    pieces = chunks(data)
+    for chunk in pieces:
+        flight.publish(chunk)
+        await writer.write(chunk)
+        flight.written(len(chunk))
+    # The window holds the last chunks only; a reader from the start reads the file,
+    # up to the final chunk, before anything is committed.
+    late = flight.read(0, len(data), store.reader)
+    early: list[bytes] = []
+    final = len(data) - len(pieces[-1])
+    while sum(map(len, early)) < final:
+        early.append(await asyncio.wait_for(anext(late), 10))
+    assert b"".join(early) == data[:final]
+    rest = asyncio.ensure_future(collect(late))
+    await asyncio.sleep(0.05)
+    assert not rest.done()  # the final chunk waits for the commit
+    await store.driver.commit(upload, await writer.close(), paths.blob_data(digest))
+    flight.committed()
+    assert b"".join(early) + await asyncio.wait_for(rest, 10) == data
