@@ -60,7 +60,6 @@ from dockyard.security import Security, make_login_limiter, make_security, make_
 from dockyard.startup import check_storage_root, listen
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.factory import DriverOptions, create_driver
-from dockyard.storage.local import LocalFiles
 from dockyard.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -132,7 +131,7 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
                 settings,
                 Leases(engine),
                 stale_counter(config),
-                storage.capability(LocalFiles),
+                storage,
             )
         # A HEAD that finds a blob keeps it through the review delay
         # (docs/garbage-collection.md); tags that rules protect cannot move.

@@ -113,10 +113,11 @@ async def send_local_file(
         return web.Response(status=status, body=body, headers=headers)
     fd = await asyncio.to_thread(_open, path)
     try:
-        if _is_tls(request):
-            # sendfile writes to the raw socket and would bypass TLS: stream via the transport
-            return await _stream_file(request, fd, selected, status, headers)
-        return await _sendfile(request, fd, selected, status, headers)
+        with cut_short_on_failure(request):  # the file is open: nothing fails before the body
+            if _is_tls(request):
+                # sendfile writes to the raw socket and would bypass TLS: stream via the transport
+                return await _stream_file(request, fd, selected, status, headers)
+            return await _sendfile(request, fd, selected, status, headers)
     finally:
         os.close(fd)
 
@@ -133,16 +134,15 @@ async def _sendfile(
         raise ConnectionResetError("connection lost before the blob was sent")
     # The headers must be on the wire before sendfile writes to the socket directly.
     writer.send_headers()
-    with cut_short_on_failure(request):
-        for _ in range(1000):
-            if transport.get_write_buffer_size() == 0:
-                break
-            await writer.drain()
-            await asyncio.sleep(0.001)
-        await asyncio.get_running_loop().run_in_executor(
-            _sendfile_pool, _send_all, socket.fileno(), fd, selected.start, selected.length
-        )
-        await response.write_eof()
+    for _ in range(1000):
+        if transport.get_write_buffer_size() == 0:
+            break
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    await asyncio.get_running_loop().run_in_executor(
+        _sendfile_pool, _send_all, socket.fileno(), fd, selected.start, selected.length
+    )
+    await response.write_eof()
     return response
 
 
@@ -158,15 +158,14 @@ async def _stream_file(
     response.content_length = selected.length
     await response.prepare(request)
     offset, remaining = selected.start, selected.length
-    with cut_short_on_failure(request):
-        while remaining > 0:
-            chunk = await asyncio.to_thread(os.pread, fd, min(remaining, SMALL_BLOB), offset)
-            if not chunk:
-                raise ConnectionResetError("file ended before the blob's size")
-            await response.write(chunk)
-            offset += len(chunk)
-            remaining -= len(chunk)
-        await response.write_eof()
+    while remaining > 0:
+        chunk = await asyncio.to_thread(os.pread, fd, min(remaining, SMALL_BLOB), offset)
+        if not chunk:
+            raise ConnectionResetError("file ended before the blob's size")
+        await response.write(chunk)
+        offset += len(chunk)
+        remaining -= len(chunk)
+    await response.write_eof()
     return response
 
 

@@ -27,6 +27,7 @@ from dockyard.registry.manifests import PushedManifest, parse_reference
 from dockyard.registry.protocols import Blobs, Manifests, UseCases
 from dockyard.registry.settings import RegistrySettings
 from dockyard.remote import RemoteError
+from dockyard.storage.driver import StorageDriver
 from dockyard.storage.local import LocalFiles
 
 log = logging.getLogger("dockyard.proxy")
@@ -221,11 +222,12 @@ def proxied(
     settings: RegistrySettings,
     leases: Leases,
     on_stale: StaleCounter = _uncounted,
-    local: LocalFiles | None = None,
+    storage: StorageDriver | None = None,
 ) -> UseCases:
-    """``use_cases`` with manifests and blobs read through the upstreams of ``routes``;
-    ``local``: the storage's local files, when it has them (downloads are read behind
-    their writer there)."""
+    """``use_cases`` with manifests and blobs read through the upstreams of ``routes``.
+    ``storage``: the store's driver; when its files are local, a download is read behind
+    its writer there (docs/mirror.md)."""
+    local = storage.capability(LocalFiles) if storage is not None else None
     fetcher = Fetcher(use_cases.uploads, use_cases.manifests, settings, leases, local)
     return use_cases.wrapped(
         manifests=ProxyManifests(use_cases.manifests, routes, fetcher, on_stale),
