@@ -2,14 +2,14 @@
 from the upstream Distribution 2.8.2, and against a pull of the same image pushed to
 Dockyard locally.
 
-    python -m bench.mirror_pull [--layers-mib 100,100,100] [--repeats 3]
+    python -m bench.mirror_pull [--layers-mib 100,100,100] [--repeats 3] [--cold-repeats 1]
 
 One image of incompressible layers (random bytes) is pushed to the upstream and to a local
 repository of the mirror. ``skopeo copy docker://... dir:`` pulls it, each time into a
 fresh directory: direct from the upstream, through the mirror the first time (it fetches),
 through the mirror again (cached), and from the mirror's local repository. Wall time, the
-median of ``--repeats`` pulls (the first pull through the mirror happens once). Run it
-under ``flock /work/bench.lock``.
+median of ``--repeats`` pulls; the first pull is the median of ``--cold-repeats``, each
+through a fresh mirror with an empty store. Run it under ``flock /work/bench.lock``.
 """
 
 from __future__ import annotations
@@ -46,16 +46,17 @@ async def push_image(url: str, repo: str, layers: list[bytes], config: bytes) ->
         await client.put_manifest(repo, "v1", manifest, OCI_MANIFEST)
 
 
-def mirror_server(work: Path, upstream: Server) -> Server:
+def mirror_server(work: Path, upstream: Server, name: str = "mirror") -> Server:
     port = free_port()
-    config = work / "mirror.yml"
+    (work / name).mkdir(exist_ok=True)
+    config = work / f"{name}.yml"
     config.write_text(
-        registry_config(work / "mirror", port)
+        registry_config(work / name, port)
         + "proxy:\n  upstreams:\n"
         + f"    - {{prefix: {PREFIX}, remoteurl: {upstream.url}, stripprefix: true}}\n"
     )
     argv = [sys.executable, "-m", "dockyard", "serve", str(config)]
-    return Server("dockyard-mirror", argv, f"http://127.0.0.1:{port}", work / "mirror.log")
+    return Server("dockyard-mirror", argv, f"http://127.0.0.1:{port}", work / f"{name}.log")
 
 
 def pull(server: Server, repo: str, work: Path, env: dict[str, str], policy: Path) -> float:
@@ -76,32 +77,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers-mib", default="100,100,100")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cold-repeats", type=int, default=1)
     parser.add_argument("--tmpdir", type=Path, default=None)
     args = parser.parse_args()
     sizes = [int(x) << 20 for x in args.layers_mib.split(",")]
     work = Path(tempfile.mkdtemp(prefix="mirror-bench-", dir=args.tmpdir))
     servers: list[Server] = []
     try:
-        for name in ("upstream", "mirror", "home"):
+        for name in ("upstream", "home"):
             (work / name).mkdir()
         upstream = registry2_server(
             work / "upstream", work / "upstream", work / "upstream.log", "docker-registry"
         )
-        mirror = mirror_server(work, upstream)
-        for server in (upstream, mirror):
-            server.start()
-            servers.append(server)
+        upstream.start()
+        servers.append(upstream)
         layers = [os.urandom(size) for size in sizes]
         config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
         asyncio.run(push_image(upstream.url, REPO, layers, config))
-        asyncio.run(push_image(mirror.url, f"local/{REPO}", layers, config))
-        del layers
         policy = work / "policy.json"
         policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
         env = {**os.environ, "HOME": str(work / "home"), "DOCKER_CONFIG": str(work / "home"),
                "REGISTRY_AUTH_FILE": str(work / "home" / "auth.json")}  # fmt: skip
         (work / "home" / "auth.json").write_text("{}")
-        first = pull(mirror, f"{PREFIX}/{REPO}", work, env, policy)
+        firsts: list[float] = []
+        for round_ in range(max(args.cold_repeats, 1)):
+            if firsts:  # a fresh mirror, its store empty
+                servers.pop().stop()
+            mirror = mirror_server(work, upstream, f"mirror{round_}")
+            mirror.start()
+            servers.append(mirror)
+            firsts.append(pull(mirror, f"{PREFIX}/{REPO}", work, env, policy))
+        asyncio.run(push_image(mirror.url, f"local/{REPO}", layers, config))
+        del layers
         runs: dict[str, list[float]] = {"direct from registry:2": [], "mirror, cached": [],
                                         "Dockyard, local repository": []}  # fmt: skip
         for _ in range(args.repeats):
@@ -110,7 +117,7 @@ def main() -> None:
             runs["Dockyard, local repository"].append(
                 pull(mirror, f"local/{REPO}", work, env, policy)
             )
-        report(sizes, first, runs)
+        report(sizes, statistics.median(firsts), runs)
     finally:
         for server in servers:
             server.stop()
@@ -131,9 +138,10 @@ def report(sizes: list[int], first: float, runs: dict[str, list[float]]) -> None
         median = statistics.median(times)
         print(f"| {label} | {median:.2f} | {total / median:.0f} |")
     cached = statistics.median(runs["mirror, cached"])
+    direct = statistics.median(runs["direct from registry:2"])
     print(
-        f"cached mirror / direct registry:2: "
-        f"{cached / statistics.median(runs['direct from registry:2']):.2f}; cached mirror / "
+        f"first mirror pull / direct registry:2: {first / direct:.2f}; "
+        f"cached mirror / direct registry:2: {cached / direct:.2f}; cached mirror / "
         f"local repository: {cached / statistics.median(runs['Dockyard, local repository']):.2f}"
     )
 

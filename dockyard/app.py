@@ -127,7 +127,14 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     def protect(use_cases: UseCases) -> UseCases:
         # The pull-through cache sits right on the plain use cases (docs/mirror.md).
         if routes is not None:
-            use_cases = proxied(use_cases, routes, settings, Leases(engine), stale_counter(config))
+            use_cases = proxied(
+                use_cases,
+                routes,
+                settings,
+                Leases(engine),
+                stale_counter(config),
+                storage,
+            )
         # A HEAD that finds a blob keeps it through the review delay
         # (docs/garbage-collection.md); tags that rules protect cannot move.
         keeping = HeadKeepsBlobs(use_cases.blobs, metadata, config.gc.reviewafter)

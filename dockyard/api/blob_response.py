@@ -10,9 +10,10 @@ piece. Ranges are parsed by :mod:`dockyard.oci.ranges`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
         except BlockingIOError:
             sent = -1
         if sent == 0:
-            raise ConnectionResetError("file ended before the blob's size")
+            raise TruncatedBlobError("file ended before the blob's size")
         if sent < 0:
             _, writable, _ = select.select([], [socket_fd], [], IDLE_TIMEOUT)
             if not writable:
@@ -73,6 +74,24 @@ def _send_all(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
 def _read_ahead(fd: int, ahead: ReadAhead, offset: int, length: int) -> bytes:
     ahead.at(offset)
     return os.pread(fd, length, offset)
+
+
+@contextlib.contextmanager
+def cut_short_on_failure(request: web.Request) -> Iterator[None]:
+    """Once a response has begun, a failure must not end it in a way that looks complete
+    (an error response written after the first bytes would read as the body's rest): the
+    connection is cut, so the client sees a body shorter than its ``Content-Length``."""
+    try:
+        yield
+    except BaseException:
+        if request.transport is not None:
+            request.transport.abort()
+        raise
+
+
+class TruncatedBlobError(Exception):
+    """The stored bytes ended before the blob's size: a fault of the storage, not of the
+    client, so it is not a ConnectionError (those mean the client went away)."""
 
 
 class BytesMissingError(Exception):
@@ -109,10 +128,11 @@ async def send_local_file(
         return web.Response(status=status, body=body, headers=headers)
     fd = await asyncio.to_thread(_open, path)
     try:
-        if _is_tls(request):
-            # sendfile writes to the raw socket and would bypass TLS: stream via the transport
-            return await _stream_file(request, fd, selected, status, headers)
-        return await _sendfile(request, fd, selected, status, headers)
+        with cut_short_on_failure(request):  # the file is open: nothing fails before the body
+            if _is_tls(request):
+                # sendfile writes to the raw socket and would bypass TLS: stream via the transport
+                return await _stream_file(request, fd, selected, status, headers)
+            return await _sendfile(request, fd, selected, status, headers)
     finally:
         os.close(fd)
 
@@ -166,7 +186,7 @@ async def _stream_file(
     while remaining > 0:
         chunk = await asyncio.to_thread(_read_ahead, fd, ahead, offset, min(remaining, SMALL_BLOB))
         if not chunk:
-            raise ConnectionResetError("file ended before the blob's size")
+            raise TruncatedBlobError("file ended before the blob's size")
         await response.write(chunk)
         offset += len(chunk)
         remaining -= len(chunk)
@@ -191,9 +211,14 @@ async def send_stream(
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = max(selected.length, 0)
     await response.prepare(request)
-    if pieces is not None:
-        await response.write(first)
-        async for chunk in pieces:
-            await response.write(chunk)
-    await response.write_eof()
+    with cut_short_on_failure(request):
+        if pieces is not None:
+            await response.write(first)
+            sent = len(first)
+            async for chunk in pieces:
+                await response.write(chunk)
+                sent += len(chunk)
+            if sent != selected.length:
+                raise TruncatedBlobError(f"storage gave {sent} of {selected.length} bytes")
+        await response.write_eof()
     return response

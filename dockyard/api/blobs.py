@@ -41,6 +41,8 @@ async def get_blob(request: web.Request, call: Call) -> web.StreamResponse:
     if request.method == "HEAD":
         headers["Content-Length"] = str(location.size)
         return web.Response(status=200, headers=headers)
+    if location.stream is not None:  # a pull-through download in progress
+        return await send_stream(request, location.size, headers, location.stream)
     try:
         if location.local_path is not None:
             return await send_local_file(request, location.local_path, location.size, headers)

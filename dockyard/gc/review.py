@@ -48,7 +48,8 @@ class HeadKeepsBlobs:
 
     async def locate(self, name: str, digest: Digest, method: str = "GET") -> BlobLocation:
         location = await self._inner.locate(name, digest, method)
-        if method == "HEAD" and not await self._keep(str(digest)):
+        # (A blob not stored yet, which a pull-through cache answers for, has nothing to keep.)
+        if method == "HEAD" and location.stored and not await self._keep(str(digest)):
             # Collected between the look and the record: the client must upload it.
             raise errors.RegistryError(errors.BLOB_UNKNOWN, detail={"digest": str(digest)})
         return location

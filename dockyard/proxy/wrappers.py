@@ -27,6 +27,8 @@ from dockyard.registry.manifests import PushedManifest, parse_reference
 from dockyard.registry.protocols import Blobs, Manifests, UseCases
 from dockyard.registry.settings import RegistrySettings
 from dockyard.remote import RemoteError
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.local import LocalFiles
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -79,30 +81,48 @@ class ProxyManifests:
                 if not _is(exc, errors.MANIFEST_UNKNOWN):
                     raise
         try:
-            await self._refresh(upstream, name, canonical, by_digest)
+            fetched = await self._refresh(upstream, name, canonical, by_digest, accept)
         except RemoteError as exc:
             return await self._stale(upstream, name, canonical, accept, exc)
+        if fetched is not None:
+            return fetched
         return await self._inner.get(name, canonical, accept)
 
     async def _refresh(
-        self, upstream: Upstream, name: str, reference: str, by_digest: bool
-    ) -> None:
-        """Bring the local copy of ``reference`` up to date with the upstream's."""
+        self,
+        upstream: Upstream,
+        name: str,
+        reference: str,
+        by_digest: bool,
+        accept: set[str] | None,
+    ) -> ManifestRecord | None:
+        """Bring the local copy of ``reference`` up to date with the upstream's. Returns
+        the fetched manifest when the client may have it before it is stored (its blobs
+        are fetched meanwhile, and the client's requests for them join those fetches);
+        None when the stored one is the answer."""
         remote_name = upstream.remote_name(name)
-        if by_digest:
-            await self._fetcher.manifest(upstream, name, reference, reference)
-            return
-        info = await upstream.remote.head_manifest(remote_name, reference)
-        if info is None:  # the upstream's 404, as registry:2 answers
-            raise errors.RegistryError(
-                errors.MANIFEST_UNKNOWN, detail={"name": name, "reference": reference}
-            )
-        try:
-            current: ManifestRecord | None = await self._inner.get(name, reference, None)
-        except errors.RegistryError:
-            current = None
-        if current is None or current.digest != info.digest:
-            await self._fetcher.manifest(upstream, name, reference, info.digest)
+        digest = reference
+        if not by_digest:
+            info = await upstream.remote.head_manifest(remote_name, reference)
+            if info is None:  # the upstream's 404, as registry:2 answers
+                raise errors.RegistryError(
+                    errors.MANIFEST_UNKNOWN, detail={"name": name, "reference": reference}
+                )
+            try:
+                current: ManifestRecord | None = await self._inner.get(name, reference, None)
+            except errors.RegistryError:
+                current = None
+            if current is not None and current.digest == info.digest:
+                return None
+            digest = info.digest
+        flight = self._fetcher.early_manifest(upstream, name, reference, digest)
+        fetched = await flight.early()
+        if fetched is None or not (by_digest or accept is None or fetched.media_type in accept):
+            # Stored already, or the stored manifests negotiate the answer (an index's
+            # linux/amd64 child for a client that does not accept indexes).
+            await flight.finished()
+            return None
+        return ManifestRecord(fetched.digest, fetched.media_type, len(fetched.body), fetched.body)
 
     async def _stale(
         self,
@@ -152,14 +172,34 @@ class ProxyBlobs:
             if not _is(exc, errors.BLOB_UNKNOWN):
                 raise
         try:
-            # A HEAD fetches too: the collector's HEAD rule (HeadKeepsBlobs, outside)
-            # answers only for stored blobs, and a GET usually follows.
-            await self._fetcher.blob(upstream, name, digest)
+            if method == "HEAD" and not await self._fetcher.linked(name, digest):
+                return await self._upstream_head(upstream, name, digest)
+            flight = await self._fetcher.streaming_blob(upstream, name, digest)
         except RemoteError as exc:
             if exc.status == 404:
                 raise _blob_unknown(digest) from None
             raise _unavailable(upstream, exc) from None
-        return await self._inner.locate(name, digest, method)
+            if method == "HEAD":  # linked: stored for another repository
+                return await self._inner.locate(name, digest, method)
+        if flight is None:  # stored now
+            return await self._inner.locate(name, digest, method)
+        stored = self._inner.stream
+        return BlobLocation(
+            digest=digest,
+            size=flight.size,
+            local_path=None,
+            redirect_url=None,
+            stored=False,
+            stream=lambda offset, length: flight.read(offset, length, stored),
+        )
+
+    async def _upstream_head(self, upstream: Upstream, name: str, digest: Digest) -> BlobLocation:
+        """A ``HEAD`` of a blob not cached: the upstream's answer, nothing downloaded (the
+        ``GET`` that usually follows fetches it)."""
+        size = await upstream.remote.blob_size(upstream.remote_name(name), str(digest))
+        if size is None:
+            raise _blob_unknown(digest)
+        return BlobLocation(digest, size, None, None, stored=False)
 
     async def bytes_missing(self, name: str, digest: Digest) -> errors.RegistryError:
         return await self._inner.bytes_missing(name, digest)
@@ -182,9 +222,13 @@ def proxied(
     settings: RegistrySettings,
     leases: Leases,
     on_stale: StaleCounter = _uncounted,
+    storage: StorageDriver | None = None,
 ) -> UseCases:
-    """``use_cases`` with manifests and blobs read through the upstreams of ``routes``."""
-    fetcher = Fetcher(use_cases.uploads, use_cases.manifests, settings, leases)
+    """``use_cases`` with manifests and blobs read through the upstreams of ``routes``.
+    ``storage``: the store's driver; when its files are local, a download is read behind
+    its writer there (docs/mirror.md)."""
+    local = storage.capability(LocalFiles) if storage is not None else None
+    fetcher = Fetcher(use_cases.uploads, use_cases.manifests, settings, leases, local)
     return use_cases.wrapped(
         manifests=ProxyManifests(use_cases.manifests, routes, fetcher, on_stale),
         blobs=ProxyBlobs(use_cases.blobs, routes, fetcher, on_stale),

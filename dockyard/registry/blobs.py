@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +27,18 @@ log = logging.getLogger("dockyard.blobs")
 
 @dataclass(frozen=True)
 class BlobLocation:
-    """Where to read a blob from: a local file (sendfile), a redirect, or a stream."""
+    """Where to read a blob from: a local file (sendfile), a redirect, or a stream.
+
+    ``stored`` is False for a blob the pull-through cache has not stored (yet): a ``HEAD``
+    answered by the upstream, or a ``GET`` read from a download in progress (``stream``,
+    which replaces :meth:`Blobs.stream <dockyard.registry.protocols.Blobs.stream>`)."""
 
     digest: Digest
     size: int
     local_path: Path | None
     redirect_url: str | None
+    stored: bool = True
+    stream: Callable[[int, int], AsyncIterator[bytes]] | None = None
 
 
 def _blob_unknown(digest: Digest) -> errors.RegistryError:

@@ -108,6 +108,9 @@ class FilesystemDriver(StorageDriver, LocalFiles):
     def local_path(self, path: str) -> Path:
         return self._full(path)
 
+    def upload_file(self, path: str) -> Path:
+        return self._full(path)  # the writer appends there, whatever the destination
+
     async def get_content(self, path: str) -> bytes:
         full = self._full(path)
         try:

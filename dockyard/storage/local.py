@@ -20,3 +20,9 @@ class LocalFiles:
         """The local file of a committed driver path, e.g. to serve it with sendfile;
         InvalidPathError for a path that fails the driver's checks."""
         raise NotImplementedError
+
+    def upload_file(self, path: str) -> Path:
+        """The local file the upload at ``path`` is written to while it runs: every byte
+        that a :class:`~dockyard.storage.driver.FileWriter`'s ``write`` returned for can be
+        read there (the pull-through cache reads a download behind its writer)."""
+        raise NotImplementedError

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 
+import aiohttp
+import pytest
+
 from dockyard.oci.digest import Digest
 from dockyard.registry.service import Registry
 from dockyard.storage import paths
@@ -65,3 +68,17 @@ async def test_small_blob_missing_is_unknown_too(client: Client, registry: Regis
     assert response.status == 404
     assert await error_code(response) == "BLOB_UNKNOWN"
     assert digest == digest_of(data)
+
+
+async def test_bytes_shorter_than_the_blob_cut_the_response_short(
+    client: Client, registry: Registry
+) -> None:
+    """Bytes that end early are found only once the response has begun: the connection is
+    cut before the declared length, never completed with an error body."""
+    data = os.urandom(3 * 1024 * 1024)  # past the small-blob read: sendfile, or a stream
+    digest = await push_blob(client, "team/app", data)
+    await registry.storage.put_content(paths.blob_data(Digest.parse(digest)), data[: 1 << 20])
+    response = await client.get(f"/v2/team/app/blobs/{digest}")
+    assert (response.status, response.content_length) == (200, len(data))
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()

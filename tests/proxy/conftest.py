@@ -20,6 +20,7 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures, registered by import)
     skopeo,
 )
 from tests.e2e.server import RegistryServer, free_port
+from tests.proxy.gate import Gate
 from tests.remote.servers import (
     PASSWORD,
     SERVICE,
@@ -140,3 +141,22 @@ def expiring_mirror(
     """A mirror whose cached tags expire after 1 s; the collector's review delay is off."""
     extra = upstream_section(upstream, "      ttl: 1s\n") + "gc:\n  reviewafter: 0s\n"
     yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-expiry"), extra))
+
+
+@pytest.fixture(scope="session")
+def gate(upstream: RegistryServer) -> Iterator[Gate]:
+    """A relay in front of the upstream that stalls, cuts or corrupts one blob download."""
+    relay = Gate(upstream.port)
+    yield relay
+    relay.close()
+
+
+@pytest.fixture(scope="session")
+def gated_mirror(gate: Gate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A mirror of the upstream through the gate, under PREFIX."""
+    extra = (
+        "proxy:\n  upstreams:\n"
+        f"    - prefix: {PREFIX}\n      remoteurl: {gate.url}\n      stripprefix: true\n"
+        f"      username: {USER}\n      password: {PASSWORD}\n"
+    )
+    yield from running(configured("dockyard", tmp_path_factory.mktemp("proxy-gated"), extra))

@@ -81,7 +81,7 @@ def test_concurrent_pulls_of_one_blob_make_one_upstream_get(
     built = build_image(tmp_path / "big", "v1", data_size=8 << 20)
     skopeo.copy(built.ref, upstream.docker_ref(repo, "v1"), "--dest-creds", CREDS)
     layer = built.layer_digests[-1]
-    # A HEAD of a blob not cached yet fetches it (the one upstream GET).
+    # A HEAD of a blob not cached yet is the upstream's answer: no download.
     head = mirror.request("HEAD", f"/v2/{PREFIX}/{repo}/blobs/{layer}")
     assert (head.status, head.headers["content-length"]) == (200, str(built.layers[-1].size))
     answers: list[Response] = []
