@@ -19,20 +19,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    DateTime,
-    and_,
-    bindparam,
+    CompoundSelect,
+    Select,
     delete,
     exists,
     func,
     select,
-    text,
+    union,
     update,
 )
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.changes import BlobDeleted, ManifestDeleted, record_change
 from dockyard.metadata.engine import DbConnection
+from dockyard.metadata.gc_reachability import kept_among, may_go
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.transactions import PRESENT, as_utc, utc_now
 
@@ -44,36 +44,12 @@ _blob_wanted = func.coalesce(_b.c.wanted_at, _b.c.created_at)
 _BLOB_REFERENCED = exists().where(_r.c.digest == _b.c.digest, _r.c.kind == "blob")
 _MANIFEST_NAMED = exists().where(_m.c.digest == _b.c.digest)
 
-# A manifest is kept when a tag reaches it: tagged, a child of a kept index, or a referrer
-# (``subject``) of a kept manifest, within its repository. One recursive step over one
-# edge list, since PostgreSQL allows the recursive name only once in its term.
-_UNREACHABLE = """
-WITH RECURSIVE edges(parent, child) AS (
-    SELECT r.manifest_id, c.id
-    FROM manifest_references r
-    JOIN manifests p ON p.id = r.manifest_id
-    JOIN manifests c ON c.repository_id = p.repository_id AND c.digest = r.digest
-    WHERE r.kind = 'manifest'
-    UNION ALL
-    SELECT p.id, s.id
-    FROM manifests s
-    JOIN manifests p ON p.repository_id = s.repository_id AND p.digest = s.subject_digest
-    WHERE s.subject_digest IS NOT NULL
-),
-kept(id) AS (
-    SELECT manifest_id FROM tags
-    UNION
-    SELECT e.child FROM edges e JOIN kept k ON e.parent = k.id
+_g = t.gc_blob_reviews
+_MANIFEST_CANDIDATE = (
+    select(_m.c.id, _m.c.repository_id, t.repositories.c.name, _m.c.digest, _m.c.size)
+    .join(t.repositories, t.repositories.c.id == _m.c.repository_id)
+    .order_by(_m.c.repository_id, _m.c.id)
 )
-SELECT m.id, m.repository_id, repo.name, m.digest, m.size
-FROM manifests m JOIN repositories repo ON repo.id = m.repository_id
-WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.id = m.id)
-  AND COALESCE(m.wanted_at, m.created_at) < :cutoff
-ORDER BY m.repository_id, m.id
-"""
-
-
-_UNREACHABLE_ALL = text(_UNREACHABLE).bindparams(bindparam("cutoff", type_=DateTime(timezone=True)))
 
 
 @dataclass(frozen=True)
@@ -99,10 +75,12 @@ class BlobCandidate:
 
 @dataclass(frozen=True)
 class BlobPage:
-    """Candidates among one page of blobs; ``last`` the page's last digest (None: done)."""
+    """Candidates among one page of queued blobs; ``last`` the page's last digest (None:
+    done); ``referenced`` the page's blobs that a manifest references again."""
 
     candidates: list[BlobCandidate]
     last: str | None
+    referenced: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -129,8 +107,7 @@ class CollectorQueries(ManifestQueries):
     async def unreachable_manifests(self, cutoff: datetime) -> list[ManifestCandidate]:
         """Manifests no tag reaches, in any repository, last wanted before ``cutoff``."""
         async with self._read() as connection:
-            rows = (await connection.execute(_UNREACHABLE_ALL, {"cutoff": cutoff})).all()
-        return [ManifestCandidate(*row) for row in rows]
+            return await self._unreachable(connection, cutoff)
 
     async def delete_unreachable_manifests(
         self, candidates: Sequence[ManifestCandidate], cutoff: datetime, dry_run: bool = False
@@ -142,7 +119,7 @@ class CollectorQueries(ManifestQueries):
         wanted = {c.id for c in candidates}
         if dry_run:
             async with self._read() as connection:
-                return await self._still_unreachable(connection, wanted, cutoff)
+                return await self._unreachable(connection, cutoff, wanted)
         async with self._write() as connection:
             if self._dialect == "postgresql":
                 await connection.execute(
@@ -151,7 +128,7 @@ class CollectorQueries(ManifestQueries):
                     .order_by(t.repositories.c.id)
                     .with_for_update(key_share=True)
                 )
-            doomed = await self._still_unreachable(connection, wanted, cutoff)
+            doomed = await self._unreachable(connection, cutoff, wanted)
             if not doomed:
                 return []
             doomed_ids = [c.id for c in doomed]
@@ -168,33 +145,48 @@ class CollectorQueries(ManifestQueries):
             )
             return doomed
 
-    async def _still_unreachable(
-        self, connection: DbConnection, ids: set[int], cutoff: datetime
+    async def _unreachable(
+        self, connection: DbConnection, cutoff: datetime, among: set[int] | None = None
     ) -> list[ManifestCandidate]:
-        rows = await connection.execute(_UNREACHABLE_ALL, {"cutoff": cutoff})
-        return [ManifestCandidate(*row) for row in rows if row[0] in ids]
+        """Manifests with no tag, last wanted before ``cutoff``, that no tag reaches
+        through a parent (of ``among`` only, when given)."""
+        query = _MANIFEST_CANDIDATE.where(may_go(cutoff))
+        if among is not None:
+            query = query.where(_m.c.id.in_(among))
+        found = [ManifestCandidate(*row) for row in await connection.execute(query)]
+        kept = await kept_among(connection, {c.id for c in found})
+        return [c for c in found if c.id not in kept]
 
     # -- blobs -------------------------------------------------------------------------
 
-    async def unreferenced_blobs(
+    async def blobs_to_review(
         self,
         cutoff: datetime,
         after: str = "",
         limit: int = 1000,
         ignoring: Sequence[int] = (),
     ) -> BlobPage:
-        """One page of at most ``limit`` blobs in digest order after ``after``, and those
-        of them no manifest references (but those of ``ignoring``: a dry run's doomed
-        manifests) and last wanted before ``cutoff``. Pages bound the rows each query
-        reads, so that a store with little garbage is read in short steps that let the
-        serving go on between them (not in one query over every blob)."""
+        """One page of at most ``limit`` blobs of the review queue (``gc_blob_reviews``),
+        in digest order after ``after``, last wanted before ``cutoff``. With ``ignoring``
+        (a dry run's doomed manifests, still in the database) the blobs those reference
+        are reviewed too, as if the manifests were gone.
+
+        ``candidates`` are those no manifest references (but those of ``ignoring``); the
+        page's other blobs are referenced again, and ``referenced`` lists them, so that
+        the collector can take them out of the queue."""
         referenced = _BLOB_REFERENCED
+        queued: Select[Any] | CompoundSelect[Any] = select(_g.c.digest.label("digest"))
         if ignoring:
             referenced = referenced.where(_r.c.manifest_id.not_in(list(ignoring)))
-        collectable = and_(_blob_wanted < cutoff, ~referenced).label("collectable")
+            freed = select(_r.c.digest).where(
+                _r.c.manifest_id.in_(list(ignoring)), _r.c.kind == "blob"
+            )
+            queued = union(queued, freed)
+        reviewed = queued.subquery()
         query = (
-            select(_b.c.digest, _b.c.size, collectable)
-            .where(_b.c.digest > after)
+            select(_b.c.digest, _b.c.size, (~referenced).label("collectable"))
+            .join(reviewed, reviewed.c.digest == _b.c.digest)
+            .where(_b.c.digest > after, _blob_wanted < cutoff)
             .order_by(_b.c.digest)
             .limit(limit)
         )
@@ -203,34 +195,59 @@ class CollectorQueries(ManifestQueries):
         return BlobPage(
             [BlobCandidate(row.digest, row.size) for row in rows if row.collectable],
             rows[-1].digest if rows else None,
+            [row.digest for row in rows if not row.collectable],
         )
 
     @asynccontextmanager
     async def deleting_blobs(
         self, digests: Sequence[str], cutoff: datetime
     ) -> AsyncIterator[Deletion]:
-        """Lock the rows of ``digests``, and yield those still unreferenced and unwanted
-        since ``cutoff``; when the block ends, their links and rows are deleted (but not
-        those the caller kept), in the same transaction."""
+        """Lock the queue entries and rows of ``digests``, and yield those still
+        unreferenced and unwanted since ``cutoff``; when the block ends, their links and
+        rows are deleted (but not those the caller kept), in the same transaction, and
+        the entries of those found referenced leave the queue.
+
+        On PostgreSQL the queue entries are locked before the check: a manifest deleted
+        meanwhile queues its blobs again after this transaction, never into an entry
+        that this one then deletes (the trigger waits for the entry's lock)."""
         async with self._write() as connection:
-            locked = await self._lock(connection, _b, digests)
+            queued = set(await self._lock(connection, _g, digests))
+            locked = await self._lock(connection, _b, [d for d in digests if d in queued])
             rows = (
                 await connection.execute(
-                    select(_b.c.digest, _b.c.size, _MANIFEST_NAMED.label("named")).where(
-                        _b.c.digest.in_(locked), _blob_wanted < cutoff, ~_BLOB_REFERENCED
-                    )
+                    select(
+                        _b.c.digest,
+                        _b.c.size,
+                        _MANIFEST_NAMED.label("named"),
+                        _BLOB_REFERENCED.label("referenced"),
+                    ).where(_b.c.digest.in_(locked), _blob_wanted < cutoff)
                 )
             ).all()
-            deletion = Deletion([BlobCandidate(r.digest, r.size, not r.named) for r in rows])
+            deletion = Deletion(
+                [BlobCandidate(r.digest, r.size, not r.named) for r in rows if not r.referenced]
+            )
             yield deletion
+            referenced = [r.digest for r in rows if r.referenced]
+            if referenced:
+                await connection.execute(delete(_g).where(_g.c.digest.in_(referenced)))
             gone = [c.digest for c in deletion.deleted]
             if gone:
                 await connection.execute(
                     delete(t.repository_blobs).where(t.repository_blobs.c.digest.in_(gone))
                 )
+                # Their queue entries go with the rows (trigger gc_blob_deleted).
                 await connection.execute(delete(_b).where(_b.c.digest.in_(gone)))
                 for digest in gone:  # deleted from the whole store: no repository
                     await record_change(connection, BlobDeleted("", digest))
+
+    async def drop_stale_reviews(self) -> int:
+        """Take out of the queue the entries whose blob row is gone (none should be: the
+        triggers remove them with the row; this keeps the queue exact all the same)."""
+        async with self._write(invalidates=False) as connection:
+            result = await connection.execute(
+                delete(_g).where(~exists().where(_b.c.digest == _g.c.digest))
+            )
+            return int(result.rowcount or 0)
 
     # -- manifest bytes ----------------------------------------------------------------
 
