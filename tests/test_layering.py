@@ -73,6 +73,7 @@ WIRING = {
     "sync_commands",
     "security",
     "startup",
+    "storage_setup",
     "supervisor",
     "token_setup",
 }

@@ -43,6 +43,8 @@ PATH_MAX = 4096
 _TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")
 _TEMPORARY_NAME_LENGTH = 37
 _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+# What deleting raises when nothing is at a path (a parent may be a file).
+_NOTHING_THERE = (FileNotFoundError, NotADirectoryError)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -244,7 +246,7 @@ class FilesystemDriver(StorageDriver, LocalFiles):
         def delete_sync() -> None:
             try:
                 _remove(full)
-            except FileNotFoundError:
+            except _NOTHING_THERE:
                 raise PathNotFoundError(path) from None
 
         await asyncio.to_thread(delete_sync)
@@ -259,7 +261,7 @@ class FilesystemDriver(StorageDriver, LocalFiles):
             for path, local in full.items():
                 try:
                     _remove(local)
-                except FileNotFoundError:
+                except _NOTHING_THERE:
                     pass
                 except OSError as exc:
                     failures[path] = StorageError(f"cannot delete {path}: {exc}")
@@ -269,7 +271,7 @@ class FilesystemDriver(StorageDriver, LocalFiles):
 
 
 def _remove(full: Path) -> None:
-    """Delete a file or a directory tree; FileNotFoundError if nothing is there. A
+    """Delete a file or a directory tree; one of ``_NOTHING_THERE`` if nothing is. A
     directory of files only (a blob's) is emptied with plain unlinks, cheaper than
     ``shutil.rmtree``."""
     if full.is_symlink() or not full.is_dir():
