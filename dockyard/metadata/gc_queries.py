@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     CompoundSelect,
     Select,
+    and_,
     delete,
     exists,
     func,
@@ -240,15 +241,6 @@ class CollectorQueries(ManifestQueries):
                 for digest in gone:  # deleted from the whole store: no repository
                     await record_change(connection, BlobDeleted("", digest))
 
-    async def drop_stale_reviews(self) -> int:
-        """Take out of the queue the entries whose blob row is gone (none should be: the
-        triggers remove them with the row; this keeps the queue exact all the same)."""
-        async with self._write(invalidates=False) as connection:
-            result = await connection.execute(
-                delete(_g).where(~exists().where(_b.c.digest == _g.c.digest))
-            )
-            return int(result.rowcount or 0)
-
     # -- manifest bytes ----------------------------------------------------------------
 
     async def manifest_bytes_due(self, cutoff: datetime, limit: int = 1000) -> list[BlobCandidate]:
@@ -303,11 +295,15 @@ class CollectorQueries(ManifestQueries):
 
     async def forget_deleted_manifest_bytes(self, before: datetime) -> int:
         """Drop the queue rows of manifest bytes deleted before ``before``: no push that
-        wrote those bytes before the deletion can still be running."""
+        wrote those bytes before the deletion can still be running. Read first: a
+        collection of a quiet store takes no write lock for nothing."""
+        forgotten = and_(_q.c.deleted_at.is_not(None), _q.c.deleted_at < before)
+        async with self._read() as connection:
+            due = (await connection.execute(select(_q.c.digest).where(forgotten).limit(1))).first()
+        if due is None:
+            return 0
         async with self._write(invalidates=False) as connection:
-            result = await connection.execute(
-                delete(_q).where(_q.c.deleted_at.is_not(None), _q.c.deleted_at < before)
-            )
+            result = await connection.execute(delete(_q).where(forgotten))
             return int(result.rowcount or 0)
 
     async def _lock(
