@@ -184,11 +184,14 @@ class CollectorQueries(ManifestQueries):
             )
             queued = union(queued, freed)
         reviewed = queued.subquery()
+        # Driven by the queue (its key, in order), each blob looked up by its key: never
+        # a pass over every blob.
         query = (
             select(_b.c.digest, _b.c.size, (~referenced).label("collectable"))
-            .join(reviewed, reviewed.c.digest == _b.c.digest)
-            .where(_b.c.digest > after, _blob_wanted < cutoff)
-            .order_by(_b.c.digest)
+            .select_from(reviewed)
+            .join(_b, _b.c.digest == reviewed.c.digest)
+            .where(reviewed.c.digest > after, _blob_wanted < cutoff)
+            .order_by(reviewed.c.digest)
             .limit(limit)
         )
         async with self._read() as connection:
