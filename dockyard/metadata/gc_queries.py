@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    CompoundSelect,
+    DateTime,
     Select,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -32,7 +33,7 @@ from sqlalchemy import (
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.changes import BlobDeleted, ManifestDeleted, record_change
-from dockyard.metadata.engine import DbConnection
+from dockyard.metadata.engine import DbConnection, prepared
 from dockyard.metadata.gc_reachability import kept_among, may_go
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.transactions import PRESENT, as_utc, utc_now
@@ -46,6 +47,36 @@ _BLOB_REFERENCED = exists().where(_r.c.digest == _b.c.digest, _r.c.kind == "blob
 _MANIFEST_NAMED = exists().where(_m.c.digest == _b.c.digest)
 
 _g = t.gc_blob_reviews
+_CUTOFF = bindparam("cutoff", type_=DateTime(timezone=True))
+
+
+def _review_page(reviewed: Any, referenced: Any) -> Select[Any]:
+    """A page of ``reviewed`` digests (a subquery) due for review, with whether nothing
+    but what ``referenced`` ignores references them. Driven by the queue (its key, in
+    order), each blob looked up by its key: never a pass over every blob."""
+    return (
+        select(_b.c.digest, _b.c.size, (~referenced).label("collectable"))
+        .select_from(reviewed)
+        .join(_b, _b.c.digest == reviewed.c.digest)
+        .where(reviewed.c.digest > bindparam("after"), _blob_wanted < _CUTOFF)
+        .order_by(reviewed.c.digest)
+        .limit(bindparam("limit"))
+    )
+
+
+# What every collection runs, on a quiet store too: built once (prepared on SQLite).
+_QUEUE_PAGE = prepared(_review_page(select(_g.c.digest).subquery(), _BLOB_REFERENCED))
+_MANIFEST_BYTES_DUE = prepared(
+    select(_q.c.digest, _q.c.size)
+    .where(_q.c.deleted_at.is_(None), _q.c.queued_at < _CUTOFF)
+    .order_by(_q.c.digest)
+    .limit(bindparam("limit"))
+)
+_FORGOTTEN = and_(
+    _q.c.deleted_at.is_not(None),
+    _q.c.deleted_at < bindparam("before", type_=DateTime(timezone=True)),
+)
+_ANY_FORGOTTEN = prepared(select(_q.c.digest).where(_FORGOTTEN).limit(1))
 _MANIFEST_CANDIDATE = (
     select(_m.c.id, _m.c.repository_id, t.repositories.c.name, _m.c.digest, _m.c.size)
     .join(t.repositories, t.repositories.c.id == _m.c.repository_id)
@@ -175,27 +206,18 @@ class CollectorQueries(ManifestQueries):
         ``candidates`` are those no manifest references (but those of ``ignoring``); the
         page's other blobs are referenced again, and ``referenced`` lists them, so that
         the collector can take them out of the queue."""
-        referenced = _BLOB_REFERENCED
-        queued: Select[Any] | CompoundSelect[Any] = select(_g.c.digest.label("digest"))
+        query = _QUEUE_PAGE
         if ignoring:
-            referenced = referenced.where(_r.c.manifest_id.not_in(list(ignoring)))
             freed = select(_r.c.digest).where(
                 _r.c.manifest_id.in_(list(ignoring)), _r.c.kind == "blob"
             )
-            queued = union(queued, freed)
-        reviewed = queued.subquery()
-        # Driven by the queue (its key, in order), each blob looked up by its key: never
-        # a pass over every blob.
-        query = (
-            select(_b.c.digest, _b.c.size, (~referenced).label("collectable"))
-            .select_from(reviewed)
-            .join(_b, _b.c.digest == reviewed.c.digest)
-            .where(reviewed.c.digest > after, _blob_wanted < cutoff)
-            .order_by(reviewed.c.digest)
-            .limit(limit)
-        )
+            query = _review_page(
+                union(select(_g.c.digest), freed).subquery(),
+                _BLOB_REFERENCED.where(_r.c.manifest_id.not_in(list(ignoring))),
+            )
+        parameters = {"after": after, "cutoff": cutoff, "limit": limit}
         async with self._read() as connection:
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(query, parameters)).all()
         return BlobPage(
             [BlobCandidate(row.digest, row.size) for row in rows if row.collectable],
             rows[-1].digest if rows else None,
@@ -248,14 +270,9 @@ class CollectorQueries(ManifestQueries):
 
     async def manifest_bytes_due(self, cutoff: datetime, limit: int = 1000) -> list[BlobCandidate]:
         """Queued manifest bytes not yet deleted, queued before ``cutoff``."""
-        query = (
-            select(_q.c.digest, _q.c.size)
-            .where(_q.c.deleted_at.is_(None), _q.c.queued_at < cutoff)
-            .order_by(_q.c.digest)
-            .limit(limit)
-        )
+        parameters = {"cutoff": cutoff, "limit": limit}
         async with self._read() as connection:
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(_MANIFEST_BYTES_DUE, parameters)).all()
         return [BlobCandidate(row.digest, row.size) for row in rows]
 
     @asynccontextmanager
@@ -300,13 +317,12 @@ class CollectorQueries(ManifestQueries):
         """Drop the queue rows of manifest bytes deleted before ``before``: no push that
         wrote those bytes before the deletion can still be running. Read first: a
         collection of a quiet store takes no write lock for nothing."""
-        forgotten = and_(_q.c.deleted_at.is_not(None), _q.c.deleted_at < before)
         async with self._read() as connection:
-            due = (await connection.execute(select(_q.c.digest).where(forgotten).limit(1))).first()
+            due = (await connection.execute(_ANY_FORGOTTEN, {"before": before})).first()
         if due is None:
             return 0
         async with self._write(invalidates=False) as connection:
-            result = await connection.execute(delete(_q).where(forgotten))
+            result = await connection.execute(delete(_q).where(_FORGOTTEN), {"before": before})
             return int(result.rowcount or 0)
 
     async def _lock(
