@@ -43,6 +43,10 @@ PATH_MAX = 4096
 _TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")
 _TEMPORARY_NAME_LENGTH = 37
 _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+# delete_many: at most this many thread jobs at once, each of at least this many paths
+# (measured here: 1,000 blob directories in 0.6-2.1 s from one thread, 0.3-0.4 s from 8).
+DELETE_JOBS = 8
+DELETES_PER_JOB = 32
 # What deleting raises when nothing is at a path (a parent may be a file).
 _NOTHING_THERE = (FileNotFoundError, NotADirectoryError)
 
@@ -252,22 +256,28 @@ class FilesystemDriver(StorageDriver, LocalFiles):
         await asyncio.to_thread(delete_sync)
 
     async def delete_many(self, paths: Sequence[str]) -> dict[str, StorageError]:
-        """One thread job for all of ``paths``: a thread hop per path cost more than
-        deleting a small blob's directory (docs/performance.md, garbage collection)."""
-        full = {path: self._full(path) for path in paths}
+        """A few thread jobs, each deleting a share of ``paths``: a thread hop per path
+        cost more than deleting a small blob's directory, and one thread alone waits for
+        the disk between deletes (docs/performance.md, garbage collection)."""
+        full = [(path, self._full(path)) for path in paths]
+        size = max(DELETES_PER_JOB, -(-len(full) // DELETE_JOBS))
+        shares = [full[start : start + size] for start in range(0, len(full), size)]
+        failures: dict[str, StorageError] = {}
+        for share in await asyncio.gather(*(asyncio.to_thread(_remove_all, s) for s in shares)):
+            failures.update(share)
+        return failures
 
-        def delete_all_sync() -> dict[str, StorageError]:
-            failures: dict[str, StorageError] = {}
-            for path, local in full.items():
-                try:
-                    _remove(local)
-                except _NOTHING_THERE:
-                    pass
-                except OSError as exc:
-                    failures[path] = StorageError(f"cannot delete {path}: {exc}")
-            return failures
 
-        return await asyncio.to_thread(delete_all_sync)
+def _remove_all(share: list[tuple[str, Path]]) -> dict[str, StorageError]:
+    failures: dict[str, StorageError] = {}
+    for path, local in share:
+        try:
+            _remove(local)
+        except _NOTHING_THERE:
+            pass
+        except OSError as exc:
+            failures[path] = StorageError(f"cannot delete {path}: {exc}")
+    return failures
 
 
 def _remove(full: Path) -> None:
