@@ -15,7 +15,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
@@ -47,6 +48,8 @@ _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 # (measured here: 1,000 blob directories in 0.6-2.1 s from one thread, 0.3-0.4 s from 8).
 DELETE_JOBS = 8
 DELETES_PER_JOB = 32
+# Paths per thread hop of walk().
+WALK_CHUNK = 2000
 # What deleting raises when nothing is at a path (a parent may be a file).
 _NOTHING_THERE = (FileNotFoundError, NotADirectoryError)
 
@@ -231,6 +234,15 @@ class FilesystemDriver(StorageDriver, LocalFiles):
         prefix = path.rstrip("/")
         return sorted(f"{prefix}/{name}" for name in names if not _TEMPORARY.fullmatch(name))
 
+    async def walk(self, path: str) -> AsyncIterator[str]:
+        """The default walk's files, in its order, read with ``os.scandir`` in a thread a
+        chunk of paths at a time: the default's two thread hops per path took minutes
+        over a store of 100,000 blobs (fsck, import)."""
+        found = _files_below(self._full(path, file=False), path.rstrip("/"))
+        while chunk := await asyncio.to_thread(list, islice(found, WALK_CHUNK)):
+            for child in chunk:
+                yield child
+
     async def move(self, source: str, destination: str) -> None:
         src, dst = self._full(source), self._full(destination)
 
@@ -266,6 +278,24 @@ class FilesystemDriver(StorageDriver, LocalFiles):
         for share in await asyncio.gather(*(asyncio.to_thread(_remove_all, s) for s in shares)):
             failures.update(share)
         return failures
+
+
+def _files_below(directory: Path, prefix: str) -> Iterator[str]:
+    """Driver paths of the files below ``directory``, depth first in name order, as
+    ``list`` and ``stat`` see them (temporaries left out)."""
+    try:
+        with os.scandir(directory) as scan:
+            entries = sorted(
+                (e for e in scan if not _TEMPORARY.fullmatch(e.name)), key=lambda e: e.name
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        child = f"{prefix}/{entry.name}"
+        if entry.is_file():
+            yield child
+        elif entry.is_dir():
+            yield from _files_below(Path(entry.path), child)
 
 
 def _remove_all(share: list[tuple[str, Path]]) -> dict[str, StorageError]:
