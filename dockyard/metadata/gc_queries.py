@@ -2,12 +2,15 @@
 and their deletion under row locks, serialised with manifest and blob commits.
 
 The database holds every reference, so candidates come from queries, never from a walk of
-the storage. Each deletion follows the collector's part of the transaction rule
-(docs/architecture.md): lock the rows first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
-SQLite's write lock), re-check in a new statement that nothing references them and that
-nothing wanted them within the review delay, then let the caller delete the bytes while
-the lock is held, and only then delete the rows in the same transaction. A push that meets
-a locked row waits, then finds it gone and puts its bytes in place again.
+the storage: blobs from the review queue ``gc_blob_reviews`` (every blob no manifest
+references, kept by the triggers of migration 0010), untagged manifests checked by a walk
+up their parents (:mod:`dockyard.metadata.gc_reachability`). Each deletion follows the
+collector's part of the transaction rule (docs/architecture.md): lock the rows first
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, SQLite's write lock), re-check in a new
+statement that nothing references them and that nothing wanted them within the review
+delay, then let the caller delete the bytes while the lock is held, and only then delete
+the rows in the same transaction. A push that meets a locked row waits, then finds it gone
+and puts its bytes in place again.
 """
 
 from __future__ import annotations
