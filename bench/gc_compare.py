@@ -2,6 +2,7 @@
 
     python -m bench.gc_compare [--manifests 10000] [--blobs 100000] [--garbage 0.01]
                                [--tmpdir DIR] [--keep] [--serving SECONDS]
+                               [--prepare-only DIR | --prepared DIR]
 
 A registry:2 store is written directly in Distribution's layout (small blobs, so that a
 store of 100,000 blobs takes seconds to make): ``--manifests`` image manifests spread over
@@ -15,6 +16,11 @@ the outside, and Dockyard's own collection time (its summary line) is read too. 
 leave the same blobs. The ratio is printed, with the machine's load, since this one is
 shared. With ``--serving``, bench/gc_serving.py then measures what collections running
 beside pushes and pulls cost them.
+
+Making, copying and importing the store is no part of the measurement, and takes minutes
+of disk work: ``--prepare-only DIR`` does only that (run it outside the benchmark lock,
+under ``nice``/``ionice``), and ``--prepared DIR`` then runs only the timed part on it
+(under the lock; it uses the copies up).
 """
 
 from __future__ import annotations
@@ -131,6 +137,17 @@ def blob_set(root: Path) -> set[str]:
     return {p.parent.name for p in (root / V2 / "blobs").glob("sha256/*/*/data")}
 
 
+def prepare(work: Path, args: argparse.Namespace) -> None:
+    """The two copies of the store in ``work``, one of them imported into Dockyard."""
+    started = time.perf_counter()
+    count = make_store(work / "registry2", args.manifests, args.blobs, args.garbage)
+    made = time.perf_counter() - started
+    print(f"store: {args.manifests} manifests, {count} blobs in {made:.1f}s")
+    shutil.copytree(work / "registry2", work / "dockyard")
+    imported, _ = timed([*DOCKYARD, "import", str(config_file(work / "dockyard"))])
+    print(f"dockyard import: {imported:.1f}s (not part of the comparison)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifests", type=int, default=10_000)
@@ -145,20 +162,26 @@ def main() -> None:
         metavar="SECONDS",
         help="then measure push/pull rates with and without collections running (0: skip)",
     )
+    prepared = parser.add_mutually_exclusive_group()
+    prepared.add_argument(
+        "--prepare-only", type=Path, metavar="DIR", help="make the stores in DIR, then stop"
+    )
+    prepared.add_argument(
+        "--prepared", type=Path, metavar="DIR", help="compare on the stores --prepare-only made"
+    )
     args = parser.parse_args()
     registry2 = shutil.which("docker-registry", path="/usr/bin:/usr/sbin")
     if registry2 is None:
         raise SystemExit("docker-registry (Debian package) is not installed")
-    work = Path(tempfile.mkdtemp(prefix="dockyard-gc-bench-", dir=args.tmpdir))
+    if args.prepare_only is not None:
+        args.prepare_only.mkdir(parents=True)
+        prepare(args.prepare_only, args)
+        return
+    work = args.prepared or Path(tempfile.mkdtemp(prefix="dockyard-gc-bench-", dir=args.tmpdir))
     try:
-        started = time.perf_counter()
-        count = make_store(work / "registry2", args.manifests, args.blobs, args.garbage)
-        made = time.perf_counter() - started
-        print(f"store: {args.manifests} manifests, {count} blobs in {made:.1f}s")
-        shutil.copytree(work / "registry2", work / "dockyard")
+        if args.prepared is None:
+            prepare(work, args)
         dockyard_config = str(config_file(work / "dockyard"))
-        imported, _ = timed([*DOCKYARD, "import", dockyard_config])
-        print(f"dockyard import: {imported:.1f}s (not part of the comparison)")
         load = os.getloadavg()[0]
         r2_seconds, _ = timed(
             [

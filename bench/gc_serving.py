@@ -3,8 +3,8 @@ scheduled collection runs back to back (``gc.interval: 1ms``), against the same 
 with it off, on the same large store (bench/gc_compare.py makes it).
 
 The collections find nothing to delete here (``reviewafter: 1h`` keeps the fresh pushes),
-so each is the whole of a collection's reading: the candidate queries over every blob and
-manifest of the store, again and again, in the worker that also serves.
+so each is a collection's reading of a quiet store (its review queue, the queued manifest
+bytes), again and again, in the worker that also serves.
 """
 
 from __future__ import annotations

@@ -60,19 +60,13 @@ from dockyard.retention.apply import scheduled_retention
 from dockyard.retention.immutable import with_immutable_tags
 from dockyard.security import Security, make_login_limiter, make_security, make_ssl_context
 from dockyard.startup import check_storage_root, listen
-from dockyard.storage.driver import StorageDriver
-from dockyard.storage.factory import DriverOptions, create_driver
+from dockyard.storage_setup import make_storage
 from dockyard.supervisor import RestartPolicy, Supervisor
 
 if TYPE_CHECKING:
     from dockyard.letsencrypt_setup import LetsEncrypt
 
 log = logging.getLogger("dockyard")
-
-
-def make_storage(config: Config) -> StorageDriver:
-    options = DriverOptions(redirect_expiry=config.storage.redirect.expiry_or_none)
-    return create_driver(config.storage.driver, config.storage.parameters, options)
 
 
 def make_settings(config: Config) -> RegistrySettings:

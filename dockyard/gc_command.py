@@ -8,7 +8,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from dockyard.app import make_storage
 from dockyard.config import Config
 from dockyard.gc.collector import Collector, Progress
 from dockyard.gc.report import GcReport
@@ -17,6 +16,7 @@ from dockyard.metadata.engine import create_engine
 from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
+from dockyard.storage_setup import make_storage
 
 log = logging.getLogger("dockyard.gc")
 

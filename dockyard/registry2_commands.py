@@ -8,7 +8,6 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from dockyard.app import make_storage
 from dockyard.config import Config
 from dockyard.database import shown_url
 from dockyard.metadata.engine import create_engine, current_revision, migrate
@@ -21,6 +20,7 @@ from dockyard.registry2.importer import (
     no_store_refusal,
     served_writes_refusal,
 )
+from dockyard.storage_setup import make_storage
 
 
 async def run_import(config: Config, *, dry_run: bool = False, force: bool = False) -> ImportReport:

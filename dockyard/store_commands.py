@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from dockyard.app import make_storage
 from dockyard.config import Config
 from dockyard.config.proxy import expiry_rules
 from dockyard.config.retention import retention_policy
@@ -18,6 +17,7 @@ from dockyard.metadata.usage_queries import RegistryUsage, RepositoryUsage
 from dockyard.registry2_commands import existing_database
 from dockyard.retention.apply import Progress as RepositoryProgress
 from dockyard.retention.apply import RetentionReport, apply_retention
+from dockyard.storage_setup import make_storage
 
 
 class NoDatabaseError(Exception):

@@ -78,6 +78,7 @@ WIRING = {
     "sync_commands",
     "security",
     "startup",
+    "storage_setup",
     "supervisor",
     "token_setup",
 }

@@ -12,8 +12,9 @@ a manifest's copy is written again from the database; a layer link file whose li
 import missed is linked, while Dockyard has served no write to the store (afterwards a
 link file may be one Dockyard's own deletes left behind); an upload directory no session
 owns is deleted once older than the upload purge age (registry:2's ``startedat``) or when
-it has no start time (a Dockyard upload whose session ended). Bytes without a row are
-reported, never deleted: that is garbage collection's work.
+it has no start time (a Dockyard upload whose session ended); bytes without a row are
+recorded as blobs no repository links, never deleted here: garbage collection removes
+them after the review delay.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from dockyard.metadata.integrity_queries import BlobRow
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import RegistryError
 from dockyard.storage import paths
 from dockyard.storage.driver import PathNotFoundError, StorageDriver
 from dockyard.storage.layout import basename, find_repositories, gather_bounded, read_link
@@ -170,23 +170,34 @@ class _Check:
         self.found("manifest-bytes", digest, detail, repaired)
 
     async def stray_files(self, known: set[str]) -> None:
-        root = f"{paths.ROOT}/blobs"
+        unknown: list[tuple[str, int]] = []
         try:
-            async for path in self.storage.walk(root):
+            async for path in self.storage.walk(paths.blobs_root()):
                 self.report.files += 1
                 if self.report.files % 1000 == 0:
                     self.progress("files", self.report.files, 0)
-                digest = _digest_of_blob_path(path)
+                digest = paths.digest_of_blob_data(path)
                 if digest is None:
                     self.found("stray-file", path, "not a blob's data file")
-                elif digest not in known:
-                    self.found(
-                        "bytes-without-row",
-                        digest,
-                        "stored, unknown to the database (garbage-collect removes it)",
-                    )
+                elif str(digest) not in known:
+                    size = await self.storage.stat(path)
+                    if size is not None:
+                        unknown.append((str(digest), size))
         except PathNotFoundError:
-            return
+            pass
+        # A row makes them the collector's: it removes them once the review delay has
+        # passed (a push committing such bytes just now finds its row there, and keeps it).
+        if unknown and self.report.repair:
+            await self.metadata.record_blobs_without_links(unknown)
+        for unknown_digest, _size in unknown:
+            self.found(
+                "bytes-without-row",
+                unknown_digest,
+                "stored, unknown to the database, so no collection sees them",
+                "recorded as a blob no repository links: collected after the review delay"
+                if self.report.repair
+                else None,
+            )
 
     async def repositories(self, present: dict[str, int], uploads: set[str]) -> None:
         found = await find_repositories(self._list, lambda _path: None)
@@ -244,17 +255,6 @@ class _Check:
                 repaired = "deleted"
             when = "no start time" if started is None else f"started {started.isoformat()}"
             self.found("upload-without-session", directory, f"no upload session ({when})", repaired)
-
-
-def _digest_of_blob_path(path: str) -> str | None:
-    """The digest of ``.../blobs/<algorithm>/<2 hex>/<hex>/data``, or None."""
-    parts = path.split("/")
-    if len(parts) < 4 or parts[-1] != "data":
-        return None
-    try:
-        return str(Digest.parse(f"{parts[-4]}:{parts[-2]}"))
-    except RegistryError:
-        return None
 
 
 async def _started_at(storage: StorageDriver, directory: str) -> datetime | None:

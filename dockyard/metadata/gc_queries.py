@@ -2,12 +2,15 @@
 and their deletion under row locks, serialised with manifest and blob commits.
 
 The database holds every reference, so candidates come from queries, never from a walk of
-the storage. Each deletion follows the collector's part of the transaction rule
-(docs/architecture.md): lock the rows first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
-SQLite's write lock), re-check in a new statement that nothing references them and that
-nothing wanted them within the review delay, then let the caller delete the bytes while
-the lock is held, and only then delete the rows in the same transaction. A push that meets
-a locked row waits, then finds it gone and puts its bytes in place again.
+the storage: blobs from the review queue ``gc_blob_reviews`` (every blob no manifest
+references, kept by the triggers of migration 0010), untagged manifests checked by a walk
+up their parents (:mod:`dockyard.metadata.gc_reachability`). Each deletion follows the
+collector's part of the transaction rule (docs/architecture.md): lock the rows first
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, SQLite's write lock), re-check in a new
+statement that nothing references them and that nothing wanted them within the review
+delay, then let the caller delete the bytes while the lock is held, and only then delete
+the rows in the same transaction. A push that meets a locked row waits, then finds it gone
+and puts its bytes in place again.
 """
 
 from __future__ import annotations
@@ -20,19 +23,21 @@ from typing import Any
 
 from sqlalchemy import (
     DateTime,
+    Select,
     and_,
     bindparam,
     delete,
     exists,
     func,
     select,
-    text,
+    union,
     update,
 )
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.changes import BlobDeleted, ManifestDeleted, record_change
-from dockyard.metadata.engine import DbConnection
+from dockyard.metadata.engine import DbConnection, prepared
+from dockyard.metadata.gc_reachability import kept_among, may_go
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.transactions import PRESENT, as_utc, utc_now
 
@@ -44,36 +49,42 @@ _blob_wanted = func.coalesce(_b.c.wanted_at, _b.c.created_at)
 _BLOB_REFERENCED = exists().where(_r.c.digest == _b.c.digest, _r.c.kind == "blob")
 _MANIFEST_NAMED = exists().where(_m.c.digest == _b.c.digest)
 
-# A manifest is kept when a tag reaches it: tagged, a child of a kept index, or a referrer
-# (``subject``) of a kept manifest, within its repository. One recursive step over one
-# edge list, since PostgreSQL allows the recursive name only once in its term.
-_UNREACHABLE = """
-WITH RECURSIVE edges(parent, child) AS (
-    SELECT r.manifest_id, c.id
-    FROM manifest_references r
-    JOIN manifests p ON p.id = r.manifest_id
-    JOIN manifests c ON c.repository_id = p.repository_id AND c.digest = r.digest
-    WHERE r.kind = 'manifest'
-    UNION ALL
-    SELECT p.id, s.id
-    FROM manifests s
-    JOIN manifests p ON p.repository_id = s.repository_id AND p.digest = s.subject_digest
-    WHERE s.subject_digest IS NOT NULL
-),
-kept(id) AS (
-    SELECT manifest_id FROM tags
-    UNION
-    SELECT e.child FROM edges e JOIN kept k ON e.parent = k.id
+_g = t.gc_blob_reviews
+_CUTOFF = bindparam("cutoff", type_=DateTime(timezone=True))
+
+
+def _review_page(reviewed: Any, referenced: Any) -> Select[Any]:
+    """A page of ``reviewed`` digests (a subquery) due for review, with whether nothing
+    but what ``referenced`` ignores references them. Driven by the queue (its key, in
+    order), each blob looked up by its key: never a pass over every blob."""
+    return (
+        select(_b.c.digest, _b.c.size, (~referenced).label("collectable"))
+        .select_from(reviewed)
+        .join(_b, _b.c.digest == reviewed.c.digest)
+        .where(reviewed.c.digest > bindparam("after"), _blob_wanted < _CUTOFF)
+        .order_by(reviewed.c.digest)
+        .limit(bindparam("limit"))
+    )
+
+
+# What every collection runs, on a quiet store too: built once (prepared on SQLite).
+_QUEUE_PAGE = prepared(_review_page(select(_g.c.digest).subquery(), _BLOB_REFERENCED))
+_MANIFEST_BYTES_DUE = prepared(
+    select(_q.c.digest, _q.c.size)
+    .where(_q.c.deleted_at.is_(None), _q.c.queued_at < _CUTOFF)
+    .order_by(_q.c.digest)
+    .limit(bindparam("limit"))
 )
-SELECT m.id, m.repository_id, repo.name, m.digest, m.size
-FROM manifests m JOIN repositories repo ON repo.id = m.repository_id
-WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.id = m.id)
-  AND COALESCE(m.wanted_at, m.created_at) < :cutoff
-ORDER BY m.repository_id, m.id
-"""
-
-
-_UNREACHABLE_ALL = text(_UNREACHABLE).bindparams(bindparam("cutoff", type_=DateTime(timezone=True)))
+_FORGOTTEN = and_(
+    _q.c.deleted_at.is_not(None),
+    _q.c.deleted_at < bindparam("before", type_=DateTime(timezone=True)),
+)
+_ANY_FORGOTTEN = prepared(select(_q.c.digest).where(_FORGOTTEN).limit(1))
+_MANIFEST_CANDIDATE = (
+    select(_m.c.id, _m.c.repository_id, t.repositories.c.name, _m.c.digest, _m.c.size)
+    .join(t.repositories, t.repositories.c.id == _m.c.repository_id)
+    .order_by(_m.c.repository_id, _m.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -99,10 +110,12 @@ class BlobCandidate:
 
 @dataclass(frozen=True)
 class BlobPage:
-    """Candidates among one page of blobs; ``last`` the page's last digest (None: done)."""
+    """Candidates among one page of queued blobs; ``last`` the page's last digest (None:
+    done); ``referenced`` the page's blobs that a manifest references again."""
 
     candidates: list[BlobCandidate]
     last: str | None
+    referenced: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -129,8 +142,7 @@ class CollectorQueries(ManifestQueries):
     async def unreachable_manifests(self, cutoff: datetime) -> list[ManifestCandidate]:
         """Manifests no tag reaches, in any repository, last wanted before ``cutoff``."""
         async with self._read() as connection:
-            rows = (await connection.execute(_UNREACHABLE_ALL, {"cutoff": cutoff})).all()
-        return [ManifestCandidate(*row) for row in rows]
+            return await self._unreachable(connection, cutoff)
 
     async def delete_unreachable_manifests(
         self, candidates: Sequence[ManifestCandidate], cutoff: datetime, dry_run: bool = False
@@ -142,7 +154,7 @@ class CollectorQueries(ManifestQueries):
         wanted = {c.id for c in candidates}
         if dry_run:
             async with self._read() as connection:
-                return await self._still_unreachable(connection, wanted, cutoff)
+                return await self._unreachable(connection, cutoff, wanted)
         async with self._write() as connection:
             if self._dialect == "postgresql":
                 await connection.execute(
@@ -151,7 +163,7 @@ class CollectorQueries(ManifestQueries):
                     .order_by(t.repositories.c.id)
                     .with_for_update(key_share=True)
                 )
-            doomed = await self._still_unreachable(connection, wanted, cutoff)
+            doomed = await self._unreachable(connection, cutoff, wanted)
             if not doomed:
                 return []
             doomed_ids = [c.id for c in doomed]
@@ -168,66 +180,91 @@ class CollectorQueries(ManifestQueries):
             )
             return doomed
 
-    async def _still_unreachable(
-        self, connection: DbConnection, ids: set[int], cutoff: datetime
+    async def _unreachable(
+        self, connection: DbConnection, cutoff: datetime, among: set[int] | None = None
     ) -> list[ManifestCandidate]:
-        rows = await connection.execute(_UNREACHABLE_ALL, {"cutoff": cutoff})
-        return [ManifestCandidate(*row) for row in rows if row[0] in ids]
+        """Manifests with no tag, last wanted before ``cutoff``, that no tag reaches
+        through a parent (of ``among`` only, when given)."""
+        query = _MANIFEST_CANDIDATE.where(may_go(cutoff))
+        if among is not None:
+            query = query.where(_m.c.id.in_(among))
+        found = [ManifestCandidate(*row) for row in await connection.execute(query)]
+        kept = await kept_among(connection, {c.id for c in found})
+        return [c for c in found if c.id not in kept]
 
     # -- blobs -------------------------------------------------------------------------
 
-    async def unreferenced_blobs(
+    async def blobs_to_review(
         self,
         cutoff: datetime,
         after: str = "",
         limit: int = 1000,
         ignoring: Sequence[int] = (),
     ) -> BlobPage:
-        """One page of at most ``limit`` blobs in digest order after ``after``, and those
-        of them no manifest references (but those of ``ignoring``: a dry run's doomed
-        manifests) and last wanted before ``cutoff``. Pages bound the rows each query
-        reads, so that a store with little garbage is read in short steps that let the
-        serving go on between them (not in one query over every blob)."""
-        referenced = _BLOB_REFERENCED
+        """One page of at most ``limit`` blobs of the review queue (``gc_blob_reviews``),
+        in digest order after ``after``, last wanted before ``cutoff``. With ``ignoring``
+        (a dry run's doomed manifests, still in the database) the blobs those reference
+        are reviewed too, as if the manifests were gone.
+
+        ``candidates`` are those no manifest references (but those of ``ignoring``); the
+        page's other blobs are referenced again, and ``referenced`` lists them, so that
+        the collector can take them out of the queue."""
+        query = _QUEUE_PAGE
         if ignoring:
-            referenced = referenced.where(_r.c.manifest_id.not_in(list(ignoring)))
-        collectable = and_(_blob_wanted < cutoff, ~referenced).label("collectable")
-        query = (
-            select(_b.c.digest, _b.c.size, collectable)
-            .where(_b.c.digest > after)
-            .order_by(_b.c.digest)
-            .limit(limit)
-        )
+            freed = select(_r.c.digest).where(
+                _r.c.manifest_id.in_(list(ignoring)), _r.c.kind == "blob"
+            )
+            query = _review_page(
+                union(select(_g.c.digest), freed).subquery(),
+                _BLOB_REFERENCED.where(_r.c.manifest_id.not_in(list(ignoring))),
+            )
+        parameters = {"after": after, "cutoff": cutoff, "limit": limit}
         async with self._read() as connection:
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(query, parameters)).all()
         return BlobPage(
             [BlobCandidate(row.digest, row.size) for row in rows if row.collectable],
             rows[-1].digest if rows else None,
+            [row.digest for row in rows if not row.collectable],
         )
 
     @asynccontextmanager
     async def deleting_blobs(
         self, digests: Sequence[str], cutoff: datetime
     ) -> AsyncIterator[Deletion]:
-        """Lock the rows of ``digests``, and yield those still unreferenced and unwanted
-        since ``cutoff``; when the block ends, their links and rows are deleted (but not
-        those the caller kept), in the same transaction."""
+        """Lock the queue entries and rows of ``digests``, and yield those still
+        unreferenced and unwanted since ``cutoff``; when the block ends, their links and
+        rows are deleted (but not those the caller kept), in the same transaction, and
+        the entries of those found referenced leave the queue.
+
+        On PostgreSQL the queue entries are locked before the check: a manifest deleted
+        meanwhile queues its blobs again after this transaction, never into an entry
+        that this one then deletes (the trigger waits for the entry's lock)."""
         async with self._write() as connection:
-            locked = await self._lock(connection, _b, digests)
+            queued = set(await self._lock(connection, _g, digests))
+            locked = await self._lock(connection, _b, [d for d in digests if d in queued])
             rows = (
                 await connection.execute(
-                    select(_b.c.digest, _b.c.size, _MANIFEST_NAMED.label("named")).where(
-                        _b.c.digest.in_(locked), _blob_wanted < cutoff, ~_BLOB_REFERENCED
-                    )
+                    select(
+                        _b.c.digest,
+                        _b.c.size,
+                        _MANIFEST_NAMED.label("named"),
+                        _BLOB_REFERENCED.label("referenced"),
+                    ).where(_b.c.digest.in_(locked), _blob_wanted < cutoff)
                 )
             ).all()
-            deletion = Deletion([BlobCandidate(r.digest, r.size, not r.named) for r in rows])
+            deletion = Deletion(
+                [BlobCandidate(r.digest, r.size, not r.named) for r in rows if not r.referenced]
+            )
             yield deletion
+            referenced = [r.digest for r in rows if r.referenced]
+            if referenced:
+                await connection.execute(delete(_g).where(_g.c.digest.in_(referenced)))
             gone = [c.digest for c in deletion.deleted]
             if gone:
                 await connection.execute(
                     delete(t.repository_blobs).where(t.repository_blobs.c.digest.in_(gone))
                 )
+                # Their queue entries go with the rows (trigger gc_blob_deleted).
                 await connection.execute(delete(_b).where(_b.c.digest.in_(gone)))
                 for digest in gone:  # deleted from the whole store: no repository
                     await record_change(connection, BlobDeleted("", digest))
@@ -236,14 +273,9 @@ class CollectorQueries(ManifestQueries):
 
     async def manifest_bytes_due(self, cutoff: datetime, limit: int = 1000) -> list[BlobCandidate]:
         """Queued manifest bytes not yet deleted, queued before ``cutoff``."""
-        query = (
-            select(_q.c.digest, _q.c.size)
-            .where(_q.c.deleted_at.is_(None), _q.c.queued_at < cutoff)
-            .order_by(_q.c.digest)
-            .limit(limit)
-        )
+        parameters = {"cutoff": cutoff, "limit": limit}
         async with self._read() as connection:
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(_MANIFEST_BYTES_DUE, parameters)).all()
         return [BlobCandidate(row.digest, row.size) for row in rows]
 
     @asynccontextmanager
@@ -286,11 +318,14 @@ class CollectorQueries(ManifestQueries):
 
     async def forget_deleted_manifest_bytes(self, before: datetime) -> int:
         """Drop the queue rows of manifest bytes deleted before ``before``: no push that
-        wrote those bytes before the deletion can still be running."""
+        wrote those bytes before the deletion can still be running. Read first: a
+        collection of a quiet store takes no write lock for nothing."""
+        async with self._read() as connection:
+            due = (await connection.execute(_ANY_FORGOTTEN, {"before": before})).first()
+        if due is None:
+            return 0
         async with self._write(invalidates=False) as connection:
-            result = await connection.execute(
-                delete(_q).where(_q.c.deleted_at.is_not(None), _q.c.deleted_at < before)
-            )
+            result = await connection.execute(delete(_q).where(_FORGOTTEN), {"before": before})
             return int(result.rowcount or 0)
 
     async def _lock(

@@ -1,14 +1,16 @@
 """What ``dockyard fsck`` compares with the storage: every blob row, every stored manifest
-digest, the upload sessions."""
+digest, the upload sessions; and the rows of stored bytes nothing knew (fsck's repair,
+the import of a registry:2 store)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.transactions import StoreBase
+from dockyard.metadata.transactions import StoreBase, utc_now
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,23 @@ class IntegrityQueries(StoreBase):
         async with self._read() as connection:
             rows = (await connection.execute(query)).all()
         return [BlobRow(row[0], int(row[1]), row[2] is not None) for row in rows]
+
+    async def record_blobs_without_links(self, blobs: Sequence[tuple[str, int]]) -> None:
+        """Rows for stored bytes the database did not know (``(digest, size)`` pairs),
+        linked into no repository: the review queue takes them, and a collection removes
+        them once nothing wanted them within its delay (counted from now). A digest that
+        has a row already keeps it as it is."""
+        if not blobs:
+            return
+        now = utc_now()
+        async with self._write(served=False) as connection:
+            await connection.execute(
+                self._insert(t.blobs).on_conflict_do_nothing(index_elements=["digest"]),
+                [
+                    {"digest": d, "size": size, "created_at": now, "wanted_at": now}
+                    for d, size in blobs
+                ],
+            )
 
     async def manifest_sizes(self) -> dict[str, int]:
         """Every stored manifest digest (once, whatever its repositories) and its size."""

@@ -225,3 +225,15 @@ replication_jobs = Table(
     Index(None, "state", "id"),
     Index(None, "rule", "destination", "state"),
 )
+
+# The garbage collector's review queue of blobs: the digest of every blob that no manifest
+# references (created and never referenced yet, or left by a deleted manifest), so that a
+# collection reads this queue, not every blob. Triggers of migration 0010 keep it: a blob
+# enters when its row is created or a reference to it is deleted, and leaves when a
+# manifest references it or its row is deleted; the collector drops the entries it finds
+# referenced. Whether an entry is due is the blob's own ``wanted_at``.
+gc_blob_reviews = Table(
+    "gc_blob_reviews",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+)

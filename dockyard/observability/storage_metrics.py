@@ -9,11 +9,11 @@ decides. ``capability`` is forwarded, so sendfile still sees the local files.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
 from dockyard.observability import batch, metrics
-from dockyard.storage.driver import FileWriter, StorageDriver, WriterState
+from dockyard.storage.driver import FileWriter, StorageDriver, StorageError, WriterState
 
 _Capability = TypeVar("_Capability")
 _T = TypeVar("_T")
@@ -103,6 +103,9 @@ class MeasuredDriver(StorageDriver):
 
     async def delete(self, path: str) -> None:
         await self._timed("Delete", self._inner.delete(path))
+
+    async def delete_many(self, paths: Sequence[str]) -> dict[str, StorageError]:
+        return await self._timed("Delete", self._inner.delete_many(paths))
 
     async def redirect_url(self, path: str, method: str) -> str | None:
         return await self._timed("RedirectURL", self._inner.redirect_url(path, method))

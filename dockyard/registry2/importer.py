@@ -7,7 +7,11 @@ driver, so it works on any driver, and writes the same facts into Dockyard's dat
 * ``_layers/<alg>/<hex>/link`` whose blob data exists: a blob linked into the repository;
 * ``_manifests/revisions/<alg>/<hex>/link``: a manifest, once its bytes have been read from
   the blob store, checked against their digest and parsed; children before their indexes;
-* ``_manifests/tags/<tag>/current/link``: a tag.
+* ``_manifests/tags/<tag>/current/link``: a tag;
+* blob data that no link file of any repository names (registry:2 leaves such bytes, a
+  deleted manifest's for one, until its ``garbage-collect`` runs): a blob row linked into
+  no repository, which garbage collection removes once ``gc.reviewafter`` has passed,
+  as registry:2's collector would.
 
 The store itself is only read: no blob or link file is copied, moved or changed, and the
 bytes stay where registry:2 wrote them. The import only adds to the database, so running it
@@ -40,7 +44,7 @@ from dockyard.oci.names import is_valid_name, is_valid_tag
 from dockyard.registry.manifests import manifest_to_store
 from dockyard.registry2.reports import Counts, Report, plural
 from dockyard.storage import layout, paths
-from dockyard.storage.driver import StorageDriver, StorageError
+from dockyard.storage.driver import PathNotFoundError, StorageDriver, StorageError
 from dockyard.storage.layout import basename, location
 
 log = logging.getLogger("dockyard.import")
@@ -60,6 +64,8 @@ class ImportReport(Report):
     imported: Counts = field(default_factory=Counts)
     #: found in the store and already in the database, left as they were
     present: Counts = field(default_factory=Counts)
+    #: blobs stored but named by no link file, recorded for the collector
+    unlinked_blobs: int = 0
 
     def summary(self) -> str:
         lines = []
@@ -69,6 +75,12 @@ class ImportReport(Report):
         else:
             lines.append(f"Imported {self.imported.describe()}.")
         lines.append(f"Already in the database: {self.present.describe()}.")
+        if self.unlinked_blobs:
+            recorded = "Would record" if self.dry_run else "Recorded"
+            lines.append(
+                f"{recorded} {plural(self.unlinked_blobs, 'blob', 'blobs')} that no link file "
+                "names, for garbage collection once gc.reviewafter has passed."
+            )
         if self.problems:
             lines.append(f"{plural(len(self.problems), 'problem', 'problems')} reported.")
         return "\n".join(lines)
@@ -173,6 +185,8 @@ class _Importer:
         self._dry_run = dry_run
         self._report = ImportReport(dry_run=dry_run)
         self._unfinished_uploads = 0
+        #: every digest a link file names, in any repository (used or skipped)
+        self._named: set[str] = set()
 
     def _problem(self, message: str) -> None:
         collected = _task_problems.get()
@@ -245,6 +259,7 @@ class _Importer:
             if content is None:
                 continue
             algorithm, encoded = entry.rsplit("/", 2)[-2:]
+            self._named.update((f"{algorithm}:{encoded}", content.strip()))
             try:
                 digest = Digest.parse(content)
             except errors.RegistryError:
@@ -298,6 +313,7 @@ class _Importer:
             contents = await self._contents(name)
             repo = _Repository(name, repository.has_manifests, contents or _Contents())
             await self._import_repository(repo, existed=contents is not None)
+        await self._record_unlinked_blobs()
         if self._unfinished_uploads:
             uploads = plural(self._unfinished_uploads, "unfinished upload", "unfinished uploads")
             self._problem(
@@ -307,6 +323,28 @@ class _Importer:
                 "as its own uploads go to the same directories"
             )
         return self._report
+
+    async def _record_unlinked_blobs(self) -> None:
+        """Rows for the blob data no link file names and the database does not know, so
+        that a collection removes them (registry:2's would): no repository may serve them."""
+        known = set(self._named)
+        if self._metadata is not None:
+            known.update(row.digest for row in await self._metadata.blob_rows())
+            known.update(await self._metadata.manifest_sizes())
+        unlinked: list[tuple[str, int]] = []
+        try:
+            async for path in self._storage.walk(paths.blobs_root()):
+                digest = paths.digest_of_blob_data(path)
+                if digest is None or str(digest) in known:
+                    continue
+                size = await self._storage.stat(path)
+                if size is not None:
+                    unlinked.append((str(digest), size))
+        except PathNotFoundError:
+            return
+        if unlinked and not self._dry_run:
+            await self._writer().record_blobs_without_links(unlinked)
+        self._report.unlinked_blobs = len(unlinked)
 
     def _too_deep(self, directory: str) -> None:
         self._problem(f"{self._where(directory)}: deeper than any repository name can be; skipped")
@@ -512,6 +550,8 @@ class _Importer:
         )
         found: dict[str, Digest] = {}
         for tag, content in zip(tags, contents, strict=True):
+            if content is not None:
+                self._named.add(content.strip())
             if content is None:
                 self._problem(f"{name}: tag {tag} has no current/link; skipped")
                 continue

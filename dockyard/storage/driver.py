@@ -4,7 +4,8 @@ It is written so that an object store can implement it: nothing asks for rename,
 or truncate, and an upload in progress may be invisible until it is committed.
 
 * Whole files: ``get_content`` / ``put_content`` (small, atomic), ``reader`` (a stream
-  from an offset), ``stat``, ``list``, ``walk``, ``move``, ``delete``, ``redirect_url``.
+  from an offset), ``stat``, ``list``, ``walk``, ``move``, ``delete`` (and ``delete_many``),
+  ``redirect_url``.
 * Uploads: ``writer`` opens a :class:`FileWriter` that appends in order. Between
   requests the *caller* keeps where the upload stands (a :class:`WriterState`: the bytes
   kept and an opaque ``driver_state``, e.g. a multipart upload id and its parts) and
@@ -24,14 +25,17 @@ path, and each is all-or-nothing.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 _COMPONENT = re.compile(r"[A-Za-z0-9._-]+")
 _Capability = TypeVar("_Capability")
+#: deletes in flight at once in the default ``delete_many``
+DELETES_AT_ONCE = 16
 
 
 class StorageError(Exception):
@@ -175,6 +179,25 @@ class StorageDriver(ABC):
     @abstractmethod
     async def delete(self, path: str) -> None:
         """Delete a file or a whole directory tree; PathNotFoundError if nothing is there."""
+
+    async def delete_many(self, paths: Sequence[str]) -> dict[str, StorageError]:
+        """Delete each of ``paths`` as :meth:`delete` does; returns the failures by path
+        (nothing at a path is no failure). Here a few deletes at a time; a driver that
+        deletes in bulk more cheaply overrides it."""
+        failures: dict[str, StorageError] = {}
+        gate = asyncio.Semaphore(DELETES_AT_ONCE)
+
+        async def one(path: str) -> None:
+            async with gate:
+                try:
+                    await self.delete(path)
+                except PathNotFoundError:
+                    pass
+                except StorageError as exc:
+                    failures[path] = exc
+
+        await asyncio.gather(*(one(path) for path in paths))
+        return failures
 
     async def redirect_url(self, path: str, method: str) -> str | None:
         """A URL the client may fetch directly instead (object stores); None to proxy."""

@@ -15,7 +15,8 @@ import os
 import random
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +27,7 @@ from dockyard.storage.driver import (
     InvalidPathError,
     PathNotFoundError,
     StorageDriver,
+    StorageError,
     WriterState,
     check_path,
 )
@@ -42,6 +44,14 @@ PATH_MAX = 4096
 _TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")
 _TEMPORARY_NAME_LENGTH = 37
 _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+# delete_many: at most this many thread jobs at once, each of at least this many paths
+# (measured here: 1,000 blob directories in 0.6-2.1 s from one thread, 0.3-0.4 s from 8).
+DELETE_JOBS = 8
+DELETES_PER_JOB = 32
+# Paths per thread hop of walk().
+WALK_CHUNK = 2000
+# What deleting raises when nothing is at a path (a parent may be a file).
+_NOTHING_THERE = (FileNotFoundError, NotADirectoryError)
 
 
 def _make_directory(directory: str) -> None:
@@ -254,6 +264,15 @@ class FilesystemDriver(StorageDriver, LocalFiles):
         prefix = path.rstrip("/")
         return sorted(f"{prefix}/{name}" for name in names if not _TEMPORARY.fullmatch(name))
 
+    async def walk(self, path: str) -> AsyncIterator[str]:
+        """The default walk's files, in its order, read with ``os.scandir`` in a thread a
+        chunk of paths at a time: the default's two thread hops per path took minutes
+        over a store of 100,000 blobs (fsck, import)."""
+        found = _files_below(self._full(path, file=False), path.rstrip("/"))
+        while chunk := await asyncio.to_thread(list, islice(found, WALK_CHUNK)):
+            for child in chunk:
+                yield child
+
     async def move(self, source: str, destination: str) -> None:
         src, dst = self._full(source), self._full(destination)
 
@@ -271,14 +290,71 @@ class FilesystemDriver(StorageDriver, LocalFiles):
         full = self._full(path)
 
         def delete_sync() -> None:
-            if full.is_dir() and not full.is_symlink():
-                shutil.rmtree(full)
-            elif full.exists() or full.is_symlink():
-                full.unlink()
-            else:
-                raise PathNotFoundError(path)
+            try:
+                _remove(full)
+            except _NOTHING_THERE:
+                raise PathNotFoundError(path) from None
 
         await asyncio.to_thread(delete_sync)
+
+    async def delete_many(self, paths: Sequence[str]) -> dict[str, StorageError]:
+        """A few thread jobs, each deleting a share of ``paths``: a thread hop per path
+        cost more than deleting a small blob's directory, and one thread alone waits for
+        the disk between deletes (docs/performance.md, garbage collection)."""
+        full = [(path, self._full(path)) for path in paths]
+        size = max(DELETES_PER_JOB, -(-len(full) // DELETE_JOBS))
+        shares = [full[start : start + size] for start in range(0, len(full), size)]
+        failures: dict[str, StorageError] = {}
+        for share in await asyncio.gather(*(asyncio.to_thread(_remove_all, s) for s in shares)):
+            failures.update(share)
+        return failures
+
+
+def _files_below(directory: Path, prefix: str) -> Iterator[str]:
+    """Driver paths of the files below ``directory``, depth first in name order, as
+    ``list`` and ``stat`` see them (temporaries left out)."""
+    try:
+        with os.scandir(directory) as scan:
+            entries = sorted(
+                (e for e in scan if not _TEMPORARY.fullmatch(e.name)), key=lambda e: e.name
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        child = f"{prefix}/{entry.name}"
+        if entry.is_file():
+            yield child
+        elif entry.is_dir():
+            yield from _files_below(Path(entry.path), child)
+
+
+def _remove_all(share: list[tuple[str, Path]]) -> dict[str, StorageError]:
+    failures: dict[str, StorageError] = {}
+    for path, local in share:
+        try:
+            _remove(local)
+        except _NOTHING_THERE:
+            pass
+        except OSError as exc:
+            failures[path] = StorageError(f"cannot delete {path}: {exc}")
+    return failures
+
+
+def _remove(full: Path) -> None:
+    """Delete a file or a directory tree; one of ``_NOTHING_THERE`` if nothing is. A
+    directory of files only (a blob's) is emptied with plain unlinks, cheaper than
+    ``shutil.rmtree``."""
+    if full.is_symlink() or not full.is_dir():
+        full.unlink()
+        return
+    with os.scandir(full) as scan:
+        children = list(scan)
+    if any(child.is_dir(follow_symlinks=False) for child in children):
+        shutil.rmtree(full)
+        return
+    for child in children:
+        os.unlink(child.path)
+    os.rmdir(full)
 
 
 def _cut(fd: int, size: int, path: str) -> None:

@@ -19,12 +19,30 @@ registry:2 on ``dockyard export``.
 from __future__ import annotations
 
 from dockyard.oci.digest import Digest
+from dockyard.oci.errors import RegistryError
 
 ROOT = "/docker/registry/v2"
 
 
 def blob_data(digest: Digest) -> str:
     return f"{blob_dir(digest)}/data"
+
+
+def blobs_root() -> str:
+    return f"{ROOT}/blobs"
+
+
+def digest_of_blob_data(path: str) -> Digest | None:
+    """The digest whose :func:`blob_data` is ``path`` (``.../blobs/<alg>/<2 hex>/<hex>/data``),
+    or None if ``path`` is no blob's data file."""
+    parts = path.split("/")
+    if len(parts) < 4 or parts[-1] != "data":
+        return None
+    try:
+        digest = Digest.parse(f"{parts[-4]}:{parts[-2]}")
+    except RegistryError:
+        return None
+    return digest if blob_data(digest) == path else None
 
 
 def blob_dir(digest: Digest) -> str:

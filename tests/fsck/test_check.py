@@ -4,11 +4,13 @@ database disagree, and that its repairs lose nothing a manifest references."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from dockyard.api.app import build_app
 from dockyard.fsck.check import check_store
+from dockyard.gc.collector import Collector
 from dockyard.metadata.engine import create_engine
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import Digest
@@ -17,6 +19,7 @@ from dockyard.registry.settings import RegistrySettings
 from dockyard.storage import paths
 from dockyard.storage.inmemory import InMemoryDriver
 from tests.api.helpers import Client, digest_of, push_blob, push_image
+from tests.gc.test_collector import age_everything
 
 
 def kinds(report: object) -> list[tuple[str, str]]:
@@ -69,6 +72,7 @@ async def test_what_it_finds_and_repairs(client: Client, registry: Registry) -> 
         "digest-mismatch",
         "manifest-bytes",
         "upload-without-session",
+        "bytes-without-row",
     }
     assert await storage.stat(paths.blob_data(Digest.parse(corrupt))) == len(layers[1])  # kept
     assert await metadata.missing_blob_count() == 2
@@ -77,12 +81,14 @@ async def test_what_it_finds_and_repairs(client: Client, registry: Registry) -> 
     assert (await client.get(f"/v2/team/app/manifests/{manifest_digest}")).status == 200
 
     after = await check_store(metadata, storage)
-    # Stray bytes are the collector's; a link file is not re-linked once Dockyard served writes.
-    assert kinds(after) == [
-        ("bytes-without-row", digest_of(stray)),
-        ("link-file-without-row", f"team/app@{unlinked}"),
-    ]
+    # Stray bytes got a row (the collector's now); a link file is not re-linked once
+    # Dockyard served writes.
+    assert kinds(after) == [("link-file-without-row", f"team/app@{unlinked}")]
     assert await storage.stat(paths.blob_data(Digest.parse(digest_of(stray)))) == 100
+    await age_everything(registry)
+    report = await Collector(metadata, storage, review_after=timedelta(hours=1)).run()
+    assert digest_of(stray) in {r.digest for r in report.blobs}
+    assert await storage.stat(paths.blob_data(Digest.parse(digest_of(stray)))) is None
 
 
 async def test_an_import_that_missed_a_link_is_linked(database_url: str) -> None:

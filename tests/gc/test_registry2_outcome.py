@@ -59,6 +59,14 @@ def dockyard_gc(root: Path, *flags: str) -> str:
     return run([sys.executable, "-m", "dockyard", "garbage-collect", *flags, str(config)])
 
 
+def fsck_findings(config: Path) -> str:
+    """What ``dockyard fsck`` finds (one line each; exit status 1 when it finds any)."""
+    argv = [sys.executable, "-m", "dockyard", "fsck", str(config)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert done.returncode in (0, 1), done.stderr
+    return done.stdout
+
+
 def blobs_left(root: Path) -> set[str]:
     return {"sha256:" + data.parent.name for data in (root / BLOBS).glob("sha256/*/*/data")}
 
@@ -133,3 +141,42 @@ async def test_delete_untagged_differs_only_by_registry2s_multi_arch_bug(
     assert lost == groups["children"] - groups["base layer"]
     assert blobs_left(registry2) <= left
     assert "Removed 1 manifest and" in output
+
+
+async def test_bytes_no_link_file_names_are_collected_after_the_review_delay(
+    stores: tuple[Path, Path, dict[str, set[str]]],
+) -> None:
+    """Blob data with no link file anywhere (registry:2 leaves a deleted manifest's bytes,
+    or an upload's whose link went): registry:2's collector removes it, and so does
+    Dockyard's after an import, once ``gc.reviewafter`` has passed; fsck agrees."""
+    registry2, dockyard, _groups = stores
+    leftovers = set()
+    for root in (registry2, dockyard):
+        store = Store(FilesystemDriver(root))
+        for data in (b"bytes of a manifest registry:2 deleted", b"an upload whose link went"):
+            leftovers.add(str(await store.blob(data)))
+    assert leftovers <= blobs_left(registry2)
+
+    registry2_gc(registry2)
+    assert not leftovers & blobs_left(registry2)
+
+    waiting = config_for(dockyard, "gc:\n  reviewafter: 1h\n")
+    imported = run([sys.executable, "-m", "dockyard", "import", str(waiting)])
+    assert "Recorded 2 blobs that no link file names" in imported
+    assert "bytes-without-row" not in fsck_findings(waiting)
+    run([sys.executable, "-m", "dockyard", "garbage-collect", str(waiting)])
+    assert leftovers <= blobs_left(dockyard)  # within the review delay: kept
+
+    output = run(
+        [
+            sys.executable,
+            "-m",
+            "dockyard",
+            "garbage-collect",
+            str(config_for(dockyard, "gc:\n  reviewafter: 0s\n")),
+        ]
+    )
+
+    assert not leftovers & blobs_left(dockyard)
+    assert blobs_left(dockyard) == blobs_left(registry2)
+    assert "Removed 0 manifests and 3 blobs" in output  # and the never referenced layer

@@ -206,3 +206,29 @@ def test_revisions_read_as_text_agree_with_alembic() -> None:
     every = [script.revision for script in scripts.walk_revisions()]
     assert all(known_revision(revision) for revision in every)
     assert not known_revision("ffffffff")
+
+
+async def test_0010_queues_the_blobs_of_an_existing_store_that_nothing_references(
+    engine: Database,
+) -> None:
+    """The collector reads only the review queue: the blobs an older schema holds
+    unreferenced must be in it after the upgrade, the referenced ones not."""
+    await move_schema(engine, "upgrade", "0008")
+    statements = (
+        "INSERT INTO repositories (id, name, created_at) VALUES (1, 'app', '2024-01-01')",
+        "INSERT INTO blobs (digest, size, created_at) VALUES "
+        "('sha256:aa', 1, '2024-01-01'), ('sha256:bb', 1, '2024-01-01')",
+        "INSERT INTO manifests (id, repository_id, digest, media_type, size, payload, "
+        "created_at) VALUES (1, 1, 'sha256:cc', 'm', 1, :payload, '2024-01-01')",
+        "INSERT INTO manifest_references (manifest_id, digest, kind) VALUES "
+        "(1, 'sha256:aa', 'blob')",
+    )
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(**WRITE)
+        async with connection.begin():
+            for statement in statements:
+                await connection.execute(text(statement), {"payload": b"{}"})
+    await migrate(engine)
+    async with engine.connect() as connection:
+        queued = (await connection.execute(text("SELECT digest FROM gc_blob_reviews"))).all()
+    assert [tuple(row) for row in queued] == [("sha256:bb",)]

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from dockyard.metadata import schema as t
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import mediatypes
 from tests.metadata.test_store import digest, manifest, open_store, push_image
@@ -85,3 +88,33 @@ async def test_the_same_manifest_pushed_twice_at_once(
         assert found is not None and found.digest == image.digest
     assert await first.count("manifests") == 2
     assert await first.count("manifest_references") == 2 + len(image.blob_digests)
+
+
+async def test_a_blob_losing_its_last_reference_during_its_review_stays_queued(
+    stores: list[MetadataStore], database_url: str
+) -> None:
+    """The collector reviews a queued layer and finds it referenced while the manifest
+    that references it is deleted beside it: that delete queues the layer again, after
+    the collector has taken it out, never into the entry the collector deletes (the
+    collection reads only the queue: a lost entry would be garbage kept for ever)."""
+    collector, pusher = stores
+    first = await push_image(pusher, "app", "v1", "latest")
+    second = await push_image(pusher, "other", "v1", "latest")  # the same config and layer
+    await pusher.delete_manifest("other", second)
+    layer = digest("v1/layer")
+    assert layer in await queued(collector)  # its manifest went; "app" still references it
+    watcher = await admin(database_url)
+    try:
+        async with collector.deleting_blobs([layer], datetime.now(UTC)) as deletion:
+            assert deletion.candidates == []  # referenced: out of the queue at commit
+            deleting = asyncio.create_task(pusher.delete_manifest("app", first))
+            await waiting_for_locks(watcher, 1)  # the trigger waits for the queue entry
+        await deleting
+    finally:
+        await watcher.close()
+    assert layer in await queued(collector)
+
+
+async def queued(store: MetadataStore) -> set[str]:
+    async with store.engine.connect() as connection:
+        return set((await connection.execute(select(t.gc_blob_reviews.c.digest))).scalars())

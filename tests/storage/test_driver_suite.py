@@ -718,6 +718,17 @@ async def test_delete_of_a_missing_path(driver: StorageDriver) -> None:
     assert await driver.get_content("/file") == b"x"
 
 
+async def test_delete_many_deletes_files_and_trees_and_passes_over_nothing(
+    driver: StorageDriver,
+) -> None:
+    for path in ("/many/a/data", "/many/b/data", "/many/c/d/e", "/many/file", "/many/kept"):
+        await driver.put_content(path, b"x")
+    failures = await driver.delete_many(["/many/a", "/many/b", "/many/c", "/many/file", "/none"])
+    assert failures == {}
+    assert await collect(driver.walk("/many")) == ["/many/kept"]
+    assert await driver.list("/many") == ["/many/kept"]
+
+
 # -- walk ---------------------------------------------------------------------------------
 
 
