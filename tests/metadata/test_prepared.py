@@ -63,3 +63,29 @@ async def test_prepared_errors_are_sqlalchemy_errors(engine: InlineEngine) -> No
             await writer.execute(prepared(INSERT), [row, row])
     count = (await engine.reader().execute(prepared(SELECT), {"repository": "r"})).all()
     assert len(count) == 1
+
+
+async def test_a_write_with_both_kinds_of_statement_is_one_transaction(
+    engine: InlineEngine,
+) -> None:
+    """The writer's transaction is the driver's: a statement through SQLAlchemy joins it,
+    and commits or rolls back with the prepared ones."""
+    writer = engine.writer()
+    moment = datetime.now(UTC)
+    with pytest.raises(RuntimeError):
+        async with writer.begin():
+            await writer.execute(
+                prepared(INSERT), {"id": "a", "repository": "r", "started_at": moment}
+            )
+            await writer.execute(INSERT, {"id": "b", "repository": "r", "started_at": moment})
+            raise RuntimeError("the caller failed")
+    reader = engine.reader()
+    assert (await reader.execute(prepared(SELECT), {"repository": "r"})).all() == []
+    for turn in range(2):  # and the connection is ready for the next transaction
+        async with writer.begin():
+            row = {"repository": "r", "started_at": moment}
+            await writer.execute(INSERT, {"id": f"c{turn}", **row})
+            await writer.execute(prepared(INSERT), {"id": f"d{turn}", **row})
+    rows = (await reader.execute(prepared(SELECT), {"repository": "r"})).all()
+    assert sorted(row.id for row in rows) == ["c0", "c1", "d0", "d1"]
+    assert not writer.sync_connection.in_transaction()
