@@ -70,9 +70,7 @@ class S3Writer(FileWriter):
     async def _send_buffer(self) -> None:
         """Send the buffer as the next part, without waiting for it (only for a part sent
         before it, when :data:`PARTS_IN_FLIGHT` are out): the next bytes gather meanwhile."""
-        while len(self._sending) >= PARTS_IN_FLIGHT:
-            self._parts.append(await self._sending[0])
-            self._sending.popleft()
+        await self._sent(keep=PARTS_IN_FLIGHT - 1)
         if not self._upload_id:
             created = await self._bucket.client.create_multipart_upload(
                 Bucket=self._bucket.name,
@@ -99,9 +97,10 @@ class S3Writer(FileWriter):
             raise not_found(self._path, exc) from exc
         return Part(sent["ETag"], len(data))
 
-    async def _sent(self) -> None:
-        """Wait for the parts being sent, in order, and count them."""
-        while self._sending:
+    async def _sent(self, keep: int = 0) -> None:
+        """Wait for the parts being sent, oldest first, until at most ``keep`` are still
+        out; count them."""
+        while len(self._sending) > keep:
             self._parts.append(await self._sending[0])
             self._sending.popleft()
 
