@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from bench import mixed_load, report
+from bench import many_uploads, mixed_load, report
 from bench.big_upload import idle_pss
 from bench.harness import Harness
 from bench.servers import (
@@ -490,6 +490,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mixed-seconds", type=float, default=30.0, help="its duration (30)")
     parser.add_argument("--mixed-clients", type=int, default=32, help="its clients (32)")
     parser.add_argument(
+        "--many-uploads",
+        action="store_true",
+        help="also server PSS during many big uploads at once, monolithic and chunked "
+        "(bench/many_uploads.py; needs count x size of free disk)",
+    )
+    parser.add_argument("--many-uploads-count", type=int, default=32, help="uploads (32)")
+    parser.add_argument("--many-uploads-gib", type=float, default=1.0, help="each (1 GiB)")
+    parser.add_argument(
+        "--many-uploads-limit-mib", type=float, default=256.0, help="allowed PSS growth (256)"
+    )
+    parser.add_argument(
         "--out", type=Path, help="results directory (default bench-results/<timestamp>)"
     )
     parser.add_argument(
@@ -625,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     big: dict[str, dict[str, Any]] = {}
     mixed: dict[str, dict[str, Any]] = {}
+    many: dict[str, dict[str, dict[str, Any]]] = {}
     groups = groups_for(args.selected)
     harness = Harness(
         args, tmp, out, live, make_server, lambda s: start_with_retry(s, {}), scrubbed_env(), REPO
@@ -641,6 +653,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.mixed:
             for target in args.targets:
                 mixed[target] = mixed_load.bench(target, harness)
+        if args.many_uploads:
+            for target in args.targets:
+                many[target] = many_uploads.bench(target, harness)
     except KeyboardInterrupt:
         log("interrupted: stopping the servers")
         return 130
@@ -653,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = report.scenario_rows(results, args.selected) + report.memory_rows(results)
     rows += report.big_upload_rows(big) + mixed_load.rows(mixed)
+    rows += many_uploads.rows(many, args.many_uploads_limit_mib)
     physical_rows = [row for res in results.values() for row in res["physical_rows"]]
     parts = [header(args, results, started), "", report.render(rows, args.targets)]
     if physical_rows:
@@ -669,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "big_upload": big,
         "mixed": mixed,
+        "many_uploads": many,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     print()
