@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from dockyard.api.direct_body import DirectBody, direct_body
-from dockyard.api.gather import gathered
+from dockyard.api.gather import GatheredBody
 from dockyard.auth.access import Access
 from dockyard.oci import errors
 from dockyard.registry.service import Registry
@@ -62,18 +62,17 @@ class RequestBody:
 
     A large plain-TCP body is received straight into reusable buffers (see
     :mod:`dockyard.api.direct_body`), each filled again once the reader hands its chunk
-    back. Any other body comes through aiohttp's parser, its pieces joined into chunks
-    (:mod:`dockyard.api.gather`)."""
+    back. Any other body comes through aiohttp's parser, its pieces copied into buffers of
+    the same pool (:mod:`dockyard.api.gather`)."""
 
     def __init__(self, request: web.Request) -> None:
         taken = direct_body(request)
-        self._direct: DirectBody | None = None
-        self._chunks: AsyncGenerator[bytes | memoryview]
-        if isinstance(taken, DirectBody):
-            self._direct = taken
-            self._chunks = taken.chunks()
-        else:
-            self._chunks = gathered(taken or request.content.iter_any())
+        self._source = (
+            taken
+            if isinstance(taken, DirectBody)
+            else GatheredBody(taken or request.content.iter_any())
+        )
+        self._chunks: AsyncGenerator[memoryview] = self._source.chunks()
 
     async def __aenter__(self) -> RequestBody:
         return self
@@ -92,8 +91,7 @@ class RequestBody:
             raise IncompleteBodyError(str(exc)) from exc
 
     def done(self, chunk: bytes | memoryview) -> None:
-        if self._direct is not None:
-            self._direct.done(chunk)
+        self._source.done(chunk)
 
 
 async def read_limited(request: web.Request, limit: int, error: errors.ErrorCode) -> bytes:
