@@ -400,6 +400,25 @@ class _Worker:
         return letsencrypt_in_worker(letsencrypt, context, engine, renew=self.maintenance)
 
 
+def warm_up(config: Config, shared: Prepared) -> None:
+    """Run once in the parent, before forking, what each worker runs as it starts: open
+    the registry and build its application, then drop both.
+
+    The first calls of a function write to it (Python specialises its code objects as they
+    warm up) and to everything it touches. Done in each worker, those writes copy pages
+    that the workers would otherwise share with the parent: about 5 MiB per worker, and
+    as much again in the parent. Done here, the pages stay shared."""
+
+    async def warm() -> None:
+        registry = await open_registry(config)
+        try:
+            make_web_app(config, registry, False, shared.security, health_checks(config, registry))
+        finally:
+            await registry.metadata.engine.dispose()
+
+    asyncio.run(warm())
+
+
 def serve(config: Config, workers: int) -> int:
     """Check, bind, migrate, and serve; returns the exit status.
 
@@ -471,5 +490,6 @@ def _serve(config: Config, workers: int, monitor: MonitoringPlan) -> int:
         _Worker(config, sock, shared, maintenance=index == 0, debug_socket=debug).run()
 
     config.storage.parameters.preload()
+    warm_up(config, shared)
     gc.freeze()  # what the parent built stays out of the workers' collections: no copy-on-write
     return Supervisor(workers, run_worker, on_exit=monitor.worker_died).run()
