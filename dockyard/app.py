@@ -405,9 +405,14 @@ def warm_up(config: Config, shared: Prepared) -> None:
     the registry and build its application, then drop both.
 
     The first calls of a function write to it (Python specialises its code objects as they
-    warm up) and to everything it touches. Done in each worker, those writes copy pages
-    that the workers would otherwise share with the parent: about 5 MiB per worker, and
-    as much again in the parent. Done here, the pages stay shared."""
+    warm up) and to what it touches. Done in each worker only, those writes copy pages
+    the workers would otherwise share with the parent; done here first, fewer are copied
+    (about 2 MiB less PSS for a default tree, docs/performance.md#idle-footprint).
+
+    Not with metrics on: a metric made in the parent would get value files of its own
+    (they are per process) that no worker ever updates."""
+    if config.http.debug.metrics:
+        return
 
     async def warm() -> None:
         registry = await open_registry(config)
