@@ -69,6 +69,8 @@ class BodyBuffers:
         self._most = most
         self._held: dict[int, mmap.mmap] = {}  # id → buffer, every buffer of this body
         self._free: list[mmap.mmap] = []
+        self._handed: set[int] = set()  # ids of the buffers the reader holds
+        self._closed = False
 
     def first(self) -> mmap.mmap:
         buffer = self._pool.lend(first=True)
@@ -88,10 +90,26 @@ class BodyBuffers:
             self._held[id(buffer)] = buffer
         return buffer
 
-    def holding(self, obj: object) -> mmap.mmap | None:
-        """The buffer of this body that ``obj`` is (a chunk's ``memoryview.obj``)."""
-        buffer = self._held.get(id(obj))
-        return buffer if buffer is obj else None
+    def hand(self, buffer: mmap.mmap, length: int) -> memoryview:
+        """``buffer``'s first ``length`` bytes as a chunk for the reader, who holds the
+        buffer until it gives the chunk back (:meth:`handed_back`)."""
+        self._handed.add(id(buffer))
+        return memoryview(buffer)[:length]
+
+    def handed_back(self, chunk: bytes | memoryview) -> mmap.mmap | None:
+        """The buffer of ``chunk``, which the reader no longer holds, to be filled again;
+        None when the reader did not hold it, or when the body is closed (then the
+        buffer went back to the pool)."""
+        if not isinstance(chunk, memoryview):
+            return None
+        buffer = self._held.get(id(chunk.obj))
+        if buffer is not chunk.obj or id(buffer) not in self._handed:
+            return None
+        self._handed.discard(id(buffer))
+        if self._closed:
+            self.release(buffer)
+            return None
+        return buffer
 
     def returned(self, buffer: mmap.mmap) -> bool:
         """The reader is done with ``buffer``; True when this body keeps it (free), False
@@ -109,8 +127,10 @@ class BodyBuffers:
                 self._free.remove(buffer)
             self._pool.give_back(buffer)
 
-    def release_all_but(self, kept: set[int]) -> None:
-        """Give back every buffer but those whose ids are in ``kept`` (with the reader)."""
+    def close(self) -> None:
+        """Nothing is received any more: give back every buffer but those the reader
+        holds, which go back as it hands them back."""
+        self._closed = True
         for key, buffer in list(self._held.items()):
-            if key not in kept:
+            if key not in self._handed:
                 self.release(buffer)

@@ -79,6 +79,7 @@ class RequestBody:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self._chunks.aclose()
+        self._source.close()  # also when the chunks were never read (aclose skips them)
 
     def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
         return self._iterate()

@@ -61,7 +61,6 @@ class DirectBody(asyncio.BufferedProtocol):
         self._filled = len(head)
         self._view[: len(head)] = head
         self._ready: deque[tuple[mmap.mmap, int]] = deque()
-        self._handed: set[int] = set()  # ids of the buffers the consumer holds
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._scratch = bytearray(64 * 1024)
@@ -138,28 +137,22 @@ class DirectBody(asyncio.BufferedProtocol):
                     self._waiter = None
                     continue
                 buffer, length = self._ready.popleft()
-                self._handed.add(id(buffer))
-                yield memoryview(buffer)[:length]
+                yield self._buffers.hand(buffer, length)
         finally:
-            self._close()
+            self.close()
 
     def done(self, chunk: bytes | memoryview) -> None:
         """The consumer needs ``chunk`` no more: its buffer may be filled again."""
-        if not isinstance(chunk, memoryview):
+        buffer = self._buffers.handed_back(chunk)
+        if buffer is None:
             return
-        buffer = self._buffers.holding(chunk.obj)
-        if buffer is None or id(buffer) not in self._handed:
-            return
-        self._handed.discard(id(buffer))
-        if self._closed:
-            self._buffers.release(buffer)
-        elif self._filling is None and self._remaining:
+        if self._filling is None and self._remaining:
             self._fill(buffer)
             self._transport.resume_reading()
         else:
             self._buffers.returned(buffer)
 
-    def _close(self) -> None:
+    def close(self) -> None:
         """Return the buffers, once nothing can write into them any more; one the
         consumer still holds goes back when it is done with it."""
         if self._closed:
@@ -170,7 +163,7 @@ class DirectBody(asyncio.BufferedProtocol):
             # before the buffers go back.
             self._transport.close()
         self._fill(None)
-        self._buffers.release_all_but(self._handed)
+        self._buffers.close()
 
 
 def _eligible(request: web.Request) -> int | None:

@@ -25,13 +25,12 @@ class GatheredBody:
     def __init__(self, pieces: AsyncIterator[bytes]) -> None:
         self._pieces = pieces
         self._buffers = BodyBuffers()
-        self._handed: set[int] = set()
         self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
 
     async def chunks(self) -> AsyncGenerator[memoryview]:
         try:
-            view, filled = memoryview(self._buffers.first()), 0
+            buffer = self._buffers.first()
+            view, filled = memoryview(buffer), 0
             async for piece in self._pieces:
                 data, offset = memoryview(piece), 0
                 while offset < len(data):
@@ -40,14 +39,13 @@ class GatheredBody:
                     filled += count
                     offset += count
                     if filled == BUFFER_SIZE:
-                        self._handed.add(id(view.obj))
-                        yield view
-                        view, filled = memoryview(await self._next()), 0
+                        yield self._buffers.hand(buffer, filled)
+                        buffer = await self._next()
+                        view, filled = memoryview(buffer), 0
             if filled:
-                self._handed.add(id(view.obj))
-                yield view[:filled]
+                yield self._buffers.hand(buffer, filled)
         finally:
-            self._close()
+            self.close()
 
     async def _next(self) -> mmap.mmap:
         while True:
@@ -62,22 +60,14 @@ class GatheredBody:
 
     def done(self, chunk: bytes | memoryview) -> None:
         """The reader needs ``chunk`` no more: its buffer may be filled again."""
-        if not isinstance(chunk, memoryview):
-            return
-        buffer = self._buffers.holding(chunk.obj)
-        if buffer is None or id(buffer) not in self._handed:
-            return
-        self._handed.discard(id(buffer))
-        if self._closed:
-            self._buffers.release(buffer)
+        buffer = self._buffers.handed_back(chunk)
+        if buffer is None:
             return
         self._buffers.returned(buffer)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _close(self) -> None:
-        """Give back every buffer the reader does not hold; those go back on ``done``."""
-        if not self._closed:
-            self._closed = True
-            self._buffers.release_all_but(self._handed)
+    def close(self) -> None:
+        """Give the buffers back (idempotent); one the reader holds goes back on ``done``."""
+        self._buffers.close()
