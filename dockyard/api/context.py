@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from dockyard.api.buffers import BUFFER_SIZE
 from dockyard.api.direct_body import DirectBody, direct_body
-from dockyard.api.gather import GatheredBody
+from dockyard.api.gather import GatheredBody, SmallBody
 from dockyard.auth.access import Access
 from dockyard.oci import errors
 from dockyard.registry.service import Registry
@@ -63,16 +64,20 @@ class RequestBody:
     A large plain-TCP body is received straight into reusable buffers (see
     :mod:`dockyard.api.direct_body`), each filled again once the reader hands its chunk
     back. Any other body comes through aiohttp's parser, its pieces copied into buffers of
-    the same pool (:mod:`dockyard.api.gather`)."""
+    the same pool, or joined when it is declared smaller than one
+    (:mod:`dockyard.api.gather`)."""
 
     def __init__(self, request: web.Request) -> None:
         taken = direct_body(request)
-        self._source = (
-            taken
-            if isinstance(taken, DirectBody)
-            else GatheredBody(taken or request.content.iter_any())
-        )
-        self._chunks: AsyncGenerator[memoryview] = self._source.chunks()
+        self._source: DirectBody | GatheredBody | SmallBody
+        if isinstance(taken, DirectBody):
+            self._source = taken
+        else:
+            pieces = taken or request.content.iter_any()
+            length = request.content_length
+            small = length is not None and length < BUFFER_SIZE
+            self._source = SmallBody(pieces) if small else GatheredBody(pieces)
+        self._chunks: AsyncGenerator[bytes | memoryview] = self._source.chunks()
 
     async def __aenter__(self) -> RequestBody:
         return self

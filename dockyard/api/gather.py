@@ -1,4 +1,5 @@
-"""Bodies through aiohttp's parser, copied into the pool's buffers a few MiB at a time.
+"""Bodies through aiohttp's parser, copied into the pool's buffers a few MiB at a time,
+or, declared smaller than one buffer, joined into one ``bytes``.
 
 aiohttp hands a body over in pieces of up to 64 KiB; hashing and writing them one by one
 would cost a thread hand-off each. Copied into a 4 MiB buffer of the process's pool
@@ -7,6 +8,10 @@ buffer, and a full buffer is page-aligned, so the filesystem driver writes it wi
 ``O_DIRECT`` (a chunked ``PATCH``, as docker and buildah send a layer). Receiving goes on
 meanwhile into the next buffer; when the body holds all it may, it stops reading (and
 aiohttp stops reading the socket) until the reader hands a chunk back with :meth:`done`.
+
+A body whose ``Content-Length`` is under a buffer (a manifest, a small layer: most requests
+of a push) takes no buffer: :class:`SmallBody` joins its pieces, as a copy into a buffer
+would, without mapping 4 MiB for it when the pool has none free; its length bounds it.
 """
 
 from __future__ import annotations
@@ -71,3 +76,22 @@ class GatheredBody:
     def close(self) -> None:
         """Give the buffers back (idempotent); one the reader holds goes back on ``done``."""
         self._buffers.close()
+
+
+class SmallBody:
+    """A body declared smaller than one buffer: one chunk, its pieces joined (a single
+    piece is passed on as it is)."""
+
+    def __init__(self, pieces: AsyncIterator[bytes]) -> None:
+        self._pieces = pieces
+
+    async def chunks(self) -> AsyncGenerator[bytes]:
+        parts = [piece async for piece in self._pieces]
+        if parts:
+            yield parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def done(self, chunk: bytes | memoryview) -> None:
+        """Nothing to do: the chunk is the reader's."""
+
+    def close(self) -> None:
+        """Nothing to give back."""
