@@ -29,8 +29,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from bench import real_clients, report
+from bench import many_uploads, mixed_load, real_clients, report
 from bench.big_upload import idle_pss
+from bench.harness import Harness
 from bench.servers import (
     DOCKYARD,
     DOCKYARD_METRICS,
@@ -501,6 +502,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--big-upload-gib", type=float, default=5.0, help="its size (default 5)")
     parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="also the mixed load: 75%% pulls, 25%% pushes from many clients (bench/mixed_load.py)",
+    )
+    parser.add_argument("--mixed-seconds", type=float, default=30.0, help="its duration (30)")
+    parser.add_argument("--mixed-clients", type=int, default=32, help="its clients (32)")
+    parser.add_argument(
+        "--many-uploads",
+        action="store_true",
+        help="also server PSS during many big uploads at once, monolithic and chunked "
+        "(bench/many_uploads.py; needs count x size of free disk)",
+    )
+    parser.add_argument("--many-uploads-count", type=int, default=32, help="uploads (32)")
+    parser.add_argument("--many-uploads-gib", type=float, default=1.0, help="each (1 GiB)")
+    parser.add_argument(
+        "--many-uploads-limit-mib", type=float, default=256.0, help="allowed PSS growth (256)"
+    )
+    parser.add_argument(
         "--out", type=Path, help="results directory (default bench-results/<timestamp>)"
     )
     parser.add_argument(
@@ -659,7 +678,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"storage: S3, a bucket per registry on SeaweedFS at {args.seaweedfs.endpoint}")
     results: dict[str, dict[str, Any]] = {}
     big: dict[str, dict[str, Any]] = {}
+    mixed: dict[str, dict[str, Any]] = {}
+    many: dict[str, dict[str, dict[str, Any]]] = {}
     groups = groups_for(args.selected)
+    harness = Harness(
+        args, tmp, out, live, make_server, lambda s: start_with_retry(s, {}), scrubbed_env(), REPO
+    )
     try:
         for i, target in enumerate(args.targets):
             last = i == len(args.targets) - 1
@@ -669,6 +693,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.big_upload:
             for target in args.targets:
                 big[target] = big_upload(target, args, tmp, out, live)
+        if args.mixed:
+            for target in args.targets:
+                mixed[target] = mixed_load.bench(target, harness)
+        if args.many_uploads:
+            for target in args.targets:
+                many[target] = many_uploads.bench(target, harness)
     except KeyboardInterrupt:
         log("interrupted: stopping the servers")
         return 130
@@ -680,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = report.scenario_rows(results, args.selected) + report.memory_rows(results)
-    rows += report.big_upload_rows(big)
+    rows += report.big_upload_rows(big) + mixed_load.rows(mixed)
+    rows += many_uploads.rows(many, args.many_uploads_limit_mib)
     physical_rows = [row for res in results.values() for row in res["physical_rows"]]
     parts = [header(args, results, started), "", report.render(rows, args.targets)]
     if physical_rows:
@@ -696,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:
         "rows": [row.as_json() for row in rows],
         "results": results,
         "big_upload": big,
+        "mixed": mixed,
+        "many_uploads": many,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     print()

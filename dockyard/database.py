@@ -153,7 +153,14 @@ async def prepare_schema(config: Config) -> None:
     """What ``serve`` does before its workers start: migrate (``database.migrate``), or
     check that the schema is the code's; raises SchemaError when it cannot serve."""
     if migrates_on_start(config):
-        done = await migrate_schema(config)
+        status = await schema_status(config)
+        if status.newer:
+            raise SchemaError(status.problem() or "")
+        if status.up_to_date:  # the usual start: nothing to migrate, no process forked
+            return
+        from dockyard.migrate_apart import migrate_in_child
+
+        done = migrate_in_child(config)  # Alembic is loaded there, not in the parent
         if done.before != done.after:
             log.info("%s", migration_summary(config, done))
         return

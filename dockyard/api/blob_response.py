@@ -20,8 +20,8 @@ from pathlib import Path
 from aiohttp import web
 
 from dockyard.api.client_gone import ClientGoneError
+from dockyard.api.readahead import ReadAhead
 from dockyard.oci.ranges import ByteRange, RangeNotSatisfiable, parse_range
-from dockyard.storage.readahead import ReadAhead
 
 SMALL_BLOB = 1024 * 1024
 SENDFILE_CHUNK = 16 * 1024 * 1024

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from dockyard.api.buffers import BUFFER_SIZE
 from dockyard.api.direct_body import DirectBody, direct_body
-from dockyard.api.gather import CHUNK, gathered
+from dockyard.api.gather import GatheredBody, SmallBody
 from dockyard.auth.access import Access
 from dockyard.oci import errors
 from dockyard.registry.service import Registry
@@ -63,27 +64,30 @@ class RequestBody:
 
     A large plain-TCP body is received straight into reusable buffers (see
     :mod:`dockyard.api.direct_body`), each filled again once the reader hands its chunk
-    back. Any other body comes through aiohttp's parser, its pieces joined into chunks
+    back. Any other body comes through aiohttp's parser, its pieces copied into buffers of
+    the same pool, or joined when it is declared smaller than one
     (:mod:`dockyard.api.gather`)."""
 
     def __init__(self, request: web.Request) -> None:
         taken = direct_body(request)
-        self._direct: DirectBody | None = None
-        self._chunks: AsyncGenerator[bytes | memoryview]
-        length = request.content_length
+        self._source: DirectBody | GatheredBody | SmallBody
         if isinstance(taken, DirectBody):
-            self._direct = taken
-            self._chunks = taken.chunks()
-        elif taken is None and length is not None and 0 < length <= CHUNK:
-            self._chunks = _whole(request.content, length)
+            self._source = taken
         else:
-            self._chunks = gathered(taken or request.content.iter_any())
+            length = request.content_length
+            small = length is not None and length < BUFFER_SIZE
+            pieces = taken or request.content.iter_any()
+            if small and taken is None and length:
+                pieces = _whole(request.content, length)
+            self._source = SmallBody(pieces) if small else GatheredBody(pieces)
+        self._chunks: AsyncGenerator[bytes | memoryview] = self._source.chunks()
 
     async def __aenter__(self) -> RequestBody:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         await self._chunks.aclose()
+        self._source.close()  # also when the chunks were never read (aclose skips them)
 
     def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
         return self._iterate()
@@ -100,8 +104,7 @@ class RequestBody:
             raise IncompleteBodyError(str(exc)) from exc
 
     def done(self, chunk: bytes | memoryview) -> None:
-        if self._direct is not None:
-            self._direct.done(chunk)
+        self._source.done(chunk)
 
 
 async def _whole(content: aiohttp.StreamReader, length: int) -> AsyncGenerator[bytes]:

@@ -6,8 +6,7 @@ worth a thread hand-off copies them once more. For a multi-gigabyte blob those c
 cost as much CPU as hashing it. For a plain-TCP request with a large ``Content-Length``
 the connection is switched, for the rest of the body, to a buffered protocol that lets the
 event loop ``recv`` into 4 MiB buffers; each full buffer is handed to the consumer as it
-is (no copy) while the next ones fill. The buffers are page-aligned (``mmap``), so that a
-driver that can write them with ``O_DIRECT`` does (the filesystem driver).
+is (no copy) while the next ones fill.
 
 The price: aiohttp's parser never sees those bytes, so the connection cannot carry another
 request. The response says ``Connection: close`` (see :func:`takes_over`) and the
@@ -15,7 +14,8 @@ connection closes after it; for a body of many megabytes the reconnect costs not
 
 The consumer hands each chunk back with :meth:`DirectBody.done` once it needs it no more
 (:class:`dockyard.registry.body.Body`); only then is its buffer filled again, by this body
-or, after the body is closed, by another one.
+or, after the body is closed, by another one. How many buffers a body gets, and how many
+one process lends in all, is set in :mod:`dockyard.api.buffers`.
 """
 
 from __future__ import annotations
@@ -27,35 +27,22 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from aiohttp import web
 
+from dockyard.api.buffers import BUFFER_SIZE, BodyBuffers
 from dockyard.registry.uploads import IncompleteBodyError
 
-BUFFER_SIZE = 4 * 1024 * 1024
-# Some held by the consumer (hashed, written), the others receiving meanwhile: reading
-# waits for the consumer only when the disk is the slower side.
-BUFFERS = 4
 # Bodies at least this large are taken over; smaller ones are not worth a reconnect.
 MIN_BODY = 8 * 1024 * 1024
 _KEY = web.RequestKey("dockyard.direct_body", bool)
-# Free buffers kept per process for the next upload: mapping fresh memory costs more
-# than the copies it saves when it happens per request.
-_POOL_LIMIT = BUFFERS
-_pool: list[mmap.mmap] = []
-
-
-def _take_buffer() -> mmap.mmap:
-    return _pool.pop() if _pool else mmap.mmap(-1, BUFFER_SIZE)
-
-
-def _give_back(buffer: mmap.mmap) -> None:
-    if len(_pool) < _POOL_LIMIT:
-        _pool.append(buffer)
 
 
 class DirectBody(asyncio.BufferedProtocol):
     """Takes the connection's reads until ``remaining`` bytes have arrived.
 
-    Flow control and connection loss are passed on to the original protocol, so that
-    aiohttp still writes the response and notices a closed connection."""
+    Its buffers come from the process's pool (:mod:`dockyard.api.buffers`): one at
+    first, more while the pool lends them; with none free, reading pauses until the
+    consumer hands one back. Flow control and connection loss are passed on to the
+    original protocol, so that aiohttp still writes the response and notices a closed
+    connection."""
 
     def __init__(
         self,
@@ -67,14 +54,13 @@ class DirectBody(asyncio.BufferedProtocol):
         self._original = original
         self._transport = transport
         self._remaining = remaining
-        self._buffers = [_take_buffer() for _ in range(BUFFERS)]
-        self._views = [memoryview(b) for b in self._buffers]
-        self._free = deque(range(1, BUFFERS))
-        self._filling: int | None = 0
+        self._buffers = BodyBuffers()
+        first = self._buffers.first()
+        self._filling: mmap.mmap | None = first
+        self._view = memoryview(first)
         self._filled = len(head)
-        self._views[0][: len(head)] = head
-        self._ready: deque[tuple[int, int]] = deque()
-        self._handed: set[int] = set()  # the buffers the consumer holds
+        self._view[: len(head)] = head
+        self._ready: deque[tuple[mmap.mmap, int]] = deque()
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._scratch = bytearray(64 * 1024)
@@ -85,9 +71,8 @@ class DirectBody(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._filling is None or self._remaining == 0:
             return memoryview(self._scratch)  # past the body, or paused: discarded
-        view = self._views[self._filling]
         end = min(BUFFER_SIZE, self._filled + self._remaining)
-        return view[self._filled : end]
+        return self._view[self._filled : end]
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._filling is None or self._remaining == 0:
@@ -101,13 +86,15 @@ class DirectBody(asyncio.BufferedProtocol):
         assert self._filling is not None
         self._ready.append((self._filling, self._filled))
         self._filled = 0
-        if self._remaining and self._free:
-            self._filling = self._free.popleft()
-        else:
-            self._filling = None
-            if self._remaining:
-                self._transport.pause_reading()
+        following = self._buffers.next() if self._remaining else None
+        self._fill(following)
+        if following is None and self._remaining:
+            self._transport.pause_reading()
         self._wake()
+
+    def _fill(self, buffer: mmap.mmap | None) -> None:
+        self._filling = buffer
+        self._view = memoryview(buffer) if buffer is not None else memoryview(self._scratch)
 
     def eof_received(self) -> bool | None:
         if self._remaining:
@@ -149,31 +136,23 @@ class DirectBody(asyncio.BufferedProtocol):
                     await self._waiter
                     self._waiter = None
                     continue
-                index, length = self._ready.popleft()
-                self._handed.add(index)
-                yield self._views[index][:length]
+                buffer, length = self._ready.popleft()
+                yield self._buffers.hand(buffer, length)
         finally:
-            self._close()
+            self.close()
 
     def done(self, chunk: bytes | memoryview) -> None:
         """The consumer needs ``chunk`` no more: its buffer may be filled again."""
-        index = next((i for i, buffer in enumerate(self._buffers) if _view_of(chunk, buffer)), None)
-        if index is None or index not in self._handed:
+        buffer = self._buffers.handed_back(chunk)
+        if buffer is None:
             return
-        self._handed.discard(index)
-        if self._closed:
-            _give_back(self._buffers[index])
-        else:
-            self._release(index)
-
-    def _release(self, index: int) -> None:
         if self._filling is None and self._remaining:
-            self._filling = index
+            self._fill(buffer)
             self._transport.resume_reading()
         else:
-            self._free.append(index)
+            self._buffers.returned(buffer)
 
-    def _close(self) -> None:
+    def close(self) -> None:
         """Return the buffers, once nothing can write into them any more; one the
         consumer still holds goes back when it is done with it."""
         if self._closed:
@@ -182,15 +161,9 @@ class DirectBody(asyncio.BufferedProtocol):
         if self._remaining:
             # The body was not read to its end: the connection is useless; stop its reads
             # before the buffers go back.
-            self._filling = None
             self._transport.close()
-        for index, buffer in enumerate(self._buffers):
-            if index not in self._handed:
-                _give_back(buffer)
-
-
-def _view_of(chunk: bytes | memoryview, buffer: mmap.mmap) -> bool:
-    return isinstance(chunk, memoryview) and chunk.obj is buffer
+        self._fill(None)
+        self._buffers.close()
 
 
 def _eligible(request: web.Request) -> int | None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 
 from dockyard.metadata import schema as t
@@ -184,6 +184,9 @@ class StoreBase:
 
     def _insert(self, table: Any) -> Any:
         if self._dialect == "postgresql":
+            # Imported only for PostgreSQL: its dialect is 2 MiB a default server never uses.
+            from sqlalchemy.dialects import postgresql
+
             return postgresql.insert(table)
         return sqlite.insert(table)
 

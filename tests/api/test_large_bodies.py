@@ -10,7 +10,8 @@ import itertools
 import os
 
 from dockyard.api import direct_body
-from dockyard.api.direct_body import BUFFER_SIZE, MIN_BODY
+from dockyard.api.buffers import BUFFER_SIZE, POOL
+from dockyard.api.direct_body import MIN_BODY
 from tests.api.helpers import Client, digest_of, error_code, path_of
 
 NAME = "big/app"
@@ -126,7 +127,7 @@ async def test_a_buffer_still_held_goes_to_no_other_body() -> None:
     the body is closed: a chunk whose write is still running is never refilled by the
     next upload's body."""
     sent = os.urandom(2 * BUFFER_SIZE)
-    direct_body._pool.clear()  # room for what this body gives back
+    POOL.free.clear()  # room for what this body gives back
 
     async def send(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(sent)
@@ -147,10 +148,10 @@ async def test_a_buffer_still_held_goes_to_no_other_body() -> None:
     assert bytes(first) + bytes(second) == sent
     body.done(second)
     await chunks.aclose()
-    pooled = [buffer for buffer in direct_body._pool if buffer is first.obj]
-    assert pooled == [] and any(buffer is second.obj for buffer in direct_body._pool)
+    pooled = [buffer for buffer in POOL.free if buffer is first.obj]
+    assert pooled == [] and any(buffer is second.obj for buffer in POOL.free)
     body.done(first)  # the write of the first chunk is over
-    assert any(buffer is first.obj for buffer in direct_body._pool)
+    assert any(buffer is first.obj for buffer in POOL.free)
     writer.close()
     server.close()
     await server.wait_closed()

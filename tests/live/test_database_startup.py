@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from dockyard.database import shown_url
 from dockyard.metadata.engine import create_engine, current_revision
@@ -103,3 +104,25 @@ def test_sqlite_with_migrate_never_refuses_a_fresh_store(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "has no schema yet" in result.stdout and ADVICE in result.stdout
     assert not (tmp_path / "store" / "dockyard.db").exists()
+
+
+async def test_a_migration_that_fails_stops_serve_with_one_line(tmp_path: Path) -> None:
+    """The migration runs in a child process (Alembic stays out of the parent); what
+    stops it still reaches the operator as one line, and the schema is left as it was."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    await schema_at(url, "0005")
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection, connection.begin():
+            # What revision 0006 creates, already there: its migration cannot run.
+            await connection.execute(text("CREATE TABLE notification_outbox (id INTEGER)"))
+    finally:
+        await engine.dispose()
+    result = serve(configured(tmp_path, url).config)
+    assert "Traceback" not in result.stdout, result.stdout
+    lines = [line for line in result.stdout.splitlines() if "WARNING" not in line]
+    assert len(lines) == 1, result.stdout
+    assert lines[0].startswith(f"Error: database: cannot use {shown_url(url)}: "), lines[0]
+    assert "already exists" in lines[0]
+    assert result.returncode == 1
+    assert await revision(url) == "0005"

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from dockyard.storage import readahead
+from dockyard.api import readahead
 
 MiB = 1024 * 1024
 PAGE = mmap.PAGESIZE
