@@ -78,6 +78,7 @@ WIRING = {
     "sync_commands",
     "security",
     "startup",
+    "migrate_apart",
     "storage_setup",
     "supervisor",
     "token_setup",
