@@ -76,9 +76,11 @@ class RequestBody:
         else:
             length = request.content_length
             small = length is not None and length < BUFFER_SIZE
-            pieces = taken or request.content.iter_any()
+            pieces: AsyncIterator[bytes]
             if small and taken is None and length:
                 pieces = _whole(request.content, length)
+            else:
+                pieces = taken or request.content.iter_any()
             self._source = SmallBody(pieces) if small else GatheredBody(pieces)
         self._chunks: AsyncGenerator[bytes | memoryview] = self._source.chunks()
 
