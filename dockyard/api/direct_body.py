@@ -11,6 +11,8 @@ is (no copy) while the next ones fill.
 The price: aiohttp's parser never sees those bytes, so the connection cannot carry another
 request. The response says ``Connection: close`` (see :func:`takes_over`) and the
 connection closes after it; for a body of many megabytes the reconnect costs nothing.
+A body refused before it is read to its end is read on and dropped first (for a bounded
+time), so that the close does not reset the connection under the client's answer.
 
 The consumer hands each chunk back with :meth:`DirectBody.done` once it needs it no more
 (:class:`dockyard.registry.body.Body`); only then is its buffer filled again, by this body
@@ -32,7 +34,9 @@ from dockyard.registry.uploads import IncompleteBodyError
 
 # Bodies at least this large are taken over; smaller ones are not worth a reconnect.
 MIN_BODY = 8 * 1024 * 1024
-_KEY = web.RequestKey("dockyard.direct_body", bool)
+# How long the rest of a body left unread (a refused request) is read and dropped before the
+# answer goes out; aiohttp lingers as long on the bodies it parses.
+LINGER_SECONDS = 10.0
 
 
 class DirectBody(asyncio.BufferedProtocol):
@@ -65,6 +69,7 @@ class DirectBody(asyncio.BufferedProtocol):
         self._waiter: asyncio.Future[None] | None = None
         self._scratch = bytearray(64 * 1024)
         self._closed = False
+        self._dropped: asyncio.Future[None] | None = None
 
     # -- the protocol side (event loop callbacks) ------------------------------------------
 
@@ -75,6 +80,11 @@ class DirectBody(asyncio.BufferedProtocol):
         return self._view[self._filled : end]
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._dropped is not None:
+            self._remaining = max(0, self._remaining - nbytes)
+            if self._remaining == 0:
+                self._settle(self._dropped)
+            return
         if self._filling is None or self._remaining == 0:
             return
         self._filled += nbytes
@@ -116,6 +126,13 @@ class DirectBody(asyncio.BufferedProtocol):
         if self._error is None:
             self._error = error
         self._wake()
+        if self._dropped is not None:
+            self._settle(self._dropped)
+
+    @staticmethod
+    def _settle(future: asyncio.Future[None]) -> None:
+        if not future.done():
+            future.set_result(None)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -158,12 +175,27 @@ class DirectBody(asyncio.BufferedProtocol):
         if self._closed:
             return
         self._closed = True
-        if self._remaining:
-            # The body was not read to its end: the connection is useless; stop its reads
-            # before the buffers go back.
-            self._transport.close()
+        if self._remaining and self._error is None:
+            # The body was not read to its end (a refused request): the rest is read into
+            # scratch space and dropped, so that the client, still sending, is not reset
+            # before it reads the answer (see :func:`finish`).
+            self._dropped = asyncio.get_running_loop().create_future()
+            self._transport.resume_reading()
         self._fill(None)
         self._buffers.close()
+
+    async def drop_rest(self, seconds: float) -> None:
+        """Wait until the rest of a body left unread has been dropped, for at most
+        ``seconds``; then the connection is closed if bytes are still coming."""
+        if self._dropped is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._dropped), seconds)
+        except TimeoutError:
+            self._transport.close()
+
+
+_KEY = web.RequestKey("dockyard.direct_body", DirectBody)
 
 
 def _eligible(request: web.Request) -> int | None:
@@ -198,8 +230,8 @@ def direct_body(request: web.Request) -> DirectBody | AsyncIterator[bytes] | Non
         return _ordinary(request, head + more)
     # From here on the parser is bypassed; it must not wait for the rest, nor linger.
     request.content.feed_eof()
-    request[_KEY] = True
     receiver = DirectBody(request.protocol, transport, head, length - len(head))
+    request[_KEY] = receiver
     transport.set_protocol(receiver)
     transport.resume_reading()
     return receiver
@@ -214,4 +246,13 @@ async def _ordinary(request: web.Request, head: bytes) -> AsyncGenerator[bytes]:
 def takes_over(request: web.Request) -> bool:
     """Whether the body of ``request`` was taken over: its response must close the
     connection."""
-    return bool(request.get(_KEY, False))
+    return _KEY in request
+
+
+async def finish(request: web.Request) -> None:
+    """Before the answer to a taken-over request goes out: drop what is left of its body,
+    for at most :data:`LINGER_SECONDS`. Closing a socket with unread bytes resets the
+    connection, and the client would lose the answer (a 404 for an unknown upload)."""
+    receiver = request.get(_KEY)
+    if receiver is not None:
+        await receiver.drop_rest(LINGER_SECONDS)

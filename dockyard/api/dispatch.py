@@ -12,7 +12,7 @@ from aiohttp import web
 from dockyard.api.access_log import remember_user
 from dockyard.api.client_gone import CLIENT_CLOSED_REQUEST, client_went_away
 from dockyard.api.context import Call, UrlBuilder
-from dockyard.api.direct_body import takes_over
+from dockyard.api.direct_body import finish, takes_over
 from dockyard.api.needs import Need, need_for
 from dockyard.api.routes import Route, match
 from dockyard.api.table import ACCESS
@@ -70,6 +70,7 @@ class Dispatcher:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         response = await self._respond(request)
         if takes_over(request):
+            await finish(request)
             response.force_close()  # the parser missed the body: no further requests
         return response
 

@@ -155,3 +155,19 @@ async def test_a_buffer_still_held_goes_to_no_other_body() -> None:
     writer.close()
     server.close()
     await server.wait_closed()
+
+
+async def test_a_refused_large_body_still_gets_its_answer(client: Client) -> None:
+    """An unknown upload is refused before its body is read: the rest of the body is read
+    and dropped, so the client sees the 404 instead of a reset connection."""
+    data = os.urandom(3 * MIN_BODY)
+    unknown = f"/v2/{NAME}/blobs/uploads/00000000-0000-4000-8000-000000000000"
+    for method, url, expect in (
+        ("PUT", f"{unknown}?digest={digest_of(data)}", False),
+        ("PATCH", unknown, True),  # after "100 Continue" the client sends the whole body
+    ):
+        response = await client.request(method, url, data=io.BytesIO(data), expect100=expect)
+        assert response.status == 404, method
+        assert await error_code(response) == "BLOB_UPLOAD_UNKNOWN"
+        assert response.headers["Connection"] == "close"
+    assert (await client.head(f"/v2/{NAME}/blobs/{digest_of(data)}")).status == 404
