@@ -622,7 +622,26 @@ def header(args: argparse.Namespace, results: dict[str, dict[str, Any]], started
     return "\n".join(lines)
 
 
-def failures_text(results: dict[str, dict[str, Any]], big: dict[str, dict[str, Any]]) -> str:
+def mode_failures(
+    big: dict[str, dict[str, Any]],
+    mixed: dict[str, dict[str, Any]],
+    many: dict[str, dict[str, dict[str, Any]]],
+) -> list[str]:
+    """One line per failed run of the extra modes (a skipped one, for want of disk, is no
+    failure)."""
+    runs = [(f"{TITLES[t]} big upload", r) for t, r in big.items()]
+    runs += [(f"{TITLES[t]} mixed load", r) for t, r in mixed.items()]
+    runs += [
+        (f"{TITLES[t]} {mode} uploads at once", r) for t, p in many.items() for mode, r in p.items()
+    ]
+    return [
+        f"- {what}: {str(r['error'])[:1000]}"
+        for what, r in runs
+        if r.get("error") and not r.get("skipped")
+    ]
+
+
+def failures_text(results: dict[str, dict[str, Any]], extra: list[str]) -> str:
     lines = []
     for target, res in results.items():
         title = TITLES[target]
@@ -642,9 +661,7 @@ def failures_text(results: dict[str, dict[str, Any]], big: dict[str, dict[str, A
             if bad:
                 lines.append(f"- {title} log during {when}: {len(bad)} error line(s), e.g.")
                 lines.extend(f"      {ln[:300]}" for ln in bad[:5])
-    for target, res in big.items():
-        if res.get("error") and not res.get("skipped"):
-            lines.append(f"- {TITLES[target]} big upload: {res['error'][:1000]}")
+    lines += extra
     if not lines:
         return ""
     return "## Problems\n\n" + "\n".join(lines)
@@ -716,7 +733,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = [header(args, results, started), "", report.render(rows, args.targets)]
     if physical_rows:
         parts += ["", report.render_physical(physical_rows)]
-    problems = failures_text(results, big)
+    extra = mode_failures(big, mixed, many)
+    problems = failures_text(results, extra)
     if problems:
         parts += ["", problems]
     text = "\n".join(parts) + "\n"
@@ -735,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text, end="")
     log(f"wrote {out / 'table.md'} and {out / 'summary.json'}")
     failed = any(res["failures"] or res.get("start_error") for res in results.values())
-    return 1 if failed else 0
+    return 1 if failed or extra else 0
 
 
 if __name__ == "__main__":
