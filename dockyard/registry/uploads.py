@@ -357,6 +357,7 @@ class UploadService:
         async for chunk in body:
             received += len(chunk)
             if received > length:
+                body.done(chunk)
                 break
             pieces.append(bytes(chunk))  # a copy of its own: the body may reuse the buffer
             body.done(chunk)
@@ -503,7 +504,11 @@ async def _copy(body: Body, writer: FileWriter, hasher: Hasher | None, limit: in
             if hasher is not None:
                 hashed = asyncio.ensure_future(_hash_after(hashed, hasher, chunk))
             if len(held) == _HELD:
-                await held.popleft()
+                try:
+                    await held.popleft()
+                except BaseException:  # a failed write, or the request cancelled
+                    held.append(asyncio.ensure_future(_hand_back(hashed, body, chunk)))
+                    raise
             previous = held[-1] if held else None
             held.append(asyncio.ensure_future(_write_after(previous, writer, body, chunk, hashed)))
             written += len(chunk)
@@ -516,6 +521,18 @@ async def _copy(body: Body, writer: FileWriter, hasher: Hasher | None, limit: in
             for job in held:
                 if not job.cancelled():
                     job.exception()  # retrieved: the first error is the one raised
+
+
+async def _hand_back(
+    hashed: asyncio.Future[None] | None, body: Body, chunk: bytes | memoryview
+) -> None:
+    """Hand back a chunk that will not be written, once its hash no longer reads it: a
+    chunk never handed back keeps its buffer out of the pool for good."""
+    try:
+        if hashed is not None:
+            await hashed
+    finally:
+        body.done(chunk)
 
 
 async def _hash_after(

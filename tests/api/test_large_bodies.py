@@ -86,6 +86,7 @@ async def test_wrong_digest_on_a_large_body_commits_nothing(client: Client) -> N
 
 
 async def test_body_cut_short_keeps_only_whole_chunks(client: Client) -> None:
+    lent = POOL.out
     first = os.urandom(5000)
     location = await start(client)
     response = await client.patch(location, data=first)
@@ -120,6 +121,8 @@ async def test_body_cut_short_keeps_only_whole_chunks(client: Client) -> None:
     )
     assert response.status == 201, await response.text()
     assert await read_blob(client, digest_of(first + rest)) == first + rest
+    # Every buffer of the cut body is back: one left out would stay out for good.
+    assert POOL.out == lent
 
 
 async def test_a_buffer_still_held_goes_to_no_other_body() -> None:
