@@ -70,9 +70,12 @@ class Presigner:
         credentials = fetch() if callable(fetch) else None
         if credentials is None or not hasattr(credentials, "get_frozen_credentials"):
             return None
-        probe: str = await client.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": _PROBE}, ExpiresIn=60
-        )
+        try:
+            probe: str = await client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": _PROBE}, ExpiresIn=60
+            )
+        except Exception:  # then botocore signs (or fails) each redirect itself
+            return None
         parts = urlsplit(probe)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if (
