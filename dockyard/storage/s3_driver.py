@@ -11,7 +11,8 @@ known when it starts (a blob pushed in one request) is written at the destinatio
 and its commit completes it there, with no copy.
 
 Blob reads may be redirected: ``redirect_url`` presigns a ``GET`` or ``HEAD`` of the object,
-valid for ``redirect_expiry``.
+valid for ``redirect_expiry`` (signed by :mod:`dockyard.storage.s3_presign` where it can,
+botocore otherwise).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dockyard.storage.s3_bucket import (
     send_body_as_view,
 )
 from dockyard.storage.s3_copy import CopySettings, copy_key
+from dockyard.storage.s3_presign import Presigner
 from dockyard.storage.s3_progress import TAIL_MARK, Progress
 from dockyard.storage.s3_writer import S3Writer, abort_upload, delete_keys
 from dockyard.storage.strays import StrayUploads
@@ -84,6 +86,7 @@ class S3Driver(StorageDriver, StrayUploads):
         )
         # The client is made in the event loop that uses it (after a worker is forked).
         self._opened: Bucket | None = None
+        self._presigner: Presigner | None = None
         self._opening = asyncio.Lock()
         self._stack = AsyncExitStack()
 
@@ -93,11 +96,13 @@ class S3Driver(StorageDriver, StrayUploads):
                 if self._opened is None:
                     client = await self._stack.enter_async_context(open_client(self.parameters))
                     client.meta.events.register("before-send.s3", send_body_as_view)
+                    self._presigner = await Presigner.of(client, self.parameters.bucket)
                     self._opened = Bucket.of(client, self.parameters)
         return self._opened
 
     async def close(self) -> None:
         self._opened = None
+        self._presigner = None
         await self._stack.aclose()
 
     # -- whole files ----------------------------------------------------------------------
@@ -213,10 +218,12 @@ class S3Driver(StorageDriver, StrayUploads):
         if self.redirect_expiry is None or operation is None:
             return None
         bucket = await self.bucket()
+        key = bucket.key(check_file_path(path))
+        expires = max(1, int(self.redirect_expiry.total_seconds()))
+        if self._presigner is not None:
+            return await self._presigner.url(key, method, expires)
         url: str = await bucket.client.generate_presigned_url(
-            operation,
-            Params={"Bucket": bucket.name, "Key": bucket.key(check_file_path(path))},
-            ExpiresIn=max(1, int(self.redirect_expiry.total_seconds())),
+            operation, Params={"Bucket": bucket.name, "Key": key}, ExpiresIn=expires
         )
         return url
 
