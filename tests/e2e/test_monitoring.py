@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from dockyard.observability import metrics
+from dockyard.observability.batch import FLUSH_INTERVAL
 from tests.e2e.clients import Skopeo
 from tests.e2e.images import build_image
 from tests.e2e.server import RegistryServer, free_port, wait_for, write_config
@@ -159,6 +160,9 @@ def test_dashboard_and_alerts_evaluate_against_prometheus(
 
 
 def test_one_scrape_counts_every_worker(monitored: Monitored) -> None:
+    # a worker adds its counts to the shared files every FLUSH_INTERVAL: the requests of
+    # the tests before this one must be in the baseline
+    time.sleep(FLUSH_INTERVAL + 0.5)
     before = monitored.sample("registry_http_requests_total", code="200", handler="base",
                               method="GET")  # fmt: skip
     for _ in range(40):  # new connections, spread over both workers by the kernel
