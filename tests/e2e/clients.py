@@ -498,7 +498,12 @@ class Ctr:
             self.namespace,
             *args,
         ]
-        return self.containerd.cenv.run(argv, **kw)
+        try:
+            return self.containerd.cenv.run(argv, **kw)
+        except ClientError as error:
+            # ctr reads and writes content through containerd: its failures are often there
+            error.add_note(f"--- containerd log (tail)\n{self.containerd.daemon.log_tail()}")
+            raise
 
     def image_digest(self, name: str) -> str:
         """The target (manifest or index) digest of a local image."""

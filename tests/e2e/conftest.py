@@ -52,14 +52,18 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """On failure, append the tail of the server's log to the report."""
+    """On failure, append the tail of the server's log (and of nginx's, in front) to the report."""
     report = yield
     if report.failed:
-        server = getattr(item, "funcargs", {}).get("registry")
+        funcargs = getattr(item, "funcargs", {})
+        server = funcargs.get("registry")
         if isinstance(server, RegistryServer):
             report.sections.append(
                 (f"{server.kind} log tail ({server.log_path})", server.log_tail())
             )
+        proxy = funcargs.get("nginx")  # the security suite's nginx in front of the registry
+        if proxy is not None and callable(getattr(proxy, "log_tail", None)):
+            report.sections.append(("nginx error log tail", proxy.log_tail()))
     return report
 
 

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from dockyard.observability import metrics
+from dockyard.observability.batch import FLUSH_INTERVAL
 from tests.e2e.clients import Skopeo
 from tests.e2e.images import build_image
 from tests.e2e.server import RegistryServer, free_port, wait_for, write_config
@@ -112,6 +113,19 @@ def _rule_expressions() -> list[tuple[str, str]]:
     return [(rule["alert"], rule["expr"]) for g in rules["groups"] for rule in g["rules"]]
 
 
+def _expressions_without_data(prometheus: PrometheusServer) -> list[str]:
+    """The dashboard's expressions and the alert rules' measures that give no series;
+    every rule must evaluate without error (firing or not)."""
+    empty = [expr for expr in _dashboard_expressions() if not prometheus.query(expr)]
+    for name, expr in _rule_expressions():
+        prometheus.query(expr)
+        measure = _COMPARISON.sub("", expr.strip())
+        assert measure != expr.strip(), f"{name}: not `<measure> <comparison> <threshold>`"
+        if not prometheus.query(measure):
+            empty.append(f"{name}: {measure}")
+    return empty
+
+
 def _traffic(monitored: Monitored, skopeo: Skopeo, tmp_path: Path) -> None:
     """Pushes and pulls with a real client, tag listings (the cache) and a failed call."""
     server = monitored.server
@@ -134,17 +148,11 @@ def test_dashboard_and_alerts_evaluate_against_prometheus(
     _traffic(monitored, skopeo, tmp_path)
     pushed = 'registry_http_requests_total{handler="blob_upload_chunk",method="PUT"}'
     assert prometheus.wait_for_samples(pushed), "the pushes never reached Prometheus"
-    time.sleep(3)  # a few more samples after the traffic, for rate() and increase()
-    empty = []
-    for expr in _dashboard_expressions():
-        if not prometheus.query(expr):
-            empty.append(expr)
-    for name, expr in _rule_expressions():
-        prometheus.query(expr)  # evaluates without error (firing or not)
-        measure = _COMPARISON.sub("", expr.strip())
-        assert measure != expr.strip(), f"{name}: not `<measure> <comparison> <threshold>`"
-        if not prometheus.query(measure):
-            empty.append(f"{name}: {measure}")
+    # rate() and increase() need a few samples after the traffic: look again until every
+    # expression has data (a guard against hanging, not a timing check)
+    deadline = time.monotonic() + 20
+    while (empty := _expressions_without_data(prometheus)) and time.monotonic() < deadline:
+        time.sleep(0.25)
     assert empty == [], "expressions without data:\n" + "\n".join(empty)
     groups = prometheus.api("rules")["groups"]
     health = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
@@ -152,6 +160,9 @@ def test_dashboard_and_alerts_evaluate_against_prometheus(
 
 
 def test_one_scrape_counts_every_worker(monitored: Monitored) -> None:
+    # a worker adds its counts to the shared files every FLUSH_INTERVAL: the requests of
+    # the tests before this one must be in the baseline
+    time.sleep(FLUSH_INTERVAL + 0.5)
     before = monitored.sample("registry_http_requests_total", code="200", handler="base",
                               method="GET")  # fmt: skip
     for _ in range(40):  # new connections, spread over both workers by the kernel

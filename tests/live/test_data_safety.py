@@ -221,7 +221,7 @@ def test_stale_uploads_are_purged(live_server: ServerFactory) -> None:
     assert len(upload_dirs) == 1
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and server.request("GET", location).status == 204:
-        time.sleep(0.5)
+        time.sleep(0.05)
     r = server.request("GET", location)
     assert r.status == 404
     assert json.loads(r.body)["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"

@@ -247,8 +247,9 @@ def test_renewal_while_serving_reaches_every_worker(
     repo: str,
     tmp_path: Path,
 ) -> None:
-    # certificates valid for 24 s: due for renewal 16 s after they are issued
-    short = make_pebble(tmp_path_factory, validity=24)
+    # certificates valid for 12 s: due for renewal 8 s after they are issued, which leaves
+    # the start (the first certificate is issued before it serves) several seconds
+    short = make_pebble(tmp_path_factory, validity=12)
     short.start()
     try:
         server = acme_server(short, http01=http01)

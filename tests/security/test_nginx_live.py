@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.api.direct_body import MIN_BODY
 from tests.e2e.clients import ContainersTool, Ctr, Docker, Skopeo
 from tests.e2e.images import Image
 
@@ -24,6 +25,7 @@ from .pki import Pki, issue, key_pem, new_key
 pytestmark = pytest.mark.e2e
 
 CREDENTIALS = (USER, PASSWORD)
+OCTET = "application/octet-stream"
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +123,51 @@ def test_oras(endpoint: flows.Endpoint, repo: str, tmp_path: Path) -> None:
 
 GIB = 1024**3
 MIB = 1024**2
+
+
+def test_bodies_taken_off_the_socket_on_kept_alive_connections(
+    front: SecureServer, nginx: Nginx
+) -> None:
+    """Bodies of MIN_BODY and more reach Dockyard with their Content-Length (nginx passes
+    it on), so they qualify to be read straight off the socket (api/direct_body.py), after
+    which Dockyard closes that upstream connection. Several in a row on one kept-alive
+    client connection, each followed by a small request nginx sends on another pooled
+    upstream connection: all succeed, the blob is intact, and nginx never meets a
+    connection closed under it."""
+    repo = "behind/nginx-direct"
+    piece = MIN_BODY + 4097
+    data = os.urandom(3 * piece)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    auth = {"Authorization": basic_header(*CREDENTIALS)}
+    conn = front.connection(60)
+
+    def exchange(method: str, path: str, body: bytes | None = None, **headers: str) -> bytes:
+        conn.request(method, path, body=body, headers={**auth, **headers})
+        response = conn.getresponse()
+        payload = response.read()
+        assert response.status in (200, 201, 202), (method, response.status, payload)
+        location = response.getheader("Location")
+        return location.encode() if location else payload
+
+    try:
+        location = exchange("POST", f"/v2/{repo}/blobs/uploads/").decode()
+        for start in (0, piece):
+            range_header = f"{start}-{start + piece - 1}"
+            chunk = data[start : start + piece]
+            moved = exchange(
+                "PATCH", location, chunk, **{"Content-Type": OCTET, "Content-Range": range_header}
+            )
+            location = moved.decode()
+            assert exchange("GET", "/v2/") == b"{}"
+        sep = "&" if "?" in location else "?"
+        exchange(
+            "PUT", f"{location}{sep}digest={digest}", data[2 * piece :], **{"Content-Type": OCTET}
+        )
+        assert exchange("GET", f"/v2/{repo}/blobs/{digest}") == data
+    finally:
+        conn.close()
+    log = (nginx.workdir / "error.log").read_text(errors="replace")
+    assert "upstream prematurely closed" not in log and "while reading upstream" not in log
 
 
 def test_multi_gib_upload_streams_through(
