@@ -26,6 +26,7 @@ from dockyard.app import make_web_app, open_registry
 from dockyard.config import load_config
 from dockyard.gc.collector import Collector
 from dockyard.gc.report import GcReport
+from dockyard.gc.review import SESSION_DELAYS
 from dockyard.metadata import schema as t
 from dockyard.registry.service import Registry
 from tests.api.helpers import OCI_INDEX, OCI_MANIFEST, digest_of, image_manifest
@@ -145,9 +146,9 @@ async def test_what_a_push_left_goes_once_the_repository_rests(pushing: Pushing)
 
 
 async def test_a_repository_that_never_rests_is_still_collected(pushing: Pushing) -> None:
-    """A session keeps what it wanted for eight review delays at the most."""
+    """A session keeps what it wanted for sixteen review delays at the most."""
     first = await pushing.child("multi", os.urandom(300))
-    long_ago = datetime.now(UTC) - 9 * REVIEW_AFTER
+    long_ago = datetime.now(UTC) - (SESSION_DELAYS + 1) * REVIEW_AFTER
     async with pushing.registry.metadata.engine.connect() as connection:
         await connection.execute(update(t.manifests).values(wanted_at=long_ago))
         await connection.execute(update(t.blobs).values(wanted_at=long_ago))
