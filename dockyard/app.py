@@ -29,7 +29,6 @@ from dockyard.config.proxy import expiry_rules
 from dockyard.config.retention import retention_policy
 from dockyard.database import in_process_database, prepare_schema, shown_url
 from dockyard.gc.report import GcReport
-from dockyard.gc.review import HeadKeepsBlobs
 from dockyard.gc.schedule import ScheduledCollection
 from dockyard.gc.sessions import PushSessions
 from dockyard.metadata.engine import PoolSettings, create_engine, migrate
@@ -133,10 +132,9 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
         # A HEAD that finds a blob keeps it through the review delay, and what a push
         # wanted stays while it goes on (docs/garbage-collection.md); tags that rules
         # protect cannot move.
-        keeping = HeadKeepsBlobs(use_cases.blobs, metadata, config.gc.reviewafter)
         sessions = PushSessions(metadata, config.gc.reviewafter)
         use_cases = use_cases.wrapped(
-            blobs=sessions.blobs(keeping),
+            blobs=sessions.blobs(use_cases.blobs),
             uploads=sessions.uploads(use_cases.uploads),
             manifests=sessions.manifests(use_cases.manifests),
         )

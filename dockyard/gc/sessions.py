@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from dockyard.gc.review import REMEMBERED, head_refresh, review_window
+from dockyard.gc.review import REMEMBERED, HeadKeepsBlobs, head_refresh, review_window
 from dockyard.metadata.records import ManifestRecord
 from dockyard.metadata.store import MetadataStore
 from dockyard.metadata.transactions import utc_now
-from dockyard.oci import errors
 from dockyard.oci.digest import Digest
 from dockyard.oci.ranges import ByteRange
 from dockyard.registry.blobs import BlobLocation
@@ -36,6 +34,7 @@ class PushSessions:
 
     def __init__(self, metadata: MetadataStore, review_after: timedelta) -> None:
         self._metadata = metadata
+        self._review_after = review_after
         self._window = review_window(review_after)
         self._refresh = head_refresh(review_after).total_seconds()
         #: repository -> time.monotonic() of this process's last note
@@ -56,7 +55,9 @@ class PushSessions:
         return _UploadsInSession(inner, self)
 
     def blobs(self, inner: Blobs) -> Blobs:
-        return _BlobsInSession(inner, self)
+        """``inner`` with a ``HEAD`` that notes the session and keeps the blob it finds
+        (:class:`~dockyard.gc.review.HeadKeepsBlobs`)."""
+        return _HeadInSession(inner, self._metadata, self._review_after, self)
 
     def manifests(self, inner: Manifests) -> Manifests:
         return _ManifestsInSession(inner, self)
@@ -105,26 +106,24 @@ class _UploadsInSession(ForwardingUploads):
         return await super().mount(name, digest, source)
 
 
-class _BlobsInSession:
-    """A ``HEAD`` is how a push asks whether to upload: it notes the session."""
+class _HeadInSession(HeadKeepsBlobs):
+    """A ``HEAD`` is how a push asks whether to upload: it notes the session, then keeps
+    the blob it finds."""
 
-    def __init__(self, inner: Blobs, sessions: PushSessions) -> None:
-        self._inner = inner
+    def __init__(
+        self,
+        inner: Blobs,
+        metadata: MetadataStore,
+        review_after: timedelta,
+        sessions: PushSessions,
+    ) -> None:
+        super().__init__(inner, metadata, review_after)
         self._sessions = sessions
 
     async def locate(self, name: str, digest: Digest, method: str = "GET") -> BlobLocation:
         if method == "HEAD":
             await self._sessions.note(name)
-        return await self._inner.locate(name, digest, method)
-
-    async def bytes_missing(self, name: str, digest: Digest) -> errors.RegistryError:
-        return await self._inner.bytes_missing(name, digest)
-
-    def stream(self, digest: Digest, offset: int, length: int) -> AsyncIterator[bytes]:
-        return self._inner.stream(digest, offset, length)
-
-    async def delete(self, name: str, digest: Digest) -> None:
-        await self._inner.delete(name, digest)
+        return await super().locate(name, digest, method)
 
 
 class _ManifestsInSession:
