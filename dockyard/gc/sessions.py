@@ -127,8 +127,8 @@ class _HeadInSession(HeadKeepsBlobs):
 
 
 class _ManifestsInSession:
-    """A manifest push notes the session before its references are checked: the
-    children of an index count as wanted from the moment its push begins."""
+    """A manifest push notes the session before its references are checked: what the
+    push wanted earlier (an index's children, a manifest's layers) stays until then."""
 
     def __init__(self, inner: Manifests, sessions: PushSessions) -> None:
         self._inner = inner
