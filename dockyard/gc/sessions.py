@@ -7,6 +7,9 @@ it goes on: the children of an index while the client pushes the other children,
 found by a ``HEAD`` while the client uploads the others. To spare the database a write per
 request, a worker notes a repository at most once per :func:`head_refresh` of the delay;
 the collector's window already allows for that lag (:func:`review_window`).
+
+A ``HEAD`` of a manifest by digest keeps that manifest as a blob's ``HEAD`` keeps the blob
+(a client that finds an index's child skips pushing it), recorded as seldom.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from dockyard.gc.review import REMEMBERED, HeadKeepsBlobs, head_refresh, review_
 from dockyard.metadata.records import ManifestRecord
 from dockyard.metadata.store import MetadataStore
 from dockyard.metadata.transactions import utc_now
-from dockyard.oci.digest import Digest
+from dockyard.oci import errors
+from dockyard.oci.digest import Digest, is_digest
 from dockyard.oci.ranges import ByteRange
 from dockyard.registry.blobs import BlobLocation
 from dockyard.registry.body import Body
@@ -39,6 +43,8 @@ class PushSessions:
         self._refresh = head_refresh(review_after).total_seconds()
         #: repository -> time.monotonic() of this process's last note
         self._noted: OrderedDict[str, float] = OrderedDict()
+        #: "repository@digest" -> time.monotonic() of this process's last keep of a manifest
+        self._kept: OrderedDict[str, float] = OrderedDict()
 
     async def note(self, name: str) -> None:
         now = time.monotonic()
@@ -46,10 +52,21 @@ class PushSessions:
         if noted is not None and now - noted < self._refresh:
             return
         await self._metadata.note_push(name, utc_now(), self._window)
-        self._noted[name] = now
-        self._noted.move_to_end(name)
-        if len(self._noted) > REMEMBERED:
-            self._noted.popitem(last=False)
+        _remember(self._noted, name, now)
+
+    async def keep_manifest(self, name: str, digest: str) -> bool:
+        """Record that a ``HEAD`` found manifest ``digest`` of ``name`` (at most once per
+        refresh in this process); False if it is gone."""
+        key = f"{name}@{digest}"
+        now = time.monotonic()
+        kept = self._kept.get(key)
+        if kept is not None and now - kept < self._refresh:
+            return True
+        if not await self._metadata.want_manifest(name, digest):
+            self._kept.pop(key, None)
+            return False
+        _remember(self._kept, key, now)
+        return True
 
     def uploads(self, inner: Uploads) -> Uploads:
         return _UploadsInSession(inner, self)
@@ -61,6 +78,13 @@ class PushSessions:
 
     def manifests(self, inner: Manifests) -> Manifests:
         return _ManifestsInSession(inner, self)
+
+
+def _remember(times: OrderedDict[str, float], key: str, now: float) -> None:
+    times[key] = now
+    times.move_to_end(key)
+    if len(times) > REMEMBERED:
+        times.popitem(last=False)
 
 
 class _UploadsInSession(ForwardingUploads):
@@ -140,8 +164,17 @@ class _ManifestsInSession:
         await self._sessions.note(name)
         return await self._inner.push(name, reference, payload, content_type)
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
-        return await self._inner.get(name, reference, accept)
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
+        """A ``HEAD`` by digest keeps the manifest it finds, as a blob's does: a client
+        that finds an index's child skips pushing it and then pushes the index."""
+        record = await self._inner.get(name, reference, accept, method)
+        headed = method == "HEAD" and is_digest(reference)
+        if headed and not await self._sessions.keep_manifest(name, record.digest):
+            detail = {"name": name, "reference": reference}
+            raise errors.RegistryError(errors.MANIFEST_UNKNOWN, detail=detail)
+        return record
 
     async def delete(self, name: str, digest: str) -> None:
         await self._inner.delete(name, digest)

@@ -383,6 +383,24 @@ class CollectorQueries(ManifestQueries):
             ).scalar_one_or_none()
         return None if wanted is None else as_utc(wanted)
 
+    async def want_manifest(self, name: str, digest: str) -> bool:
+        """Record that a client was just told the manifest ``digest`` of repository ``name``
+        exists (a ``HEAD``): it may skip pushing it and push an index that lists it, so the
+        review delay starts again. False when it is gone (a collector deleted it since the
+        caller looked). In turn with the repository's manifest writes, which the
+        collector's deletions take too (PostgreSQL: its row lock; SQLite: the write lock)."""
+        async with self._write(invalidates=False) as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return False
+            await self._serialize_manifest_writes(connection, repository_id)
+            result = await connection.execute(
+                update(_m)
+                .where(_m.c.repository_id == repository_id, _m.c.digest == digest)
+                .values(wanted_at=utc_now())
+            )
+            return bool(result.rowcount)
+
     async def want_blob(self, digest: str) -> bool:
         """Record that a client was just told the blob exists (a ``HEAD``): it may skip the
         upload and reference it, so the review delay starts again. False when the blob is

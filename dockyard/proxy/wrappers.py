@@ -69,7 +69,9 @@ class ProxyManifests:
         self._routes.check_writable(name)
         await self._inner.delete(name, digest)
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
         upstream = self._routes.find(name)
         if upstream is None:
             return await self._inner.get(name, reference, accept)

@@ -117,7 +117,9 @@ class ManifestService:
         except Exception:  # the push's own error is the one to answer with
             log.exception("manifest %s: bytes of a failed push not queued for collection", digest)
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
         """The manifest at ``reference``, negotiated against the client's ``Accept``."""
         if not is_digest(reference) and not is_valid_tag(reference):
             # No tag can have this name, so nothing is there: 404, as registry:2 answers.

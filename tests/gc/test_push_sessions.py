@@ -83,6 +83,18 @@ class Pushing:
             return r.status == 200
 
 
+async def age(registry: Registry, by: timedelta, session_rested: bool) -> None:
+    """Move every want (and the start of every push session) ``by`` into the past; with
+    ``session_rested``, as if no push had come since then either."""
+    long_ago = datetime.now(UTC) - by
+    sessions = {"started_at": long_ago, **({"active_at": long_ago} if session_rested else {})}
+    async with registry.metadata.engine.connect() as connection:
+        await connection.execute(update(t.manifests).values(wanted_at=long_ago))
+        await connection.execute(update(t.blobs).values(wanted_at=long_ago))
+        await connection.execute(update(t.gc_push_sessions).values(**sessions))
+        await connection.commit()
+
+
 def blobs_of(manifest: bytes) -> set[str]:
     parsed = json.loads(manifest)
     return {parsed["config"]["digest"], *(layer["digest"] for layer in parsed["layers"])}
@@ -148,15 +160,25 @@ async def test_what_a_push_left_goes_once_the_repository_rests(pushing: Pushing)
 async def test_a_repository_that_never_rests_is_still_collected(pushing: Pushing) -> None:
     """A session keeps what it wanted for sixteen review delays at the most."""
     first = await pushing.child("multi", os.urandom(300))
-    long_ago = datetime.now(UTC) - (SESSION_DELAYS + 1) * REVIEW_AFTER
-    async with pushing.registry.metadata.engine.connect() as connection:
-        await connection.execute(update(t.manifests).values(wanted_at=long_ago))
-        await connection.execute(update(t.blobs).values(wanted_at=long_ago))
-        await connection.execute(update(t.gc_push_sessions).values(started_at=long_ago))
-        await connection.commit()
+    await age(pushing.registry, (SESSION_DELAYS + 1) * REVIEW_AFTER, session_rested=False)
     await pushing.blob("multi", os.urandom(100))  # still pushing
 
     report = await pushing.collect()
 
     assert [r.digest for r in report.manifests] == [digest_of(first)]
     assert {r.digest for r in report.blobs} == blobs_of(first)  # not the last upload
+
+
+async def test_a_head_keeps_the_child_manifest_it_finds(pushing: Pushing) -> None:
+    """A client that finds an index's child (pushed long ago, untagged) by a ``HEAD``
+    skips pushing it, then pushes the index."""
+    first = await pushing.child("multi", os.urandom(300))
+    await age(pushing.registry, timedelta(hours=1), session_rested=True)
+    async with pushing.session.head(f"/v2/multi/manifests/{digest_of(first)}") as found:
+        assert found.status == 200
+
+    report = await pushing.collect()
+
+    assert report.manifests == []
+    second = await pushing.child("multi", os.urandom(200))
+    assert await pushing.manifest("multi", "v1", index_of(first, second), OCI_INDEX) == 201
