@@ -6,7 +6,9 @@ end, a mount, a manifest push) notes the repository's session before it runs
 it goes on: the children of an index while the client pushes the other children, a layer
 found by a ``HEAD`` while the client uploads the others. To spare the database a write per
 request, a worker notes a repository at most once per :func:`head_refresh` of the delay;
-the collector's window already allows for that lag (:func:`review_window`).
+the collector's window already allows for that lag (:func:`review_window`). A request that
+takes longer (a big upload, a push waiting for a lock) notes its repository again every
+refresh until it ends, so that a push in flight is never taken for a rest.
 
 A ``HEAD`` of a manifest by digest keeps that manifest as a blob's ``HEAD`` keeps the blob
 (a client that finds an index's child skips pushing it), recorded as seldom.
@@ -14,8 +16,12 @@ A ``HEAD`` of a manifest by digest keeps that manifest as a blob's ``HEAD`` keep
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from dockyard.gc.review import REMEMBERED, HeadKeepsBlobs, head_refresh, review_window
@@ -31,6 +37,8 @@ from dockyard.registry.forwarding import ForwardingUploads
 from dockyard.registry.manifests import PushedManifest
 from dockyard.registry.protocols import Blobs, Manifests, Uploads
 
+log = logging.getLogger("dockyard.gc")
+
 
 class PushSessions:
     """Notes pushes per repository, at most once per refresh in this process; makes the
@@ -45,6 +53,37 @@ class PushSessions:
         self._noted: OrderedDict[str, float] = OrderedDict()
         #: "repository@digest" -> time.monotonic() of this process's last keep of a manifest
         self._kept: OrderedDict[str, float] = OrderedDict()
+        #: repository -> requests in flight that push into it (noted every refresh)
+        self._in_flight: Counter[str] = Counter()
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def pushing(self, name: str) -> AsyncIterator[None]:
+        """Around a request that pushes into ``name``: noted now, and every refresh
+        until the request ends."""
+        await self.note(name)
+        self._in_flight[name] += 1
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        try:
+            yield
+        finally:
+            self._in_flight[name] -= 1
+            if self._in_flight[name] <= 0:
+                del self._in_flight[name]
+            if not self._in_flight and self._heartbeat is not None:
+                self._heartbeat.cancel()  # (a long delay's refresh is hours of sleep)
+                self._heartbeat = None
+
+    async def _beat(self) -> None:
+        """Note the repositories of requests in flight, every refresh."""
+        while True:
+            await asyncio.sleep(self._refresh)
+            for name in list(self._in_flight):
+                try:
+                    await self.note(name)
+                except Exception:  # the next beat tries again; the request goes on
+                    log.warning("push session of %s not noted", name, exc_info=True)
 
     async def note(self, name: str) -> None:
         now = time.monotonic()
@@ -93,8 +132,8 @@ class _UploadsInSession(ForwardingUploads):
         self._sessions = sessions
 
     async def start(self, name: str) -> str:
-        await self._sessions.note(name)
-        return await super().start(name)
+        async with self._sessions.pushing(name):
+            return await super().start(name)
 
     async def append(
         self,
@@ -104,8 +143,8 @@ class _UploadsInSession(ForwardingUploads):
         content_range: ByteRange | None,
         content_length: int | None,
     ) -> int:
-        await self._sessions.note(name)
-        return await super().append(name, upload_id, body, content_range, content_length)
+        async with self._sessions.pushing(name):
+            return await super().append(name, upload_id, body, content_range, content_length)
 
     async def complete(
         self,
@@ -116,18 +155,20 @@ class _UploadsInSession(ForwardingUploads):
         content_range: ByteRange | None,
         content_length: int | None,
     ) -> int:
-        await self._sessions.note(name)
-        return await super().complete(name, upload_id, digest, body, content_range, content_length)
+        async with self._sessions.pushing(name):
+            return await super().complete(
+                name, upload_id, digest, body, content_range, content_length
+            )
 
     async def monolithic(
         self, name: str, digest: Digest, body: Body, content_length: int | None
     ) -> int:
-        await self._sessions.note(name)
-        return await super().monolithic(name, digest, body, content_length)
+        async with self._sessions.pushing(name):
+            return await super().monolithic(name, digest, body, content_length)
 
     async def mount(self, name: str, digest: Digest, source: str | None) -> int | None:
-        await self._sessions.note(name)
-        return await super().mount(name, digest, source)
+        async with self._sessions.pushing(name):
+            return await super().mount(name, digest, source)
 
 
 class _HeadInSession(HeadKeepsBlobs):
@@ -145,9 +186,10 @@ class _HeadInSession(HeadKeepsBlobs):
         self._sessions = sessions
 
     async def locate(self, name: str, digest: Digest, method: str = "GET") -> BlobLocation:
-        if method == "HEAD":
-            await self._sessions.note(name)
-        return await super().locate(name, digest, method)
+        if method != "HEAD":
+            return await super().locate(name, digest, method)
+        async with self._sessions.pushing(name):
+            return await super().locate(name, digest, method)
 
 
 class _ManifestsInSession:
@@ -161,8 +203,8 @@ class _ManifestsInSession:
     async def push(
         self, name: str, reference: str, payload: bytes, content_type: str | None
     ) -> PushedManifest:
-        await self._sessions.note(name)
-        return await self._inner.push(name, reference, payload, content_type)
+        async with self._sessions.pushing(name):
+            return await self._inner.push(name, reference, payload, content_type)
 
     async def get(
         self, name: str, reference: str, accept: set[str] | None, method: str = "GET"

@@ -49,6 +49,21 @@ class Pushing:
             assert r.status == 201, await r.text()
         return digest
 
+    async def slow_blob(self, name: str, data: bytes, pieces: int, pause: float) -> str:
+        """An upload whose body takes ``pieces`` pauses to arrive (a big layer, a slow link)."""
+
+        async def body() -> AsyncIterator[bytes]:
+            size = -(-len(data) // pieces)
+            for start in range(0, len(data), size):
+                await asyncio.sleep(pause)
+                yield data[start : start + size]
+
+        digest = digest_of(data)
+        url = f"/v2/{name}/blobs/uploads/?digest={digest}"
+        async with self.session.post(url, data=body()) as r:
+            assert r.status == 201, await r.text()
+        return digest
+
     async def manifest(self, name: str, reference: str, body: bytes, kind: str) -> int:
         url = f"/v2/{name}/manifests/{reference}"
         async with self.session.put(url, data=body, headers={"Content-Type": kind}) as r:
@@ -181,4 +196,21 @@ async def test_a_head_keeps_the_child_manifest_it_finds(pushing: Pushing) -> Non
 
     assert report.manifests == []
     second = await pushing.child("multi", os.urandom(200))
+    assert await pushing.manifest("multi", "v1", index_of(first, second), OCI_INDEX) == 201
+
+
+async def test_a_request_that_outlasts_the_delay_is_a_push_in_flight(pushing: Pushing) -> None:
+    """Nothing else reaches the repository while one upload takes longer than the delay:
+    the push goes on all the same."""
+    first = await pushing.child("multi", os.urandom(300))
+    layer = os.urandom(3000)
+    upload = asyncio.create_task(pushing.slow_blob("multi", layer, pieces=3, pause=0.9))
+    await asyncio.sleep(2.2 * REVIEW_AFTER.total_seconds())  # the upload is still going
+
+    report = await pushing.collect()
+
+    assert not upload.done()
+    await upload
+    assert digest_of(first) not in {r.digest for r in report.manifests}
+    second = await pushing.child("multi", layer)
     assert await pushing.manifest("multi", "v1", index_of(first, second), OCI_INDEX) == 201
