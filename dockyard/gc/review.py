@@ -24,7 +24,7 @@ from dockyard.registry.protocols import Blobs
 #: blobs whose last record this process remembers (an optimisation only)
 REMEMBERED = 100_000
 #: how many review delays a push session keeps what it wanted, at the most ...
-SESSION_DELAYS = 16
+SESSION_DELAYS = 32
 #: ... and how much longer than the delay, at the most (for long delays)
 SESSION_EXTRA = timedelta(hours=1)
 

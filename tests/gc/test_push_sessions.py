@@ -173,7 +173,7 @@ async def test_what_a_push_left_goes_once_the_repository_rests(pushing: Pushing)
 
 
 async def test_a_repository_that_never_rests_is_still_collected(pushing: Pushing) -> None:
-    """A session keeps what it wanted for sixteen review delays at the most."""
+    """A session keeps what it wanted for SESSION_DELAYS review delays at the most."""
     first = await pushing.child("multi", os.urandom(300))
     await age(pushing.registry, (SESSION_DELAYS + 1) * REVIEW_AFTER, session_rested=False)
     await pushing.blob("multi", os.urandom(100))  # still pushing
