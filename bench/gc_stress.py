@@ -42,7 +42,8 @@ async def run(args: argparse.Namespace, work: Path) -> int:
         f"{outcome.pushes} pushes ({outcome.heads_skipped} layers skipped after a HEAD, "
         f"{outcome.mounts} mounted, {outcome.uploads} uploaded), {outcome.deletes} manifest "
         f"deletes, {outcome.commands} garbage-collect commands beside the scheduled "
-        f"collection; {len(outcome.tags)} tags checked"
+        f"collection; {len(outcome.tags)} tags checked; the longest push took "
+        f"{outcome.longest_push:.1f} s (review delay {args.review_after:g} s)"
     )
     for line in [*outcome.refused, *wrong, *(f"left in storage: {d}" for d in garbage)]:
         print(f"FAIL {line}")

@@ -29,8 +29,8 @@ from dockyard.config.proxy import expiry_rules
 from dockyard.config.retention import retention_policy
 from dockyard.database import in_process_database, prepare_schema, shown_url
 from dockyard.gc.report import GcReport
-from dockyard.gc.review import HeadKeepsBlobs
 from dockyard.gc.schedule import ScheduledCollection
+from dockyard.gc.sessions import PushSessions
 from dockyard.metadata.engine import PoolSettings, create_engine, migrate
 from dockyard.metadata.failed_logins import DatabaseFailures
 from dockyard.metadata.generation import NotifiedGeneration, WriteGeneration
@@ -129,10 +129,16 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
                 stale_counter(config),
                 storage,
             )
-        # A HEAD that finds a blob keeps it through the review delay
-        # (docs/garbage-collection.md); tags that rules protect cannot move.
-        keeping = HeadKeepsBlobs(use_cases.blobs, metadata, config.gc.reviewafter)
-        return with_immutable_tags(use_cases.wrapped(blobs=keeping), metadata, policy)
+        # A HEAD that finds a blob keeps it through the review delay, and what a push
+        # wanted stays while it goes on (docs/garbage-collection.md); tags that rules
+        # protect cannot move.
+        sessions = PushSessions(metadata, config.gc.reviewafter)
+        use_cases = use_cases.wrapped(
+            blobs=sessions.blobs(use_cases.blobs),
+            uploads=sessions.uploads(use_cases.uploads),
+            manifests=sessions.manifests(use_cases.manifests),
+        )
+        return with_immutable_tags(use_cases, metadata, policy)
 
     if config.http.debug.metrics:
         registry = measured_registry(engine, metadata, storage, settings, protect)

@@ -11,7 +11,8 @@ from dockyard.oci.digest import is_digest
 
 async def get_manifest(request: web.Request, call: Call) -> web.StreamResponse:
     accept = mediatypes.parse_accept(request.headers.getall("Accept", []))
-    record = await call.registry.manifests.get(call.name, call.params["reference"], accept)
+    reference = call.params["reference"]
+    record = await call.registry.manifests.get(call.name, reference, accept, request.method)
     etag = f'"{record.digest}"'
     headers = {
         "Content-Type": record.media_type,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from dockyard.gc.report import GcReport, Removed
-from dockyard.gc.review import collectable_before
+from dockyard.gc.review import collectable_before, sessions_keep_since
 from dockyard.metadata.gc_queries import Deletion, ManifestCandidate
 from dockyard.metadata.store import MetadataStore
 from dockyard.metadata.transactions import utc_now
@@ -70,6 +70,10 @@ class Collector:
     def _cutoff(self) -> datetime:
         return collectable_before(utc_now(), self._review_after)
 
+    def _since(self) -> datetime:
+        """What push sessions that still run keep (see :mod:`dockyard.gc.sessions`)."""
+        return sessions_keep_since(utc_now(), self._review_after)
+
     async def run(self) -> GcReport:
         started = time.monotonic()
         report = GcReport(dry_run=self._dry_run, delete_untagged=self._delete_untagged)
@@ -85,15 +89,15 @@ class Collector:
         return report
 
     async def _manifests(self, report: GcReport) -> list[ManifestCandidate]:
-        cutoff = self._cutoff()
-        candidates = await self._metadata.unreachable_manifests(cutoff)
+        cutoff, since = self._cutoff(), self._since()
+        candidates = await self._metadata.unreachable_manifests(cutoff, since)
         total, done = len(candidates), 0
         self._progress("manifests", 0, total)
         removed: list[ManifestCandidate] = []
         for start in range(0, total, MANIFEST_BATCH):
             batch = candidates[start : start + MANIFEST_BATCH]
             removed += await self._metadata.delete_unreachable_manifests(
-                batch, cutoff, self._dry_run
+                batch, cutoff, self._dry_run, since
             )
             done += len(batch)
             self._progress("manifests", done, total)
@@ -101,11 +105,11 @@ class Collector:
         return removed
 
     async def _blobs(self, report: GcReport, ignoring: Sequence[int]) -> None:
-        cutoff = self._cutoff()
+        cutoff, since = self._cutoff(), self._since()
         after, done = "", 0
         self._progress("blobs", 0, None)
         while True:
-            page = await self._metadata.blobs_to_review(cutoff, after, SCAN, ignoring)
+            page = await self._metadata.blobs_to_review(cutoff, after, SCAN, ignoring, since)
             if page.last is None:
                 break
             after = page.last
@@ -116,7 +120,7 @@ class Collector:
                 reviewed = [c.digest for c in page.candidates] + page.referenced
                 for start in range(0, len(reviewed), BATCH):
                     batch = reviewed[start : start + BATCH]
-                    async with self._metadata.deleting_blobs(batch, cutoff) as deletion:
+                    async with self._metadata.deleting_blobs(batch, cutoff, since) as deletion:
                         await self._delete_bytes(deletion, report)
                     report.blobs += [Removed(c.digest, c.size) for c in deletion.deleted]
             done += len(page.candidates)

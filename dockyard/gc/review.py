@@ -23,6 +23,10 @@ from dockyard.registry.protocols import Blobs
 
 #: blobs whose last record this process remembers (an optimisation only)
 REMEMBERED = 100_000
+#: how many review delays a push session keeps what it wanted, at the most ...
+SESSION_DELAYS = 32
+#: ... and how much longer than the delay, at the most (for long delays)
+SESSION_EXTRA = timedelta(hours=1)
 
 
 def head_refresh(review_after: timedelta) -> timedelta:
@@ -30,9 +34,22 @@ def head_refresh(review_after: timedelta) -> timedelta:
     return review_after / 8
 
 
+def review_window(review_after: timedelta) -> timedelta:
+    """The review delay, and the refresh by which a recorded want may lag the request."""
+    return review_after + head_refresh(review_after)
+
+
 def collectable_before(now: datetime, review_after: timedelta) -> datetime:
     """The collector's cutoff: only what was last wanted before it may go."""
-    return now - review_after - head_refresh(review_after)
+    return now - review_window(review_after)
+
+
+def sessions_keep_since(now: datetime, review_after: timedelta) -> datetime:
+    """The oldest want that a push session which still runs keeps
+    (:mod:`dockyard.gc.sessions`): :data:`SESSION_DELAYS` review delays back, and never
+    more than :data:`SESSION_EXTRA` beyond the delay, so that what a repository that
+    never rests leaves behind is still collected."""
+    return now - min(review_after * SESSION_DELAYS, review_after + SESSION_EXTRA)
 
 
 class HeadKeepsBlobs:

@@ -39,6 +39,7 @@ from dockyard.metadata.changes import BlobDeleted, ManifestDeleted, record_chang
 from dockyard.metadata.engine import DbConnection, prepared
 from dockyard.metadata.gc_reachability import kept_among, may_go
 from dockyard.metadata.manifest_queries import ManifestQueries
+from dockyard.metadata.push_sessions import session_keeps
 from dockyard.metadata.transactions import PRESENT, as_utc, utc_now
 
 _b = t.blobs
@@ -51,6 +52,16 @@ _MANIFEST_NAMED = exists().where(_m.c.digest == _b.c.digest)
 
 _g = t.gc_blob_reviews
 _CUTOFF = bindparam("cutoff", type_=DateTime(timezone=True))
+_SINCE = bindparam("since", type_=DateTime(timezone=True))
+
+
+def _blob_may_go(cutoff: Any, since: Any) -> Any:
+    """Last wanted before ``cutoff``, and not kept by a push session that still runs in a
+    repository that links the blob (see :func:`session_keeps`)."""
+    return and_(
+        _blob_wanted < cutoff,
+        ~session_keeps(None, _blob_wanted, cutoff, since, digest=_b.c.digest),
+    )
 
 
 def _review_page(reviewed: Any, referenced: Any) -> Select[Any]:
@@ -61,7 +72,7 @@ def _review_page(reviewed: Any, referenced: Any) -> Select[Any]:
         select(_b.c.digest, _b.c.size, (~referenced).label("collectable"))
         .select_from(reviewed)
         .join(_b, _b.c.digest == reviewed.c.digest)
-        .where(reviewed.c.digest > bindparam("after"), _blob_wanted < _CUTOFF)
+        .where(reviewed.c.digest > bindparam("after"), _blob_may_go(_CUTOFF, _SINCE))
         .order_by(reviewed.c.digest)
         .limit(bindparam("limit"))
     )
@@ -139,22 +150,30 @@ class CollectorQueries(ManifestQueries):
 
     # -- manifests ---------------------------------------------------------------------
 
-    async def unreachable_manifests(self, cutoff: datetime) -> list[ManifestCandidate]:
-        """Manifests no tag reaches, in any repository, last wanted before ``cutoff``."""
+    async def unreachable_manifests(
+        self, cutoff: datetime, since: datetime | None = None
+    ) -> list[ManifestCandidate]:
+        """Manifests no tag reaches, in any repository, last wanted before ``cutoff``
+        (and, if at ``since`` or later, in a repository whose push session has ended)."""
         async with self._read() as connection:
-            return await self._unreachable(connection, cutoff)
+            return await self._unreachable(connection, cutoff, since=since)
 
     async def delete_unreachable_manifests(
-        self, candidates: Sequence[ManifestCandidate], cutoff: datetime, dry_run: bool = False
+        self,
+        candidates: Sequence[ManifestCandidate],
+        cutoff: datetime,
+        dry_run: bool = False,
+        since: datetime | None = None,
     ) -> list[ManifestCandidate]:
         """Delete those of ``candidates`` that still no tag reaches and nothing wanted
-        since ``cutoff``; returns them. Manifest writes to their repositories take turns
-        with this (on PostgreSQL their rows are locked, in id order, as a push locks its
-        repository's), and the manifest bytes of digests no other row has are queued."""
+        since ``cutoff`` (nor a push session that still runs, since ``since``); returns
+        them. Manifest writes to their repositories take turns with this (on PostgreSQL
+        their rows are locked, in id order, as a push locks its repository's), and the
+        manifest bytes of digests no other row has are queued."""
         wanted = {c.id for c in candidates}
         if dry_run:
             async with self._read() as connection:
-                return await self._unreachable(connection, cutoff, wanted)
+                return await self._unreachable(connection, cutoff, wanted, since)
         async with self._write() as connection:
             if self._dialect == "postgresql":
                 await connection.execute(
@@ -163,7 +182,7 @@ class CollectorQueries(ManifestQueries):
                     .order_by(t.repositories.c.id)
                     .with_for_update(key_share=True)
                 )
-            doomed = await self._unreachable(connection, cutoff, wanted)
+            doomed = await self._unreachable(connection, cutoff, wanted, since)
             if not doomed:
                 return []
             doomed_ids = [c.id for c in doomed]
@@ -181,11 +200,15 @@ class CollectorQueries(ManifestQueries):
             return doomed
 
     async def _unreachable(
-        self, connection: DbConnection, cutoff: datetime, among: set[int] | None = None
+        self,
+        connection: DbConnection,
+        cutoff: datetime,
+        among: set[int] | None = None,
+        since: datetime | None = None,
     ) -> list[ManifestCandidate]:
-        """Manifests with no tag, last wanted before ``cutoff``, that no tag reaches
-        through a parent (of ``among`` only, when given)."""
-        query = _MANIFEST_CANDIDATE.where(may_go(cutoff))
+        """Manifests with no tag, last wanted before ``cutoff`` (see :func:`may_go`), that
+        no tag reaches through a parent (of ``among`` only, when given)."""
+        query = _MANIFEST_CANDIDATE.where(may_go(cutoff, since))
         if among is not None:
             query = query.where(_m.c.id.in_(among))
         found = [ManifestCandidate(*row) for row in await connection.execute(query)]
@@ -200,11 +223,13 @@ class CollectorQueries(ManifestQueries):
         after: str = "",
         limit: int = 1000,
         ignoring: Sequence[int] = (),
+        since: datetime | None = None,
     ) -> BlobPage:
         """One page of at most ``limit`` blobs of the review queue (``gc_blob_reviews``),
-        in digest order after ``after``, last wanted before ``cutoff``. With ``ignoring``
-        (a dry run's doomed manifests, still in the database) the blobs those reference
-        are reviewed too, as if the manifests were gone.
+        in digest order after ``after``, last wanted before ``cutoff`` (and, if at
+        ``since`` or later, linked only into repositories whose push session has ended).
+        With ``ignoring`` (a dry run's doomed manifests, still in the database) the blobs
+        those reference are reviewed too, as if the manifests were gone.
 
         ``candidates`` are those no manifest references (but those of ``ignoring``); the
         page's other blobs are referenced again, and ``referenced`` lists them, so that
@@ -218,7 +243,12 @@ class CollectorQueries(ManifestQueries):
                 union(select(_g.c.digest), freed).subquery(),
                 _BLOB_REFERENCED.where(_r.c.manifest_id.not_in(list(ignoring))),
             )
-        parameters = {"after": after, "cutoff": cutoff, "limit": limit}
+        parameters = {
+            "after": after,
+            "cutoff": cutoff,
+            "since": cutoff if since is None else since,
+            "limit": limit,
+        }
         async with self._read() as connection:
             rows = (await connection.execute(query, parameters)).all()
         return BlobPage(
@@ -229,10 +259,11 @@ class CollectorQueries(ManifestQueries):
 
     @asynccontextmanager
     async def deleting_blobs(
-        self, digests: Sequence[str], cutoff: datetime
+        self, digests: Sequence[str], cutoff: datetime, since: datetime | None = None
     ) -> AsyncIterator[Deletion]:
         """Lock the queue entries and rows of ``digests``, and yield those still
-        unreferenced and unwanted since ``cutoff``; when the block ends, their links and
+        unreferenced and unwanted since ``cutoff`` (nor kept by a push session, see
+        :meth:`blobs_to_review`); when the block ends, their links and
         rows are deleted (but not those the caller kept), in the same transaction, and
         the entries of those found referenced leave the queue.
 
@@ -249,7 +280,10 @@ class CollectorQueries(ManifestQueries):
                         _b.c.size,
                         _MANIFEST_NAMED.label("named"),
                         _BLOB_REFERENCED.label("referenced"),
-                    ).where(_b.c.digest.in_(locked), _blob_wanted < cutoff)
+                    ).where(
+                        _b.c.digest.in_(locked),
+                        _blob_may_go(cutoff, cutoff if since is None else since),
+                    )
                 )
             ).all()
             deletion = Deletion(
@@ -348,6 +382,24 @@ class CollectorQueries(ManifestQueries):
                 await connection.execute(select(_blob_wanted).where(_b.c.digest == digest))
             ).scalar_one_or_none()
         return None if wanted is None else as_utc(wanted)
+
+    async def want_manifest(self, name: str, digest: str) -> bool:
+        """Record that a client was just told the manifest ``digest`` of repository ``name``
+        exists (a ``HEAD``): it may skip pushing it and push an index that lists it, so the
+        review delay starts again. False when it is gone (a collector deleted it since the
+        caller looked). In turn with the repository's manifest writes, which the
+        collector's deletions take too (PostgreSQL: its row lock; SQLite: the write lock)."""
+        async with self._write(invalidates=False) as connection:
+            repository_id = await self._repository_id(connection, name)
+            if repository_id is None:
+                return False
+            await self._serialize_manifest_writes(connection, repository_id)
+            result = await connection.execute(
+                update(_m)
+                .where(_m.c.repository_id == repository_id, _m.c.digest == digest)
+                .values(wanted_at=utc_now())
+            )
+            return bool(result.rowcount)
 
     async def want_blob(self, digest: str) -> bool:
         """Record that a client was just told the blob exists (a ``HEAD``): it may skip the

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, select
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.engine import DbConnection
+from dockyard.metadata.push_sessions import session_keeps
 
 _m = t.manifests
 _r = t.manifest_references
@@ -44,12 +45,16 @@ _SUBJECTS = select(_child.c.id, _parent.c.id).join(
 )
 
 
-def may_go(cutoff: datetime) -> ColumnElement[bool]:
+def may_go(cutoff: datetime, since: datetime | None = None) -> ColumnElement[bool]:
     """The condition on ``manifests`` rows that may go: no tag, last wanted before
-    ``cutoff`` (whether a tag reaches them through a parent, :func:`kept_among` says)."""
+    ``cutoff``, and not kept by a push session of their repository that still runs (for
+    what was wanted at ``since`` or later; None: sessions keep nothing). Whether a tag
+    reaches them through a parent, :func:`kept_among` says."""
+    wanted = func.coalesce(_m.c.wanted_at, _m.c.created_at)
     return and_(
         ~exists().where(_tags.c.manifest_id == _m.c.id),
-        func.coalesce(_m.c.wanted_at, _m.c.created_at) < cutoff,
+        wanted < cutoff,
+        ~session_keeps(_m.c.repository_id, wanted, cutoff, cutoff if since is None else since),
     )
 
 

@@ -236,6 +236,14 @@ class ManifestQueries(StoreBase):
             await record_change(connection, pushed)
             return bytes_collected
 
+    async def queue_unclaimed_manifest_bytes(self, digest: str, size: int) -> None:
+        """Queue for the collector's review the bytes that a manifest push wrote at their
+        blob path before its transaction was refused or failed (unless a manifest row
+        names them): else nothing would ever delete them. A push of the same bytes that
+        commits later takes them out of the queue again, as after a delete."""
+        async with self._write(invalidates=False) as connection:
+            await self._queue_manifest_bytes(connection, {digest: size})
+
     async def _unqueue_manifest_bytes(self, connection: DbConnection, digest: str) -> bool:
         """Take ``digest`` out of the collector's review queue of manifest bytes (it is
         wanted again); True if the collector had deleted its bytes. On PostgreSQL this

@@ -237,3 +237,22 @@ gc_blob_reviews = Table(
     metadata,
     Column("digest", String(200), primary_key=True),
 )
+
+# Push sessions, one row per repository (dockyard.metadata.push_sessions): when a client last
+# pushed to it (a blob HEAD, upload, mount or manifest push), and since when without a rest
+# as long as the review delay. What was wanted within a session that still runs is not
+# collected: a push takes as long as it takes, and the review delay counts from its last
+# request. A table of its own, so that noting a push never waits for a lock on
+# ``repositories`` (manifest pushes hold one).
+gc_push_sessions = Table(
+    "gc_push_sessions",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("active_at", DateTime(timezone=True), nullable=False),
+)

@@ -78,9 +78,11 @@ class NotifyingManifests:
         with self._notifier.recording():
             return await self._inner.push(name, reference, payload, content_type)
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
         """A manifest ``GET`` or ``HEAD`` (by tag: the event names the tag)."""
-        record = await self._inner.get(name, reference, accept)
+        record = await self._inner.get(name, reference, accept, method)
         tag = None if is_digest(reference) else reference
         await self._notifier.read(self._notifier.recorder.manifest_pulled(name, record, tag))
         return record

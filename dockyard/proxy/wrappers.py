@@ -1,6 +1,6 @@
 """The pull-through cache as wrappers of the manifest and blob use cases.
 
-Wrapper order: plain → **proxy** → HeadKeepsBlobs + immutable tags → metrics →
+Wrapper order: plain → **proxy** → HeadKeepsBlobs, push sessions + immutable tags → metrics →
 notifications. The proxy wraps the plain use cases directly, so what it fetches is stored
 through them (no notification, no immutability check, not counted as a client request),
 and every outer wrapper sees a mirrored repository as an ordinary one.
@@ -69,7 +69,9 @@ class ProxyManifests:
         self._routes.check_writable(name)
         await self._inner.delete(name, digest)
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
         upstream = self._routes.find(name)
         if upstream is None:
             return await self._inner.get(name, reference, accept)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.local import LocalFiles
 
+log = logging.getLogger("dockyard.manifests")
+
 
 @dataclass(frozen=True)
 class PushedManifest:
@@ -28,6 +31,16 @@ class PushedManifest:
 def _manifest_unknown(name: str, reference: str) -> errors.RegistryError:
     return errors.RegistryError(
         errors.MANIFEST_UNKNOWN, detail={"name": name, "reference": reference}
+    )
+
+
+def _references_unknown(exc: MissingReferencesError) -> errors.RegistryError:
+    return errors.RegistryError(
+        errors.MANIFEST_BLOB_UNKNOWN,
+        "manifest references "
+        + ", ".join([f"blob {d}" for d in exc.blobs] + [f"manifest {d}" for d in exc.manifests])
+        + " unknown to this repository",
+        detail={"blobs": exc.blobs, "manifests": exc.manifests},
     )
 
 
@@ -87,21 +100,26 @@ class ManifestService:
             collected = await self._metadata.put_manifest(
                 name, record, None if by_digest else reference
             )
-        except MissingReferencesError as exc:
-            raise errors.RegistryError(
-                errors.MANIFEST_BLOB_UNKNOWN,
-                "manifest references "
-                + ", ".join(
-                    [f"blob {d}" for d in exc.blobs] + [f"manifest {d}" for d in exc.manifests]
-                )
-                + " unknown to this repository",
-                detail={"blobs": exc.blobs, "manifests": exc.manifests},
-            ) from None
+        except Exception as exc:
+            await self._unclaimed(digest, len(payload))
+            if isinstance(exc, MissingReferencesError):
+                raise _references_unknown(exc) from None
+            raise
         if collected:  # a collector took the copy written above for garbage: a row names it now
             await self._storage.put_content(paths.blob_data(digest), payload)
         return PushedManifest(digest, parsed.subject.digest if parsed.subject else None)
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
+    async def _unclaimed(self, digest: Digest, size: int) -> None:
+        """The push was refused or failed: no row names the bytes it wrote, unless another
+        push of them commits. Queued, the collector deletes them once that is sure."""
+        try:
+            await self._metadata.queue_unclaimed_manifest_bytes(str(digest), size)
+        except Exception:  # the push's own error is the one to answer with
+            log.exception("manifest %s: bytes of a failed push not queued for collection", digest)
+
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
         """The manifest at ``reference``, negotiated against the client's ``Accept``."""
         if not is_digest(reference) and not is_valid_tag(reference):
             # No tag can have this name, so nothing is there: 404, as registry:2 answers.

@@ -70,7 +70,14 @@ class Manifests(Protocol):
     async def push(
         self, name: str, reference: str, payload: bytes, content_type: str | None
     ) -> PushedManifest: ...
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord: ...
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
+        """The manifest at a tag or digest; ``method`` (``GET`` or ``HEAD``) is for the
+        wrappers that act on a ``HEAD`` (it keeps what it finds, dockyard.gc.sessions),
+        which forward it; the plain use case and the pull-through cache ignore it."""
+        ...
+
     async def delete(self, name: str, digest: str) -> None: ...
 
 

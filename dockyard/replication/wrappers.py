@@ -49,8 +49,10 @@ class ReplicatingManifests:
         with self._jobs.around():
             return await self._inner.push(name, reference, payload, content_type)
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
-        return await self._inner.get(name, reference, accept)
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
+        return await self._inner.get(name, reference, accept, method)
 
     async def delete(self, name: str, digest: str) -> None:
         with self._jobs.around():

@@ -56,8 +56,10 @@ class ImmutableManifests:
             raise refusal(rule, name, tag, f"moved from {moved} to {digest}")
         return pushed
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
-        return await self._inner.get(name, reference, accept)
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
+        return await self._inner.get(name, reference, accept, method)
 
     async def delete(self, name: str, digest: str) -> None:
         """Deleting a manifest deletes its tags: refused while a protected tag is one,

@@ -86,6 +86,8 @@ class Outcome:
     uploads: int = 0
     deletes: int = 0
     commands: int = 0
+    #: seconds from the first request of a push to the end of its last manifest push
+    longest_push: float = 0.0
     refused: list[str] = field(default_factory=list)
     tags: dict[tuple[str, str], Pushed] = field(default_factory=dict)
 
@@ -158,6 +160,7 @@ class Pusher:
 
     async def push(self) -> None:
         repository = self.random.choice(REPOSITORIES)
+        started = time.monotonic()
         if self.random.random() < 0.2:
             # A job that failed after its uploads: cache layers nothing references, which
             # the collector may take once the delay has passed, unless a HEAD finds them.
@@ -169,7 +172,10 @@ class Pusher:
         else:
             manifest, blobs = await self.image(repository)
             pushed = Pushed(repository, manifest, OCI_MANIFEST, blobs)
-        if not await self.put_manifest(repository, tag, pushed.manifest, pushed.media_type):
+        pushed_ok = await self.put_manifest(repository, tag, pushed.manifest, pushed.media_type)
+        took = time.monotonic() - started
+        self.outcome.longest_push = max(self.outcome.longest_push, took)
+        if not pushed_ok:
             return
         self.outcome.pushes += 1
         before = self.outcome.tags.get((repository, tag))

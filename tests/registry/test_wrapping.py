@@ -40,8 +40,10 @@ class FrozenTags:
         self.frozen = self.frozen or reference == "frozen"
         return pushed
 
-    async def get(self, name: str, reference: str, accept: set[str] | None) -> ManifestRecord:
-        return await self._inner.get(name, reference, accept)
+    async def get(
+        self, name: str, reference: str, accept: set[str] | None, method: str = "GET"
+    ) -> ManifestRecord:
+        return await self._inner.get(name, reference, accept, method)
 
     async def delete(self, name: str, digest: str) -> None:
         await self._inner.delete(name, digest)
