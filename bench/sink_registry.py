@@ -1,13 +1,14 @@
 """A registry that costs nothing: the push ceiling of the real-client benchmark.
 
-    python -m bench.sink_registry --port PORT
+    python -m bench.sink_registry --port PORT [--log]
 
 It answers just what a push needs (``/v2/``, blob ``HEAD``, ``POST`` and ``PATCH`` and
 ``PUT`` of uploads, manifest ``PUT``) and reads every blob body to its end without
 hashing or storing it, so a client pushing to it measures its own cost: reading its
 store, compressing, HTTP. It remembers only the size of each blob it was told about (a
 ``HEAD`` after the commit, as docker sends, answers 200) and the manifests (a few KiB).
-Bench code, never a registry: nothing is verified.
+Bench code, never a registry: nothing is verified. ``--log`` prints each request's
+method, path, ``Content-Length`` and ``Transfer-Encoding`` (what the client sends).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import uuid
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 _BLOB = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[a-z0-9]+:[a-f0-9]+)$")
 _UPLOADS = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<id>[^/]*)$")
@@ -30,7 +32,7 @@ class Sink:
     """What the sink remembers: blob sizes, upload offsets, manifests."""
 
     def __init__(self) -> None:
-        self.blobs: dict[str, int] = {}
+        self.blobs: dict[tuple[str, str], int] = {}  # (repository, digest): size
         self.uploads: dict[str, int] = {}
         self.manifests: dict[str, tuple[str, bytes]] = {}
 
@@ -41,7 +43,7 @@ class Sink:
         if found := _UPLOADS.match(path):
             return await self._upload(request, found["name"], found["id"])
         if found := _BLOB.match(path):
-            return self._blob(request, found["digest"])
+            return self._blob(request, found["name"], found["digest"])
         if found := _MANIFEST.match(path):
             return await self._manifest(request, found["name"], found["ref"])
         return _unknown()
@@ -58,7 +60,7 @@ class Sink:
         self.uploads[upload] += await _discard(request)
         digest = request.query.get("digest")
         if request.method in ("PUT", "POST") and digest:
-            self.blobs[digest] = self.uploads.pop(upload)
+            self.blobs[name, digest] = self.uploads.pop(upload)
             location = f"/v2/{name}/blobs/{digest}"
             headers = {**_API, "Location": location, "Docker-Content-Digest": digest}
             return web.Response(status=201, headers=headers)
@@ -71,8 +73,8 @@ class Sink:
         }
         return web.Response(status=204 if request.method == "GET" else 202, headers=headers)
 
-    def _blob(self, request: web.Request, digest: str) -> web.Response:
-        size = self.blobs.get(digest)
+    def _blob(self, request: web.Request, name: str, digest: str) -> web.Response:
+        size = self.blobs.get((name, digest))
         if size is None or request.method != "HEAD":
             return _unknown("BLOB_UNKNOWN")
         headers = {**_API, "Content-Length": str(size), "Docker-Content-Digest": digest}
@@ -119,9 +121,20 @@ def make_app() -> web.Application:
     return app
 
 
+class _HeadersLog(AbstractAccessLogger):
+    """An access logger: what each request declared about its body."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, seconds: float) -> None:
+        length = request.headers.get("Content-Length", "-")
+        coding = request.headers.get("Transfer-Encoding", "-")
+        print(f"{request.method} {request.path_qs[:120]} length={length} te={coding} "
+              f"-> {response.status} {seconds:.3f}s", flush=True)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sink_registry", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", action="store_true", help="one line per request")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -129,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(make_app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    logging = {"access_log_class": _HeadersLog} if args.log else {"access_log": None}
+    web.run_app(make_app(), host="127.0.0.1", port=args.port, print=None, **logging)
 
 
 if __name__ == "__main__":
