@@ -222,10 +222,13 @@ def registry2_server(
     return Server(REGISTRY2, [binary, "serve", str(config)], url, log_path, env=env)
 
 
-def sink_server(log_path: Path) -> Server:
-    """The sink registry (bench/sink_registry.py): what a client's push costs the client."""
+def sink_server(log_path: Path, hashing: bool = False) -> Server:
+    """The sink registry (bench/sink_registry.py): what a client's push costs the client
+    (``hashing``: and the sha256 of every blob, which a verifying registry must spend)."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.sink_registry", "--port", str(port)]
+    if hashing:
+        argv.append("--hash")
     return Server(SINK, argv, f"http://127.0.0.1:{port}", log_path)
 
 

@@ -1,6 +1,6 @@
 """A registry that costs nothing: the push ceiling of the real-client benchmark.
 
-    python -m bench.sink_registry --port PORT [--log]
+    python -m bench.sink_registry --port PORT [--log] [--hash]
 
 It answers just what a push needs (``/v2/``, blob ``HEAD``, ``POST`` and ``PATCH`` and
 ``PUT`` of uploads, manifest ``PUT``) and reads every blob body to its end without
@@ -9,6 +9,8 @@ store, compressing, HTTP. It remembers only the size of each blob it was told ab
 ``HEAD`` after the commit, as docker sends, answers 200) and the manifests (a few KiB).
 Bench code, never a registry: nothing is verified. ``--log`` prints each request's
 method, path, ``Content-Length`` and ``Transfer-Encoding`` (what the client sends).
+``--hash`` computes the sha256 of every blob body (and still keeps nothing): the least
+that a registry which verifies digests must spend.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ _MANIFEST_LIMIT = 4 * 1024 * 1024
 class Sink:
     """What the sink remembers: blob sizes, upload offsets, manifests."""
 
-    def __init__(self) -> None:
+    def __init__(self, hashing: bool = False) -> None:
+        self.hashing = hashing
         self.blobs: dict[tuple[str, str], int] = {}  # (repository, digest): size
         self.uploads: dict[str, int] = {}
         self.manifests: dict[str, tuple[str, bytes]] = {}
@@ -57,7 +60,7 @@ class Sink:
         if request.method == "DELETE":
             del self.uploads[upload]
             return web.Response(status=204, headers=_API)
-        self.uploads[upload] += await _discard(request)
+        self.uploads[upload] += await _discard(request, self.hashing)
         digest = request.query.get("digest")
         if request.method in ("PUT", "POST") and digest:
             self.blobs[name, digest] = self.uploads.pop(upload)
@@ -102,11 +105,14 @@ class Sink:
         return web.Response(status=200, body=body, headers=headers)
 
 
-async def _discard(request: web.Request) -> int:
+async def _discard(request: web.Request, hashing: bool = False) -> int:
     """Read the body to its end (chunked or not), keeping nothing; its length."""
     total = 0
+    digest = hashlib.sha256() if hashing else None
     while chunk := await request.content.readany():
         total += len(chunk)
+        if digest is not None:
+            digest.update(chunk)
     return total
 
 
@@ -115,9 +121,9 @@ def _unknown(code: str = "NAME_UNKNOWN") -> web.Response:
     return web.json_response(body, status=404, headers=_API)
 
 
-def make_app() -> web.Application:
+def make_app(hashing: bool = False) -> web.Application:
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", Sink().handle)
+    app.router.add_route("*", "/{tail:.*}", Sink(hashing).handle)
     return app
 
 
@@ -135,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sink_registry", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", action="store_true", help="one line per request")
+    parser.add_argument("--hash", action="store_true", help="sha256 every blob body")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -143,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     logging = {"access_log_class": _HeadersLog} if args.log else {"access_log": None}
-    web.run_app(make_app(), host="127.0.0.1", port=args.port, print=None, **logging)
+    web.run_app(make_app(args.hash), host="127.0.0.1", port=args.port, print=None, **logging)
 
 
 if __name__ == "__main__":
