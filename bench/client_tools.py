@@ -3,16 +3,16 @@
 The isolation (HOME, policy, registries.conf, a private containerd and dockerd) is the
 end-to-end suite's (tests/e2e/clients.py); this module adds what a benchmark does with a
 client: push an image, pull it into an empty store, and copy it locally, which is the
-client's own ceiling: the same work with no registry in between.
+client's own pull ceiling: the same work with no registry in between. (The push ceiling
+is a push to the sink registry, bench/sink_registry.py.)
 
 ============  ==========================================  =====================================
-client        push / pull                                 ceiling (local copy)
+client        push / pull                                 pull ceiling (local copy)
 ============  ==========================================  =====================================
 skopeo        ``copy oci: docker://`` / ``docker:// oci:`` ``copy oci: oci:``
-podman        ``push`` (gzips the layers) / ``pull``       ``push IMAGE oci:`` (gzips too) /
-                                                          ``pull oci:`` (unpacks too)
-ctr           ``images push`` / ``images pull`` (unpacks)  ``images export`` / ``images import``
-docker        ``push`` (gzips the layers) / ``pull``       ``save`` (no gzip) / ``load``
+podman        ``push`` (gzips the layers) / ``pull``       ``pull oci:`` (unpacks too)
+ctr           ``images push`` / ``images pull`` (unpacks)  ``images import``
+docker        ``push`` (gzips the layers) / ``pull``       ``load``
 ============  ==========================================  =====================================
 
 A pull always lands in a store without the image: podman and ctr pull into a second
@@ -85,8 +85,8 @@ class BenchClient:
     def clear_pulled(self, image: BuiltImage) -> None:
         """Remove what ``pull`` stored, so that the next pull downloads everything."""
 
-    def ceiling(self, image: BuiltImage, direction: str) -> Ceiling:
-        """The local copy that ``direction`` ("push" or "pull") is compared with."""
+    def pull_ceiling(self, image: BuiltImage) -> Ceiling:
+        """The local copy that a pull is compared with."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -114,7 +114,7 @@ class SkopeoClient(BenchClient):
     def clear_pulled(self, image: BuiltImage) -> None:
         _fresh(self.scratch / "pulled")
 
-    def ceiling(self, image: BuiltImage, direction: str) -> Ceiling:
+    def pull_ceiling(self, image: BuiltImage) -> Ceiling:
         target = self.scratch / "copied"
 
         def copy() -> None:
@@ -157,21 +157,10 @@ class PodmanClient(BenchClient):
     def clear_pulled(self, image: BuiltImage) -> None:
         self._run(self.sink, "rmi", "--all", "--force")
 
-    def ceiling(self, image: BuiltImage, direction: str) -> Ceiling:
-        target = self.scratch / "podman-push"
-
-        def push() -> None:
-            self._run(self.source, "push", "--quiet", self.image_id,
-                      f"oci:{_fresh(target)}:{image.tag}")  # fmt: skip
-
-        def remove() -> None:
-            _fresh(target)
-
+    def pull_ceiling(self, image: BuiltImage) -> Ceiling:
         def pull() -> None:
             self._run(self.sink, "pull", "--quiet", image.oci_ref)
 
-        if direction == "push":
-            return _nothing, push, remove
         return _nothing, pull, lambda: self.clear_pulled(image)
 
     def close(self) -> None:
@@ -229,21 +218,12 @@ class CtrClient(BenchClient):
         if names:
             self.sink("images", "rm", "--sync", *names, timeout=TIMEOUT)
 
-    def ceiling(self, image: BuiltImage, direction: str) -> Ceiling:
-        exported = self.scratch / "ctr-export.tar"
+    def pull_ceiling(self, image: BuiltImage) -> Ceiling:
         archive = self.archives[image.spec.name]
-
-        def export() -> None:
-            self.source("images", "export", str(exported), self._local(image), timeout=TIMEOUT)
-
-        def remove() -> None:
-            exported.unlink(missing_ok=True)
 
         def import_() -> None:
             self.sink("images", "import", *self.snapshotter, str(archive), timeout=TIMEOUT)
 
-        if direction == "push":
-            return _nothing, export, remove
         return _nothing, import_, lambda: self.clear_pulled(image)
 
     def close(self) -> None:
@@ -298,22 +278,12 @@ class DockerClient(BenchClient):
     def clear_pulled(self, image: BuiltImage) -> None:
         self("rmi", "--force", self.ids[image.spec.name])
 
-    def ceiling(self, image: BuiltImage, direction: str) -> Ceiling:
-        saved = self.scratch / "docker-save.tar"
+    def pull_ceiling(self, image: BuiltImage) -> Ceiling:
         archive = self.archives[image.spec.name]
-        image_id = self.ids[image.spec.name]
-
-        def save() -> None:
-            self("save", "--output", str(saved), image_id)
-
-        def remove() -> None:
-            saved.unlink(missing_ok=True)
 
         def load() -> None:
             self("load", "--quiet", "--input", str(archive))
 
-        if direction == "push":
-            return _nothing, save, remove
         # The image must be gone before a load, and there again afterwards (it is pushed).
         return lambda: self.clear_pulled(image), load, _nothing
 

@@ -8,9 +8,12 @@ random bytes, and ``small``, 20 layers of 4-200 KiB. Each client pushes each ima
 registry on a fresh store, pulls it into an empty local store right after the push
 ("first pull": the registry has just written the blobs) and pulls it once more ("again").
 Dockyard and registry:2 take turns repetition by repetition, so both meet the same
-machine. Each client's ceiling, the same copy without a registry (bench/client_tools.py),
-is measured in the same run. Rates are the image's bytes (layers and config) per second
-of the client command's wall time, medians of ``--repeats``. See bench/README.md.
+machine. Each client's ceilings are measured in the same run: for a push, the same push
+to the sink registry (bench/sink_registry.py, which reads and discards the bytes), taking
+its turn after registry:2; for a pull, the same copy without a registry
+(bench/client_tools.py). ``--push-only`` skips the pulls. Rates are the image's bytes
+(layers and config) per second of the client command's wall time, medians of ``--repeats``.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -38,7 +41,16 @@ from bench.client_tools import (
     SkopeoClient,
     missing_binaries,
 )
-from bench.servers import DOCKYARD, REGISTRY2, TITLES, Server, dockyard_server, registry2_server
+from bench.servers import (
+    DOCKYARD,
+    REGISTRY2,
+    SINK,
+    TITLES,
+    Server,
+    dockyard_server,
+    registry2_server,
+    sink_server,
+)
 from tests.e2e.clients import ClientEnv, Containerd, remove_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +71,7 @@ class Options:
     small_layers: int = 20
     driver: str = "overlay"  # podman's and docker's storage, containerd's snapshotter
     registry2: str = "docker-registry"
+    pulls: bool = True  # False: pushes only (and no pull ceiling)
     tmpdir: Path | None = None
     out: Path | None = None
 
@@ -126,18 +139,19 @@ def new_server(target: str, base: Path, log_path: Path, options: Options) -> Ser
     (base / "store").mkdir(parents=True)
     if target == DOCKYARD:
         return dockyard_server(base / "store", base, log_path, options.workers)
+    if target == SINK:
+        return sink_server(log_path)
     return registry2_server(base / "store", base, log_path, options.registry2)
 
 
-def measure_ceilings(
+def measure_pull_ceiling(
     client: BenchClient, image: BuiltImage, options: Options, figures: Figures
 ) -> None:
-    for direction in ("push", "pull"):
-        before, step, after = client.ceiling(image, direction)
-        for _ in range(options.repeats):
-            before()
-            figures.add((client.name, image.spec.name, direction, "ceiling"), timed(step))
-            after()
+    before, step, after = client.pull_ceiling(image)
+    for _ in range(options.repeats):
+        before()
+        figures.add((client.name, image.spec.name, "pull", "ceiling"), timed(step))
+        after()
 
 
 def one_round(
@@ -149,7 +163,8 @@ def one_round(
     options: Options,
     figures: Figures,
 ) -> None:
-    """Push to a registry on a fresh store, pull right after, pull again."""
+    """Push to a registry on a fresh store, pull right after, pull again (the sink: the
+    push only)."""
     server = new_server(target, base, out / f"{target}-server.log", options)
     server.start()
     try:
@@ -157,6 +172,8 @@ def one_round(
         key = (client.name, image.spec.name)
         client.before_push(image, ref)
         figures.add((*key, "push", target), timed(lambda: client.push(image, ref)))
+        if target == SINK or not options.pulls:
+            return
         client.clear_pulled(image)  # docker: the pushed image itself
         figures.add((*key, "pull first", target), timed(lambda: client.pull(image, ref)))
         client.clear_pulled(image)
@@ -176,11 +193,12 @@ def bench_client(
         what = f"{client.name} {image.spec.name}"
         try:
             client.prepare(image)
-            log(f"{what}: ceiling (local copies), {options.repeats} repetitions")
-            measure_ceilings(client, image, options, figures)
+            if options.pulls:
+                log(f"{what}: pull ceiling (local copies), {options.repeats} repetitions")
+                measure_pull_ceiling(client, image, options, figures)
             for rep in range(options.repeats):
-                for target in options.targets:
-                    log(f"{what}: {TITLES[target]}, repetition {rep + 1}")
+                for target in [*options.targets, SINK]:
+                    log(f"{what}: {TITLES.get(target, target)}, repetition {rep + 1}")
                     one_round(client, image, target, tmp / "server", out, options, figures)
         except (AssertionError, OSError, RuntimeError) as exc:
             figures.failures.append(f"{what}: {str(exc)[:1500]}")
@@ -250,9 +268,10 @@ def render(options: Options, figures: Figures, images: list[BuiltImage], started
         f"{options.driver})",
         "",
         "MB/s of the image's layers and config (10^6 bytes) over the client command's wall "
-        "time. ratio: Dockyard / registry:2. ceiling: the same client copying the image "
-        "locally, with no registry (bench/client_tools.py); of ceiling: each registry's "
-        "rate against it.",
+        "time. ratio: Dockyard / registry:2. ceiling: for a push, the same push to the sink "
+        "registry (bench/sink_registry.py: reads and discards every body); for a pull, the "
+        "same client copying the image locally, with no registry (bench/client_tools.py); "
+        "of ceiling: each registry's rate against it.",
         "Load average: "
         + "; ".join(
             f"{when} {' '.join(f'{x:.1f}' for x in load)}" for when, load in figures.loadavg
@@ -266,11 +285,11 @@ def render(options: Options, figures: Figures, images: list[BuiltImage], started
     for client in options.clients:
         for name in options.images:
             image = by_name[name]
-            for op in OPERATIONS:
+            for op in OPERATIONS if options.pulls else OPERATIONS[:1]:
                 a = _rate(image, figures.median((client, name, op, ours)))
                 b = _rate(image, figures.median((client, name, op, theirs)))
-                direction = "push" if op == "push" else "pull"
-                ceiling = _rate(image, figures.median((client, name, direction, "ceiling")))
+                top = (SINK, "push") if op == "push" else ("ceiling", "pull")
+                ceiling = _rate(image, figures.median((client, name, top[1], top[0])))
                 lines.append(
                     f"| {client} | {name} | {op} | {_fmt(a)} | {_fmt(b)} | {_ratio(a, b)} "
                     f"| {_fmt(ceiling)} | {_ratio(a, ceiling)} | {_ratio(b, ceiling)} |"
@@ -340,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-mib", type=int, default=256, help="each large layer's MiB")
     parser.add_argument("--large-layers", type=int, default=3)
     parser.add_argument("--small-layers", type=int, default=20)
+    parser.add_argument("--push-only", action="store_true", help="no pulls, no pull ceiling")
     parser.add_argument(
         "--driver",
         choices=["overlay", "vfs"],
@@ -360,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         large_layers=args.large_layers,
         small_layers=args.small_layers,
         driver=args.driver,
+        pulls=not args.push_only,
         tmpdir=args.tmpdir,
         out=args.out,
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 DOCKYARD = "dockyard"
 DOCKYARD_METRICS = "dockyard-metrics"  # Dockyard with the debug server and metrics on
 REGISTRY2 = "registry2"
+SINK = "sink"  # bench/sink_registry.py: reads and discards pushes, the push ceiling
 TITLES = {DOCKYARD: "Dockyard", DOCKYARD_METRICS: "Dockyard+metrics", REGISTRY2: "registry:2"}
 
 
@@ -219,6 +220,16 @@ def registry2_server(
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     url = f"http://127.0.0.1:{port}"
     return Server(REGISTRY2, [binary, "serve", str(config)], url, log_path, env=env)
+
+
+def sink_server(log_path: Path, hashing: bool = False) -> Server:
+    """The sink registry (bench/sink_registry.py): what a client's push costs the client
+    (``hashing``: and the sha256 of every blob, which a verifying registry must spend)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.sink_registry", "--port", str(port)]
+    if hashing:
+        argv.append("--hash")
+    return Server(SINK, argv, f"http://127.0.0.1:{port}", log_path)
 
 
 def nginx_server(docroot: Path, workdir: Path, binary: str) -> Server:

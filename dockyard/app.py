@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import uvloop
 from aiohttp import web
 
+from dockyard.allocator import tune_malloc
 from dockyard.api.access_log import AccessLogger
 from dockyard.api.app import build_app
 from dockyard.api.context import UrlBuilder
@@ -460,6 +461,7 @@ def serve(config: Config, workers: int) -> int:
 
 def _serve(config: Config, workers: int, monitor: MonitoringPlan) -> int:
     shared = prepare(config)  # before binding and forking: bad files stop us here
+    tune_malloc()  # before forking: the workers inherit it
     # An in-memory database lives in the process that serves it: its schema is made there,
     # and no worker can be forked to share it (nor can inmemory storage be shared).
     embedded = in_process_database(config.database_url())

@@ -60,6 +60,7 @@ BUILT_ON = {"replication": {"sync"}}
 # The configuration model, the commands and the wiring may import everything.
 WIRING = {
     "__init__",
+    "allocator",
     "__main__",
     "app",
     "cli",
