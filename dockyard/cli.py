@@ -25,7 +25,7 @@ from dockyard.observability.logging import configure_logging
 from dockyard.registry2.reports import EXIT_STOPPED, Report
 
 if TYPE_CHECKING:
-    from dockyard.sync import SyncSummary
+    from dockyard.sync.engine import SyncSummary
 
 # Optional: without it, the embedded defaults. The metavar says so in the usage line.
 CONFIG_ARG = click.argument(

@@ -35,7 +35,7 @@ async def run_gc(
     """Collect once, with the review delay of ``gc.reviewafter``; ``waiting`` is called
     once if another collector holds the lease (this run starts when it is done)."""
     url = config.database_url()
-    metadata = MetadataStore(create_engine(url), WriteGeneration.for_database(url))
+    metadata = MetadataStore(create_engine(url, bulk=True), WriteGeneration.for_database(url))
     storage = make_storage(config)
     leases = Leases(metadata.engine)
     try:

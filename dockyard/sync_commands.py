@@ -14,8 +14,9 @@ from pathlib import Path
 
 from dockyard.oci.names import is_valid_name, is_valid_tag
 from dockyard.remote import RemoteError, RemoteRegistry
-from dockyard.sync import PrefixMap, Progress, ProgressEvent, SyncRules, SyncSummary, copy_image
-from dockyard.sync import sync_registries as run_engine
+from dockyard.sync import PrefixMap, SyncRules
+from dockyard.sync.engine import Progress, ProgressEvent, SyncSummary, copy_image
+from dockyard.sync.engine import sync_registries as run_engine
 
 EXIT_PARTIAL = 1  # some images failed, the rest was copied
 EXIT_UNREACHABLE = 3  # a registry did not answer or refused our credentials

@@ -352,7 +352,16 @@ class PoolSettings:
     recycle: float = 3600.0  # 0: never
 
 
-def create_engine(url: str, pool: PoolSettings | None = None) -> Database:
+#: SQLite settings for a process that reads and rewrites much of the database at once (the
+#: ``garbage-collect`` command): the file mapped, so that a page already in the OS's cache
+#: costs no read call, and a page cache of its own of 64 MiB instead of 2 MiB, so that the
+#: pages a batch touches are still there for its next statement.
+BULK_PRAGMAS = ("mmap_size=268435456", "cache_size=-65536")
+
+
+def create_engine(url: str, pool: PoolSettings | None = None, *, bulk: bool = False) -> Database:
+    """The engine of ``url``; ``bulk`` tunes SQLite for a command that touches much of
+    the database (:data:`BULK_PRAGMAS`; nothing changes on PostgreSQL)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         from sqlalchemy.ext.asyncio import create_async_engine
@@ -388,6 +397,8 @@ def create_engine(url: str, pool: PoolSettings | None = None) -> Database:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in BULK_PRAGMAS if bulk else ():
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

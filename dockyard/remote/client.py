@@ -398,7 +398,7 @@ class RemoteRegistry:
         return await self._pages("/v2/_catalog", "repositories", [CATALOG_SCOPE])
 
     async def list_repositories(self) -> list[str]:
-        """The catalog (the name :class:`dockyard.sync.ImageSource` uses)."""
+        """The catalog (the name :class:`dockyard.sync.protocols.ImageSource` uses)."""
         return await self.catalog()
 
     async def referrers(self, repo: str, digest: str) -> list[dict[str, Any]]:

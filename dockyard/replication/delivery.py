@@ -35,7 +35,7 @@ from dockyard.oci.digest import is_digest
 from dockyard.remote import RemoteError, RemoteRegistry
 from dockyard.replication.settings import Destination, ReplicationSettings, Rule
 from dockyard.replication.source import ImageGone, LocalSource
-from dockyard.sync import Copier, sync_registries
+from dockyard.sync.engine import Copier, sync_registries
 
 log = logging.getLogger("dockyard.replication")
 LEASE: Final = "replication"

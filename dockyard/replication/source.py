@@ -1,4 +1,4 @@
-"""The local registry as the copy engine's :class:`~dockyard.sync.ImageSource`: reads
+"""The local registry as the copy engine's :class:`~dockyard.sync.protocols.ImageSource`: reads
 through the use cases (never over HTTP to itself), blobs streamed from storage."""
 
 from __future__ import annotations

@@ -1,32 +1,11 @@
 """Copy images between registries: ``dockyard sync`` and ``dockyard promote``, and the
-engine that replication inside the server runs."""
+engine that replication inside the server runs (:mod:`dockyard.sync.engine`, with its
+clients' :mod:`dockyard.sync.protocols`).
 
-from .engine import (
-    Copier,
-    CopyResult,
-    PlannedImage,
-    Progress,
-    ProgressEvent,
-    SyncSummary,
-    copy_image,
-    plan_sync,
-    sync_registries,
-)
-from .protocols import ImageDestination, ImageSource
+Only the rules are imported with the package: the configuration needs them, and every
+command loads the configuration, while the engine brings the HTTP client (aiohttp) with it.
+"""
+
 from .rules import PrefixMap, SyncRules
 
-__all__ = [
-    "Copier",
-    "CopyResult",
-    "ImageDestination",
-    "ImageSource",
-    "PlannedImage",
-    "PrefixMap",
-    "Progress",
-    "ProgressEvent",
-    "SyncRules",
-    "SyncSummary",
-    "copy_image",
-    "plan_sync",
-    "sync_registries",
-]
+__all__ = ["PrefixMap", "SyncRules"]

@@ -125,3 +125,21 @@ async def test_a_round_is_skipped_while_another_collector_holds_the_lease(
         assert await job.run_once() is None
     assert ran == []
     assert await job.run_once() is not None and ran == ["before"]
+
+
+def test_the_command_loads_no_http_client_and_opens_sqlite_for_bulk_work(tmp_path: Path) -> None:
+    """What ``garbage-collect`` imports leaves aiohttp out (about a second of a run on a
+    busy machine), and its SQLite connections map the file with a larger page cache."""
+    code = (
+        "import asyncio, sys\n"
+        "import dockyard.cli, dockyard.gc_command\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'aiohttp'], 'aiohttp'\n"
+        "from dockyard.metadata.engine import create_engine\n"
+        f"engine = create_engine('sqlite:///{tmp_path / 'gc.db'}', bulk=True)\n"
+        "reader = engine.reader().sync_connection.connection.driver_connection\n"
+        "print(reader.execute('PRAGMA cache_size').fetchone()[0],"
+        " reader.execute('PRAGMA mmap_size').fetchone()[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["-65536", "268435456"]

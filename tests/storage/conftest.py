@@ -113,3 +113,16 @@ async def driver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         leftovers = await leftovers
     await instance.close()
     assert leftovers == []
+
+
+@pytest.fixture
+async def s3_driver(seaweedfs: SeaweedServer, seaweedfs_bucket: str) -> AsyncIterator[S3Driver]:
+    """An S3 driver with the default settings, under a prefix of its own in the session's
+    bucket."""
+    parameters = {
+        **seaweedfs.parameters(seaweedfs_bucket),
+        "rootdirectory": f"/o/{uuid.uuid4().hex}",
+    }
+    instance = S3Driver(S3Parameters.model_validate(parameters))
+    yield instance
+    await instance.close()

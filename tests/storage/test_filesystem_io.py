@@ -180,3 +180,24 @@ async def test_local_files_capability(tmp_path: Path) -> None:
     assert local is driver
     await driver.put_content("/a/file", b"x")
     assert local.local_path("/a/file") == tmp_path / "store" / "a" / "file"
+
+
+async def test_delete_many_takes_only_what_each_path_holds(tmp_path: Path) -> None:
+    """Blob directories go by their one file ``data``; a directory holding more, a ``data``
+    that is a directory, and a link to a directory take the general way: the link goes,
+    never what it points to."""
+    root = tmp_path / "root"
+    driver = FilesystemDriver(root)
+    for path in ("/b/blob/data", "/b/more/data", "/b/more/other", "/b/deep/data/x"):
+        await driver.put_content(path, b"x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data").write_bytes(b"kept")
+    (root / "b" / "link").symlink_to(outside)
+    try:
+        failures = await driver.delete_many(["/b/blob", "/b/more", "/b/deep", "/b/link"])
+    finally:
+        await driver.close()
+    assert failures == {}
+    assert sorted(p.name for p in (root / "b").iterdir()) == []
+    assert (outside / "data").read_bytes() == b"kept"
