@@ -23,8 +23,10 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -59,6 +61,7 @@ def held(lock: str | None) -> Iterator[None]:
     with open(lock, "a") as handle:
         log(f"waiting for {lock}; load average {os.getloadavg()[0]:.2f}")
         fcntl.flock(handle, fcntl.LOCK_EX)
+        log(f"holding {lock} from {time.strftime('%H:%M:%S')}; load {os.getloadavg()}")
         try:
             yield
         finally:
@@ -210,6 +213,9 @@ def run_rounds(
             loads.append({"round": number + 1, "load_before": before,
                           "load_after": os.getloadavg()[0], "first": order[0]})  # fmt: skip
             log(f"round {number + 1} done, load {before:.2f} -> {os.getloadavg()[0]:.2f}")
+        if args.then:  # another benchmark in the same hold of the lock
+            log(f"then, still holding the lock: {args.then}")
+            subprocess.run(shlex.split(args.then), check=False)
     return rounds, loads
 
 
@@ -221,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="regbench --quick sizes")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--lock", help="hold this lock file while the rounds run")
+    parser.add_argument("--then", help="a command to run after the rounds, under the same lock")
     parser.add_argument("--out", type=Path, default=Path("bench-results") / "metrics-ab")
     parser.add_argument("--tmpdir", default=None)
     parser.add_argument("--regbench", type=Path, default=Path(os.environ.get(
