@@ -34,13 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.run import DEFAULT_REGBENCH, Regbench, groups_for, log
+from bench.run import DEFAULT_REGBENCH, LISTINGS, Regbench, groups_for, log, repeats_for
 from bench.servers import DOCKYARD, DOCKYARD_METRICS, Server, dockyard_server
 
 TARGETS = (DOCKYARD, DOCKYARD_METRICS)
-# Listings take milliseconds: more walks per regbench run, and no sync before each.
-LISTING_REPEATS = 10
-LISTINGS = ("tags", "catalog")
 
 
 def regbench_extra(group: list[str], args: argparse.Namespace) -> list[str]:
@@ -200,7 +197,7 @@ def run_rounds(
             found: dict[str, Any] = {t: {} for t in TARGETS}
             before = os.getloadavg()[0]
             for group in groups:
-                args.repeats = LISTING_REPEATS if set(group) <= set(LISTINGS) else 1
+                args.repeats = repeats_for(group, 1)  # a listing: more walks, no sync
                 for target in order:
                     name = f"round{number + 1}-{'-'.join(group)}"
                     data, error = regbench.run(
