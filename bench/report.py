@@ -23,11 +23,14 @@ Rep = dict[str, Any]
 
 @dataclass(frozen=True)
 class Cost:
-    """Server CPU seconds per unit of work, scaled for display (median over repetitions)."""
+    """Server CPU seconds per unit of work, scaled for display: the median over the
+    repetitions, or with ``pooled`` all their CPU over all their work (for work that takes
+    less than the 10 ms tick CPU time is counted in)."""
 
     unit: str
     work: Callable[[Scenario, Rep], float | None]
     scale: float = 1.0
+    pooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def _counted(template: str, field: str) -> Callable[[Scenario], str]:
 PER_GIB = Cost("CPU s/GiB", lambda sc, _r: (sc.get("size") or 0) / GiB or None)
 PER_1K_REQ = Cost("CPU s/1k req", lambda _sc, r: (r.get("requests") or 0) / 1000 or None)
 PER_IMAGE = Cost("CPU ms/image", lambda sc, _r: sc.get("images") or None, scale=1000.0)
-PER_LISTING = Cost("CPU ms/listing", lambda _sc, _r: 1.0, scale=1000.0)
+PER_LISTING = Cost("CPU ms/listing", lambda _sc, _r: 1.0, scale=1000.0, pooled=True)
 
 
 def _listing_note(sc: Scenario) -> str:
@@ -190,13 +193,17 @@ for _figure in FIGURES:
 
 
 def cpu_cost(sc: Scenario, cost: Cost) -> float | None:
-    values = []
+    measured = []
     for rep in sc.get("reps", []):
         cpu = rep.get("server_cpu_s")
         work = cost.work(sc, rep)
         if cpu is not None and work:
-            values.append(cpu / work * cost.scale)
-    return float(statistics.median(values)) if values else None
+            measured.append((cpu, work))
+    if not measured:
+        return None
+    if cost.pooled:
+        return sum(cpu for cpu, _ in measured) / sum(work for _, work in measured) * cost.scale
+    return float(statistics.median(cpu / work * cost.scale for cpu, work in measured))
 
 
 def ratio(dockyard: float | None, registry2: float | None, higher_is_better: bool) -> float | None:

@@ -47,6 +47,10 @@ from bench.servers import (
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REGBENCH = REPO.parent / "shared" / "bench" / "regbench.py"
 SCENARIOS = ["push", "pull", "wrk", "mono", "chunked", "download", "tags", "catalog"]
+# A listing takes a few milliseconds, less than the 10 ms tick CPU time is counted in:
+# its scenarios run at least this many repetitions (each one walk), their CPU pooled.
+LISTINGS = ("tags", "catalog")
+LISTING_REPEATS = 20
 GiB = 1 << 30
 # Lines worth a reader's attention in a server log at level warn.
 ALARMING = ("error", "traceback", "exception", "panic", "fatal", "critical")
@@ -83,6 +87,10 @@ def groups_for(selected: list[str]) -> list[list[str]]:
         else:
             groups.append([name])
     return groups
+
+
+def repeats_for(group: list[str], repeats: int) -> int:
+    return max(repeats, LISTING_REPEATS) if set(group) <= set(LISTINGS) else repeats
 
 
 def scrubbed_env() -> dict[str, str]:
@@ -278,8 +286,9 @@ def bench_target(
             log(f"{TITLES[target]}: regbench --scenarios {name}")
             t0 = time.monotonic()
             store_cpu = store_cpu_seconds(args)
+            repeats = ["--repeats", str(repeats_for(group, args.repeats))]
             data, error = regbench.run(
-                server, "-".join(group), tout, ["--scenarios", name], timeout
+                server, "-".join(group), tout, ["--scenarios", name, *repeats], timeout
             )
             entry["duration_s"] = round(time.monotonic() - t0, 1)
             if store_cpu is not None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 
 from aiohttp import web
 
-from dockyard.api.access_log import remember_user
+from dockyard.api.access_log import REQUEST_ID_KEY, remember_user
 from dockyard.api.client_gone import CLIENT_CLOSED_REQUEST, client_went_away
 from dockyard.api.context import Call, UrlBuilder
 from dockyard.api.direct_body import finish, takes_over
 from dockyard.api.needs import Need, need_for
+from dockyard.api.request_id import new_request_id
 from dockyard.api.routes import Route, match
 from dockyard.api.table import ACCESS
 from dockyard.auth.controller import AccessController, AuthRequest, OpenAccess
@@ -35,14 +35,15 @@ def error_response(error: errors.RegistryError) -> web.Response:
 
 
 def request_details(request: web.Request, actor: str | None, urls: UrlBuilder) -> RequestDetails:
-    """Distribution's request record: ``addr`` is the client's address with its port, or
-    the address a trusted proxy forwarded."""
+    """Distribution's request record: ``id`` is the request's own id (the one in its log
+    lines and ``X-Request-Id``), ``addr`` the client's address with its port, or the address
+    a trusted proxy forwarded."""
     addr = request.remote or ""
     peer = request.transport.get_extra_info("peername") if request.transport else None
     if isinstance(peer, tuple) and len(peer) >= 2 and peer[0] == addr:
         addr = f"[{addr}]:{peer[1]}" if ":" in addr else f"{addr}:{peer[1]}"
     return RequestDetails(
-        id=str(uuid.uuid4()),
+        id=request.get(REQUEST_ID_KEY) or new_request_id(),
         addr=addr,
         host=request.host,
         method=request.method,

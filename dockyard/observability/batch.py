@@ -39,6 +39,10 @@ class BatchedHistogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def drop(self) -> None:
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+
     def flush(self) -> None:
         counts = self.counts
         if not any(counts):
@@ -61,6 +65,9 @@ class BatchedCounter:
 
     def inc(self, amount: float = 1.0) -> None:
         self._pending += amount
+
+    def drop(self) -> None:
+        self._pending = 0.0
 
     def flush(self) -> None:
         if self._pending:
@@ -91,6 +98,9 @@ class LiveGauge:
     def __exit__(self, *_exc: object) -> None:
         self.value -= 1
 
+    def drop(self) -> None:
+        self.value = self._written = 0.0
+
     def flush(self) -> None:
         if self.value != self._written:
             self._child.set(self.value)
@@ -99,6 +109,9 @@ class LiveGauge:
 
 class Flushable(Protocol):
     def flush(self) -> None: ...
+
+    def drop(self) -> None:
+        """Forget what was gathered since the last flush, without writing it."""
 
 
 _pending: list[Flushable] = []
@@ -131,6 +144,13 @@ def flush() -> None:
     """Write everything gathered so far to the metric values."""
     for batched in _pending:
         batched.flush()
+
+
+def drop_pending() -> None:
+    """Forget everything gathered so far (``serve``'s warm-up in the parent: the workers
+    inherit these objects and must not each write what the parent measured)."""
+    for batched in _pending:
+        batched.drop()
 
 
 async def flushing(_app: object) -> AsyncIterator[None]:

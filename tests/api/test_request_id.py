@@ -8,7 +8,9 @@ import base64
 import io
 import json
 import logging
+import os
 import re
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from dockyard.api.access_log import AccessLogger
 from dockyard.api.app import build_app
 from dockyard.api.forwarded import ProxyPolicy, parse_networks
 from dockyard.api.request_context import RequestIdFilter
-from dockyard.api.request_id import request_id_middleware
+from dockyard.api.request_id import new_request_id, request_id_middleware
 from dockyard.auth.htpasswd import HtpasswdController, HtpasswdFile
 from dockyard.observability.logging import JsonFormatter
 from dockyard.registry.service import Registry
@@ -129,3 +131,22 @@ async def test_no_credential_reaches_a_line(client: Client, lines: io.StringIO) 
     assert text
     for secret in (PASSWORD, basic, bearer, "wrong-pw-123", "eyJzdWIiOiJhbGljZSJ9"):
         assert secret not in text, secret
+
+
+def test_new_ids_are_version_4_uuids_and_each_forked_worker_draws_its_own() -> None:
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:50]:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker, as the supervisor forks it
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    drawn_by_child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(child, 0)
+    assert UUID.fullmatch(drawn_by_child)
+    assert drawn_by_child != new_request_id()

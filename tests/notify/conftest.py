@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from dockyard.api.app import build_app
+from dockyard.api.request_id import request_id_middleware
 from dockyard.app import open_registry
 from dockyard.config import load_config
 from dockyard.notify_setup import with_notifications
@@ -92,7 +93,7 @@ async def serving(tmp_path: Path, text: str) -> AsyncIterator[Served]:
     registry = await open_registry(loaded.config)
     observer = CountingObserver()
     notifications = with_notifications(loaded.config, registry, observer)
-    app = build_app(registry)
+    app = build_app(registry, outer_middlewares=[request_id_middleware()])
     if notifications is not None:
         app.cleanup_ctx.append(notifications.deliver)
     async with TestClient(TestServer(app)) as client:

@@ -72,7 +72,8 @@ async def test_each_action_sends_what_registry2_sends(
 
         # Pulls: manifest GET by tag and HEAD by digest, blob HEAD and GET.
         accept = {"Accept": OCI_MANIFEST}
-        assert (await client.get("/v2/team/app/manifests/v1", headers=accept)).status == 200
+        by_tag = await client.get("/v2/team/app/manifests/v1", headers=accept)
+        assert by_tag.status == 200
         assert (await client.head(f"/v2/team/app/manifests/{digest}", headers=accept)).status == 200
         layer = digest_of(layers[0])
         assert (await client.head(f"/v2/team/app/blobs/{layer}")).status == 200
@@ -81,6 +82,8 @@ async def test_each_action_sends_what_registry2_sends(
         pulls = (await receiver.wait_for(8))[4:]
         assert [e["action"] for e in pulls] == ["pull"] * 4
         assert pulls[0]["target"]["tag"] == "v1" and "tag" not in pulls[1]["target"]
+        # the request's own id, as in its log lines (Distribution's request.id)
+        assert pulls[0]["request"]["id"] == by_tag.headers["X-Request-Id"]
         assert [p["request"]["method"] for p in pulls] == ["GET", "HEAD", "HEAD", "GET"]
         assert pulls[2]["target"]["mediaType"] == BLOB
 
