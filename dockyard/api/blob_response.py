@@ -4,7 +4,9 @@ aiohttp's ``FileResponse`` relies on ``loop.sendfile``, which uvloop does not im
 it would fall back to reading and writing every chunk through Python. Large local blobs go
 out with ``os.sendfile`` instead, run in a thread of a dedicated pool that waits for the
 socket with ``select`` (the event loop keeps serving meanwhile); small ones are read in one
-piece. Ranges are parsed by :mod:`dockyard.oci.ranges`.
+piece: on the event loop when the page cache holds them (a thread hop costs more than the
+copy, and a small image is pulled as a train of such requests), else in a thread. Ranges
+are parsed by :mod:`dockyard.oci.ranges`.
 """
 
 from __future__ import annotations
@@ -105,6 +107,27 @@ def _open(path: Path) -> int:
         raise BytesMissingError(str(path)) from None
 
 
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)
+
+
+def read_cached(path: Path, offset: int, length: int) -> bytearray | None:
+    """The bytes if the page cache holds them all, else None. ``RWF_NOWAIT`` makes the read
+    fail rather than wait for the disk, so this may run on the event loop (the ``open`` of
+    a blob file finds its directory entries cached, as the ``HEAD`` path's ``stat`` does)."""
+    if _NOWAIT is None:
+        return None
+    fd = _open(path)
+    try:
+        buffer = bytearray(length)
+        try:
+            got = os.preadv(fd, [buffer], offset, _NOWAIT)
+        except (BlockingIOError, OSError):
+            return None
+        return buffer if got == length else None
+    finally:
+        os.close(fd)
+
+
 def _read_small(path: Path, offset: int, length: int) -> bytes:
     fd = _open(path)
     try:
@@ -123,7 +146,10 @@ async def send_local_file(
         return chosen
     selected, status = chosen
     length = max(selected.length, 0)
-    if length <= SMALL_BLOB:  # one thread hop: open, read, close
+    if length <= SMALL_BLOB:  # from the cache on the loop, else one thread hop
+        cached = read_cached(path, selected.start, length)
+        if cached is not None:
+            return web.Response(status=status, body=cached, headers=headers)
         body = await asyncio.to_thread(_read_small, path, selected.start, length)
         return web.Response(status=status, body=body, headers=headers)
     fd = await asyncio.to_thread(_open, path)
