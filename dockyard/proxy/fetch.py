@@ -12,13 +12,17 @@ A fetch announces what its clients may use before it ends: a blob download its
 :class:`~dockyard.proxy.flight.BlobFlight` (clients read the blob while it is stored), a
 manifest its bytes (clients get it while its blobs are fetched). Across workers and
 replicas a blob download also holds a database lease (one of 256, by digest); a worker
-that finds the lease taken waits for the blob to arrive instead of downloading it too.
+that finds the lease taken waits for the blob to arrive instead of downloading it too. A
+manifest fetch holds one too (by repository and reference), so that a request that finds
+the upstream down while a fetch is still storing what it read waits for it and serves the
+cached copy, in any worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -44,11 +48,19 @@ Announce = Callable[[T], None]
 
 LEASE_WAIT = 0.1  # seconds between looks while another worker downloads a blob
 STREAM_MIN = 1024 * 1024  # smaller blobs are stored first, then served (one piece)
+MANIFEST_BLOB_FETCHES = 4  # blobs a manifest fetch downloads at once, besides its clients'
+SETTLE_WAIT = 30.0  # seconds at most that serve-stale waits for a running manifest fetch
 
 
 def blob_lease(digest: Digest) -> str:
     """One of 256 lease names: few lease files on SQLite, rare needless waits."""
     return f"proxy-fetch-{digest.hex[:2]}"
+
+
+def manifest_lease(name: str, reference: str) -> str:
+    """Held while a manifest is fetched into ``name:reference``: one of 256 names."""
+    key = hashlib.sha256(f"{name}:{reference}".encode()).hexdigest()[:2]
+    return f"proxy-manifest-{key}"
 
 
 @dataclass(frozen=True)
@@ -258,13 +270,30 @@ class Fetcher:
                 return running
         return self._manifest_flight(upstream, name, reference, digest)
 
+    async def settled(self, name: str, reference: str, patience: float = SETTLE_WAIT) -> None:
+        """Return once no worker is fetching a manifest into ``name:reference`` (or after
+        ``patience`` seconds): what such a fetch read before the upstream went away is
+        stored by then."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while True:
+            async with self._leases.hold(manifest_lease(name, reference)) as free:
+                if free:
+                    return
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(LEASE_WAIT)
+
     def _manifest_flight(
         self, upstream: Upstream, name: str, reference: str, digest: str
     ) -> Flight[FetchedManifest]:
-        return self._manifest_flights.join(
-            ("manifest", name, reference, digest),
-            lambda announce: self._manifest(upstream, name, reference, digest, announce),
-        )
+        async def work(announce: Announce[FetchedManifest]) -> None:
+            # Held or not (another fetch into the same name), the fetch goes on: the lease
+            # only tells a serve-stale request in another worker that it is being stored.
+            async with self._leases.hold(manifest_lease(name, reference)):
+                await self._manifest(upstream, name, reference, digest, announce)
+
+        return self._manifest_flights.join(("manifest", name, reference, digest), work)
 
     async def _manifest(
         self,
@@ -285,5 +314,13 @@ class Fetcher:
         for child in parsed.manifests:
             await self.manifest(upstream, name, str(child.digest), str(child.digest))
         distributable = [ref.digest for ref in parsed.blob_references() if not ref.urls]
-        await asyncio.gather(*(self.blob(upstream, name, d) for d in distributable))
+        # A few at a time: on PostgreSQL each download holds a pooled connection for its
+        # lease and takes another to commit; a client's own requests start the rest sooner.
+        limit = asyncio.Semaphore(MANIFEST_BLOB_FETCHES)
+
+        async def fetch(digest: Digest) -> None:
+            async with limit:
+                await self.blob(upstream, name, digest)
+
+        await asyncio.gather(*(fetch(d) for d in distributable))
         await self._manifests.push(name, reference, fetched.body, fetched.media_type)

@@ -138,12 +138,14 @@ class ProxyManifests:
             raise errors.RegistryError(
                 errors.MANIFEST_UNKNOWN, detail={"name": name, "reference": reference}
             ) from None
-        try:
-            record = await self._inner.get(name, reference, accept)
-        except errors.RegistryError as missing:
-            if _is(missing, errors.MANIFEST_UNKNOWN):
-                raise _unavailable(upstream, exc) from None
-            raise
+        record = await self._cached(name, reference, accept)
+        if record is None:
+            # A fetch (in any worker) may still be storing what it read before the
+            # upstream went away: a client's pull that just ended, say.
+            await self._fetcher.settled(name, reference)
+            record = await self._cached(name, reference, accept)
+        if record is None:
+            raise _unavailable(upstream, exc)
         log.warning(
             "upstream %s failed (%s): serving the cached manifest %s:%s",
             upstream.remote.base_url,
@@ -153,6 +155,16 @@ class ProxyManifests:
         )
         self._on_stale(upstream.label, "manifest")
         return record
+
+    async def _cached(
+        self, name: str, reference: str, accept: set[str] | None
+    ) -> ManifestRecord | None:
+        try:
+            return await self._inner.get(name, reference, accept)
+        except errors.RegistryError as missing:
+            if _is(missing, errors.MANIFEST_UNKNOWN):
+                return None
+            raise
 
 
 class ProxyBlobs:
@@ -181,8 +193,6 @@ class ProxyBlobs:
             if exc.status == 404:
                 raise _blob_unknown(digest) from None
             raise _unavailable(upstream, exc) from None
-            if method == "HEAD":  # linked: stored for another repository
-                return await self._inner.locate(name, digest, method)
         if flight is None:  # stored now
             return await self._inner.locate(name, digest, method)
         stored = self._inner.stream

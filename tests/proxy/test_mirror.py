@@ -6,7 +6,9 @@ while the upstream is stopped."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.oci.digest import Digest
+from dockyard.proxy.fetch import manifest_lease
 from dockyard.storage import paths
 from tests.e2e.clients import ContainersTool, Ctr, Docker, Skopeo
 from tests.e2e.images import build_image
@@ -129,6 +132,31 @@ def test_cached_content_is_served_while_the_upstream_is_stopped(
         assert "serving the cached manifest" in mirror.log_text()
         assert stale_count(mirror_metrics) >= before + 2
     finally:
+        upstream.start()
+
+
+def test_serve_stale_waits_for_a_fetch_still_storing_in_another_worker(
+    upstream: RegistryServer, mirror: RegistryServer, repo: str
+) -> None:
+    """The test holds the manifest's fetch lease as another worker's fetch would while it
+    stores what it read: a request that finds the upstream down waits for it, then answers
+    from the cache (here nothing was stored, so 503)."""
+    name, tag = f"{PREFIX}/{repo}", "being-stored"
+    lease = mirror.store / f"dockyard.db.{manifest_lease(name, tag)}.lease"
+    descriptor = os.open(lease, os.O_RDWR | os.O_CREAT, 0o600)
+    upstream.stop(kill=True)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        answers: list[Response] = []
+        request = threading.Thread(target=lambda: answers.append(mirror.get_manifest(name, tag)))
+        request.start()
+        request.join(1.0)
+        assert request.is_alive(), "answered without waiting for the running fetch"
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        request.join(30)
+        assert (answers[0].status, error_code(answers[0])) == (503, "UNAVAILABLE")
+    finally:
+        os.close(descriptor)
         upstream.start()
 
 
