@@ -119,6 +119,7 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
     storage, settings = make_storage(config), make_settings(config)
     policy = config.immutabletags.policy()
     routes = proxy_routes(config.proxy) if config.proxy.enabled else None
+    sessions = PushSessions(metadata, config.gc.reviewafter)
 
     def protect(use_cases: UseCases) -> UseCases:
         # The pull-through cache sits right on the plain use cases (docs/mirror.md).
@@ -134,7 +135,6 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
         # A HEAD that finds a blob keeps it through the review delay, and what a push
         # wanted stays while it goes on (docs/garbage-collection.md); tags that rules
         # protect cannot move.
-        sessions = PushSessions(metadata, config.gc.reviewafter)
         use_cases = use_cases.wrapped(
             blobs=sessions.blobs(use_cases.blobs),
             uploads=sessions.uploads(use_cases.uploads),
@@ -149,6 +149,7 @@ async def open_registry(config: Config, migrate_first: bool = False) -> Registry
             metadata, storage, settings, protect(default_use_cases(metadata, storage, settings))
         )
     registry.proxy = routes
+    registry.on_close.append(sessions.close)
     return registry
 
 

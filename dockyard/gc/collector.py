@@ -10,6 +10,7 @@ docs/architecture.md); a push that meets a batch waits for it and then finds the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from dockyard.metadata.store import MetadataStore
 from dockyard.metadata.transactions import utc_now
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.driver import DELETES_AT_ONCE, StorageDriver
 
 log = logging.getLogger("dockyard.gc")
 
@@ -155,9 +156,34 @@ class Collector:
             for c in deletion.candidates
             if c.delete_bytes  # else a manifest row serves these bytes
         }
-        failures = await self._storage.delete_many(list(doomed))
+        try:
+            failures = await self._storage.delete_many(list(doomed))
+        except Exception:
+            # Some of the bytes may be gone: their rows go (the batch commits them before
+            # the error goes on, see CollectorQueries), but not those whose bytes stayed.
+            await self._keep_what_stayed(doomed, deletion)
+            raise
         for path, exc in failures.items():
             digest = doomed[path]
             deletion.keep(digest)
             report.problems.append(f"blob {digest}: not deleted ({exc})")
             log.warning("garbage collection: blob %s not deleted: %s", digest, exc)
+
+    async def _keep_what_stayed(self, doomed: dict[str, str], deletion: Deletion) -> None:
+        """After a driver failed in an unforeseen way: keep the rows whose bytes are still
+        there (the next run reviews them again), so that only those that may be gone lose
+        their rows. A row whose look fails goes: a row without bytes is what must never be,
+        bytes without a row only take room."""
+        gate = asyncio.Semaphore(DELETES_AT_ONCE)
+
+        async def look(digest: str) -> None:
+            async with gate:
+                try:
+                    there = await self._storage.stat(paths.blob_data(Digest.parse(digest)))
+                except Exception:
+                    log.error("garbage collection: blob %s may keep bytes, no row", digest)
+                    return
+            if there is not None:
+                deletion.keep(digest)
+
+        await asyncio.gather(*(look(digest) for digest in doomed.values()))

@@ -8,7 +8,11 @@ found by a ``HEAD`` while the client uploads the others. To spare the database a
 request, a worker notes a repository at most once per :func:`head_refresh` of the delay;
 the collector's window already allows for that lag (:func:`review_window`). A request that
 takes longer (a big upload, a push waiting for a lock) notes its repository again every
-refresh until it ends, so that a push in flight is never taken for a rest.
+refresh and a half until it ends, so that a push in flight is never taken for a rest: a
+heartbeat that lives as long as the worker (started by the first push, stopped by
+:meth:`PushSessions.close`) looks at the requests in flight every half refresh, and a
+request only counts itself in and out (no task of its own: on a quiet worker nearly every
+request would start and cancel one).
 
 A ``HEAD`` of a manifest by digest keeps that manifest as a blob's ``HEAD`` keeps the blob
 (a client that finds an index's child skips pushing it), recorded as seldom.
@@ -17,6 +21,7 @@ A ``HEAD`` of a manifest by digest keeps that manifest as a blob's ``HEAD`` keep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -40,6 +45,10 @@ from dockyard.registry.protocols import Blobs, Manifests, Uploads
 log = logging.getLogger("dockyard.gc")
 
 
+#: the heartbeat's shortest period, in seconds (a review delay of zero has no refresh)
+SHORTEST_BEAT = 0.05
+
+
 class PushSessions:
     """Notes pushes per repository, at most once per refresh in this process; makes the
     wrappers of the use cases whose requests push."""
@@ -53,32 +62,41 @@ class PushSessions:
         self._noted: OrderedDict[str, float] = OrderedDict()
         #: "repository@digest" -> time.monotonic() of this process's last keep of a manifest
         self._kept: OrderedDict[str, float] = OrderedDict()
-        #: repository -> requests in flight that push into it (noted every refresh)
+        #: repository -> requests in flight that push into it (noted by the heartbeat)
         self._in_flight: Counter[str] = Counter()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._beat_every = max(self._refresh / 2, SHORTEST_BEAT)
 
     @asynccontextmanager
     async def pushing(self, name: str) -> AsyncIterator[None]:
-        """Around a request that pushes into ``name``: noted now, and every refresh
-        until the request ends."""
+        """Around a request that pushes into ``name``: noted now, and at least every
+        refresh and a half until the request ends."""
         await self.note(name)
-        self._in_flight[name] += 1
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        self._in_flight[name] += 1
         try:
             yield
         finally:
             self._in_flight[name] -= 1
             if self._in_flight[name] <= 0:
                 del self._in_flight[name]
-            if not self._in_flight and self._heartbeat is not None:
-                self._heartbeat.cancel()  # (a long delay's refresh is hours of sleep)
-                self._heartbeat = None
+
+    async def close(self) -> None:
+        """Stop the heartbeat (at shutdown, once no request runs)."""
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
 
     async def _beat(self) -> None:
-        """Note the repositories of requests in flight, every refresh."""
+        """Note the repositories of requests in flight, every half refresh: :meth:`note`
+        writes one at most once a refresh, so a request's repository goes at most a
+        refresh and a half without a note (well within the window the collector allows:
+        the delay and a refresh). Idle, a beat looks at an empty counter."""
         while True:
-            await asyncio.sleep(self._refresh)
+            await asyncio.sleep(self._beat_every)
             for name in list(self._in_flight):
                 try:
                     await self.note(name)

@@ -10,13 +10,16 @@ collector's part of the transaction rule (docs/architecture.md): lock the rows f
 statement that nothing references them and that nothing wanted them within the review
 delay, then let the caller delete the bytes while the lock is held, and only then delete
 the rows in the same transaction. A push that meets a locked row waits, then finds it gone
-and puts its bytes in place again.
+and puts its bytes in place again. Whatever the caller's block raises, the rows it did not
+keep are deleted and committed before the error goes on: the block may have deleted some of
+their bytes, and a row whose bytes are gone would tell a client to skip an upload it needs
+(bytes left without a row only take room).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,6 +148,25 @@ class Deletion:
         return [c for c in self.candidates if c.digest not in self.kept]
 
 
+class _PutOff:
+    """What a deletion's block raised, raised again once the deletion's transaction has
+    committed (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._error: BaseException | None = None
+
+    @contextmanager
+    def caught(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as error:  # cancellation too: its bytes may be gone as well
+            self._error = error
+
+    def raise_it(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
 class CollectorQueries(ManifestQueries):
     """Candidates for collection and their locked deletion."""
 
@@ -270,6 +292,7 @@ class CollectorQueries(ManifestQueries):
         On PostgreSQL the queue entries are locked before the check: a manifest deleted
         meanwhile queues its blobs again after this transaction, never into an entry
         that this one then deletes (the trigger waits for the entry's lock)."""
+        put_off = _PutOff()
         async with self._write() as connection:
             queued = set(await self._lock(connection, _g, digests))
             locked = await self._lock(connection, _b, [d for d in digests if d in queued])
@@ -289,7 +312,8 @@ class CollectorQueries(ManifestQueries):
             deletion = Deletion(
                 [BlobCandidate(r.digest, r.size, not r.named) for r in rows if not r.referenced]
             )
-            yield deletion
+            with put_off.caught():
+                yield deletion
             referenced = [r.digest for r in rows if r.referenced]
             if referenced:
                 await connection.execute(delete(_g).where(_g.c.digest.in_(referenced)))
@@ -302,6 +326,7 @@ class CollectorQueries(ManifestQueries):
                 await connection.execute(delete(_b).where(_b.c.digest.in_(gone)))
                 for digest in gone:  # deleted from the whole store: no repository
                     await record_change(connection, BlobDeleted("", digest))
+        put_off.raise_it()
 
     # -- manifest bytes ----------------------------------------------------------------
 
@@ -320,6 +345,7 @@ class CollectorQueries(ManifestQueries):
         row names again. Their queue rows are marked deleted (a push that wrote the same
         bytes just before reads the mark in its transaction and writes them again); the
         rows of digests pushed again since they were queued leave the queue."""
+        put_off = _PutOff()
         async with self._write() as connection:
             locked = await self._lock(connection, _q, digests)
             rows = (
@@ -341,7 +367,8 @@ class CollectorQueries(ManifestQueries):
             deletion = Deletion(
                 [BlobCandidate(r.digest, r.size) for r in rows if r.digest not in named]
             )
-            yield deletion
+            with put_off.caught():
+                yield deletion
             if named:
                 await connection.execute(delete(_q).where(_q.c.digest.in_(named)))
             gone = [c.digest for c in deletion.deleted]
@@ -349,6 +376,7 @@ class CollectorQueries(ManifestQueries):
                 await connection.execute(
                     update(_q).where(_q.c.digest.in_(gone)).values(deleted_at=utc_now())
                 )
+        put_off.raise_it()
 
     async def forget_deleted_manifest_bytes(self, before: datetime) -> int:
         """Drop the queue rows of manifest bytes deleted before ``before``: no push that

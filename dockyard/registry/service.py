@@ -7,6 +7,8 @@ wrapper replaces one of them without any handler knowing (``UseCases.wrapped``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
 from dockyard.registry.blobs import BlobReader
@@ -59,6 +61,8 @@ class Registry:
         self.use_cases = use_cases or default_use_cases(metadata, storage, settings)
         # The pull-through cache's upstreams, when ``proxy`` is configured.
         self.proxy: MirrorRouting | None = None
+        #: what the wrappers started and ``close`` stops first (a heartbeat)
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def uploads(self) -> Uploads:
@@ -99,6 +103,8 @@ class Registry:
             )
 
     async def close(self) -> None:
+        for stop in self.on_close:
+            await stop()
         if self.proxy is not None:
             await self.proxy.close()
         await self.metadata.close()

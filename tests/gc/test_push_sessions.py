@@ -20,13 +20,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from dockyard.app import make_web_app, open_registry
 from dockyard.config import load_config
 from dockyard.gc.collector import Collector
 from dockyard.gc.report import GcReport
-from dockyard.gc.review import SESSION_DELAYS
+from dockyard.gc.review import SESSION_DELAYS, head_refresh
+from dockyard.gc.sessions import PushSessions
 from dockyard.metadata import schema as t
 from dockyard.registry.service import Registry
 from tests.api.helpers import OCI_INDEX, OCI_MANIFEST, digest_of, image_manifest
@@ -214,3 +215,56 @@ async def test_a_request_that_outlasts_the_delay_is_a_push_in_flight(pushing: Pu
     assert digest_of(first) not in {r.digest for r in report.manifests}
     second = await pushing.child("multi", layer)
     assert await pushing.manifest("multi", "v1", index_of(first, second), OCI_INDEX) == 201
+
+
+async def active_at(registry: Registry, name: str) -> datetime:
+    query = (
+        select(t.gc_push_sessions.c.active_at)
+        .join(t.repositories, t.repositories.c.id == t.gc_push_sessions.c.repository_id)
+        .where(t.repositories.c.name == name)
+    )
+    async with registry.metadata.engine.connect() as connection:
+        return (await connection.execute(query)).scalar_one()
+
+
+async def test_a_pushing_request_starts_no_task_of_its_own(pushing: Pushing) -> None:
+    """The heartbeat lives as long as the worker: the first push starts it, and no request
+    starts or cancels a task (a quiet worker's requests each went from 0 in flight to 1)."""
+    await pushing.blob("multi", os.urandom(100))
+    sessions = PushSessions(pushing.registry.metadata, REVIEW_AFTER)
+    loop = asyncio.get_running_loop()
+    created: list[asyncio.Task[object]] = []
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: object) -> asyncio.Task[object]:
+        task = asyncio.Task(coro, loop=loop)  # type: ignore[arg-type]
+        if getattr(coro, "__qualname__", "").startswith("PushSessions."):
+            created.append(task)  # (not the database driver's own)
+        return task
+
+    loop.set_task_factory(counting)  # type: ignore[arg-type]
+    try:
+        for _ in range(20):
+            async with sessions.pushing("multi"):
+                await asyncio.sleep(0)
+    finally:
+        loop.set_task_factory(None)
+        await sessions.close()
+
+    assert len(created) == 1  # the heartbeat, once
+    assert created[0].done()  # stopped by close
+
+
+async def test_the_heartbeat_notes_a_request_that_runs_long(pushing: Pushing) -> None:
+    await pushing.blob("multi", os.urandom(100))
+    sessions = PushSessions(pushing.registry.metadata, REVIEW_AFTER)
+    refresh = head_refresh(REVIEW_AFTER).total_seconds()
+    try:
+        async with sessions.pushing("multi"):
+            noted = await active_at(pushing.registry, "multi")
+            await asyncio.sleep(4 * refresh)  # the request goes on, nothing else comes
+            beaten = await active_at(pushing.registry, "multi")
+            assert (beaten - noted).total_seconds() >= 2 * refresh
+        await asyncio.sleep(3 * refresh)  # once it ends, nothing more is noted
+        assert await active_at(pushing.registry, "multi") == beaten
+    finally:
+        await sessions.close()
