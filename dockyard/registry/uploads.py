@@ -194,6 +194,12 @@ class UploadService:
                     f"chunk has {written} bytes; {limit} were declared",
                 )
             state = await writer.close()
+        except PathNotFoundError:
+            # What the row keeps is gone, found only as the chunk went in (a driver may
+            # resume without asking the store first): the session cannot go on.
+            await writer.abandon()
+            await self._discard(record)
+            raise _unknown(record.id) from None
         except BaseException:
             await writer.abandon()
             raise

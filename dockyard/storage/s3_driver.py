@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -250,7 +251,9 @@ class S3Driver(StorageDriver, StrayUploads):
                 found = await bucket.client.get_object(Bucket=bucket.name, Key=progress.tail)
                 async with found["Body"] as body:
                     tail = await body.read()
-            elif progress.upload_id:
+            elif progress.upload_id and not progress.is_fresh(time.time()):
+                # An older upload may have been aborted behind Dockyard's back: find out
+                # before the body is read. (A part sent to a gone upload fails anyway.)
                 await bucket.client.list_parts(
                     Bucket=bucket.name, Key=progress.key, UploadId=progress.upload_id, MaxParts=1
                 )

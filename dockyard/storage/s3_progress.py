@@ -22,6 +22,13 @@ from typing import Final
 # file can be mistaken for a tail, and listings leave tails out.
 TAIL_MARK: Final = "~tail~"
 
+#: How long after its creation a multipart upload is trusted to exist without a
+#: ``ListParts``. Nothing can have aborted it sooner: Dockyard's purger deletes an
+#: upload's row before it aborts the multipart upload (and every request reads the row),
+#: and a bucket lifecycle rule aborts incomplete uploads a day after they start at the
+#: earliest (``AbortIncompleteMultipartUpload`` counts whole days).
+FRESH_UPLOAD: Final = 6 * 3600
+
 
 @dataclass(frozen=True)
 class Part:
@@ -38,10 +45,15 @@ class Progress:
     tail: str = ""
     tail_size: int = 0
     stale: tuple[str, ...] = field(default=())
+    created: int = 0
 
     @property
     def size(self) -> int:
         return sum(part.size for part in self.parts) + self.tail_size
+
+    def is_fresh(self, now: float) -> bool:
+        """Whether the multipart upload was created less than :data:`FRESH_UPLOAD` ago."""
+        return self.created > 0 and now - self.created < FRESH_UPLOAD
 
     def encode(self) -> bytes:
         data = {
@@ -51,6 +63,7 @@ class Progress:
             "t": self.tail,
             "n": self.tail_size,
             "s": list(self.stale),
+            "c": self.created,
         }
         return json.dumps(data, separators=(",", ":")).encode()
 
@@ -66,6 +79,7 @@ class Progress:
                 tail=str(data["t"]),
                 tail_size=int(data["n"]),
                 stale=tuple(str(key) for key in data["s"]),
+                created=int(data.get("c", 0)),
             )
         except (ValueError, TypeError, KeyError):
             return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Final
@@ -48,6 +49,7 @@ class S3Writer(FileWriter):
         self._start = progress
         self._chunksize = chunksize
         self._upload_id = progress.upload_id
+        self._created = progress.created
         self._created_upload = False
         self._parts = list(progress.parts)
         self._buffer = bytearray(tail)
@@ -78,6 +80,7 @@ class S3Writer(FileWriter):
                 **self._bucket.new_object,  # type: ignore[arg-type]
             )
             self._upload_id = created["UploadId"]
+            self._created = int(time.time())
             self._created_upload = True
         # The buffer itself goes out (no copy of a part): the next bytes gather in a new one.
         part, self._buffer = self._buffer, bytearray()
@@ -129,6 +132,7 @@ class S3Writer(FileWriter):
             tail=tail,
             tail_size=len(self._buffer),
             stale=(self._start.tail,) if self._start.tail else (),
+            created=self._created,
         )
         self._closed = True
         self._buffer = bytearray()
