@@ -52,10 +52,14 @@ def registry_config(root: Path, port: int, storage: str = "") -> str:
 
     ``storage``: a driver section (YAML under ``storage:``) in place of the filesystem at
     ``root``, e.g. an S3 bucket; Dockyard's SQLite database then lives in ``root``
-    (registry:2 ignores the ``database`` key).
+    (registry:2 ignores the ``database`` key), and neither purges uploads.
     """
     driver = storage or f"  filesystem:\n    rootdirectory: {root}\n"
     database = f"database:\n  url: sqlite:///{root}/dockyard.db\n" if storage else ""
+    if storage:
+        # registry:2 2.8.2's upload purger panics walking a SeaweedFS bucket (an index out
+        # of range in the S3 driver's Walk) and takes the server down mid-run: off for both.
+        driver += "  maintenance:\n    uploadpurging:\n      enabled: false\n"
     return (
         "version: 0.1\n"
         "log:\n"
