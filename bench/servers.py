@@ -24,7 +24,13 @@ DOCKYARD = "dockyard"
 DOCKYARD_METRICS = "dockyard-metrics"  # Dockyard with the debug server and metrics on
 REGISTRY2 = "registry2"
 SINK = "sink"  # bench/sink_registry.py: reads and discards pushes, the push ceiling
-TITLES = {DOCKYARD: "Dockyard", DOCKYARD_METRICS: "Dockyard+metrics", REGISTRY2: "registry:2"}
+SINK_HASH = "sink-hash"  # the same sink computing every blob's sha256 (--hash)
+TITLES = {
+    DOCKYARD: "Dockyard",
+    DOCKYARD_METRICS: "Dockyard+metrics",
+    REGISTRY2: "registry:2",
+    SINK_HASH: "hashing sink",
+}
 
 
 # Straight to 127.0.0.1, whatever http_proxy says.
@@ -229,7 +235,7 @@ def sink_server(log_path: Path, hashing: bool = False) -> Server:
     argv = [sys.executable, "-m", "bench.sink_registry", "--port", str(port)]
     if hashing:
         argv.append("--hash")
-    return Server(SINK, argv, f"http://127.0.0.1:{port}", log_path)
+    return Server(SINK_HASH if hashing else SINK, argv, f"http://127.0.0.1:{port}", log_path)
 
 
 def nginx_server(docroot: Path, workdir: Path, binary: str) -> Server:
