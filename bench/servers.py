@@ -222,8 +222,14 @@ def registry2_server(
     port = free_port()
     config = workdir / "registry2.yml"
     config.write_text(registry_config(root, port, storage))
-    # Debian's 2.8.2 panics on S3 storage when AWS_CA_BUNDLE is set.
-    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    # Debian's 2.8.2 panics on S3 storage when AWS_CA_BUNDLE is set. Distribution reads
+    # every REGISTRY_* variable as a configuration override, so podman's
+    # REGISTRY_AUTH_FILE (in many users' environments) would break the file's `auth`.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "AWS_CA_BUNDLE" and not k.startswith("REGISTRY_")
+    }
     url = f"http://127.0.0.1:{port}"
     return Server(REGISTRY2, [binary, "serve", str(config)], url, log_path, env=env)
 
