@@ -45,6 +45,7 @@ from bench.servers import (
     DOCKYARD,
     REGISTRY2,
     SINK,
+    SINK_HASH,
     TITLES,
     Server,
     dockyard_server,
@@ -72,6 +73,7 @@ class Options:
     driver: str = "overlay"  # podman's and docker's storage, containerd's snapshotter
     registry2: str = "docker-registry"
     pulls: bool = True  # False: pushes only (and no pull ceiling)
+    hashing_sink: bool = False  # also push to the sink that hashes: a verifying registry's ceiling
     tmpdir: Path | None = None
     out: Path | None = None
 
@@ -139,8 +141,8 @@ def new_server(target: str, base: Path, log_path: Path, options: Options) -> Ser
     (base / "store").mkdir(parents=True)
     if target == DOCKYARD:
         return dockyard_server(base / "store", base, log_path, options.workers)
-    if target == SINK:
-        return sink_server(log_path)
+    if target in (SINK, SINK_HASH):
+        return sink_server(log_path, hashing=target == SINK_HASH)
     return registry2_server(base / "store", base, log_path, options.registry2)
 
 
@@ -172,7 +174,7 @@ def one_round(
         key = (client.name, image.spec.name)
         client.before_push(image, ref)
         figures.add((*key, "push", target), timed(lambda: client.push(image, ref)))
-        if target == SINK or not options.pulls:
+        if target in (SINK, SINK_HASH) or not options.pulls:
             return
         client.clear_pulled(image)  # docker: the pushed image itself
         figures.add((*key, "pull first", target), timed(lambda: client.pull(image, ref)))
@@ -183,6 +185,11 @@ def one_round(
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def sinks(options: Options, targets: list[str]) -> list[str]:
+    """The turns of one repetition: ``targets``, then the hashing sink if asked for."""
+    return [*targets, SINK_HASH] if options.hashing_sink else targets
 
 
 def bench_client(
@@ -197,7 +204,7 @@ def bench_client(
                 log(f"{what}: pull ceiling (local copies), {options.repeats} repetitions")
                 measure_pull_ceiling(client, image, options, figures)
             for rep in range(options.repeats):
-                for target in [*options.targets, SINK]:
+                for target in sinks(options, [*options.targets, SINK]):
                     log(f"{what}: {TITLES.get(target, target)}, repetition {rep + 1}")
                     one_round(client, image, target, tmp / "server", out, options, figures)
         except (AssertionError, OSError, RuntimeError) as exc:
@@ -261,6 +268,17 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None or not b else f"{a / b:.2f}"
 
 
+def rows(options: Options) -> list[tuple[str, str, tuple[str, str]]]:
+    """The table's rows for one client and image: (operation, its label, the (operation,
+    target) of its ceiling). With the hashing sink the push has a second row against it."""
+    made = [("push", "push", ("push", SINK))]
+    if options.hashing_sink:
+        made.append(("push", "push (hashing sink)", ("push", SINK_HASH)))
+    if options.pulls:
+        made += [(op, op, ("pull", "ceiling")) for op in OPERATIONS[1:]]
+    return made
+
+
 def render(options: Options, figures: Figures, images: list[BuiltImage], started: str) -> str:
     ours, theirs = options.targets[0], options.targets[-1]
     lines = [
@@ -269,7 +287,8 @@ def render(options: Options, figures: Figures, images: list[BuiltImage], started
         "",
         "MB/s of the image's layers and config (10^6 bytes) over the client command's wall "
         "time. ratio: Dockyard / registry:2. ceiling: for a push, the same push to the sink "
-        "registry (bench/sink_registry.py: reads and discards every body); for a pull, the "
+        "registry (bench/sink_registry.py: reads and discards every body; the hashing sink "
+        "also computes each blob's sha256); for a pull, the "
         "same client copying the image locally, with no registry (bench/client_tools.py); "
         "of ceiling: each registry's rate against it.",
         "Load average: "
@@ -285,13 +304,12 @@ def render(options: Options, figures: Figures, images: list[BuiltImage], started
     for client in options.clients:
         for name in options.images:
             image = by_name[name]
-            for op in OPERATIONS if options.pulls else OPERATIONS[:1]:
+            for op, label, top in rows(options):
                 a = _rate(image, figures.median((client, name, op, ours)))
                 b = _rate(image, figures.median((client, name, op, theirs)))
-                top = (SINK, "push") if op == "push" else ("ceiling", "pull")
-                ceiling = _rate(image, figures.median((client, name, top[1], top[0])))
+                ceiling = _rate(image, figures.median((client, name, *top)))
                 lines.append(
-                    f"| {client} | {name} | {op} | {_fmt(a)} | {_fmt(b)} | {_ratio(a, b)} "
+                    f"| {client} | {name} | {label} | {_fmt(a)} | {_fmt(b)} | {_ratio(a, b)} "
                     f"| {_fmt(ceiling)} | {_ratio(a, ceiling)} | {_ratio(b, ceiling)} |"
                 )
     sizes = "; ".join(
@@ -361,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-layers", type=int, default=20)
     parser.add_argument("--push-only", action="store_true", help="no pulls, no pull ceiling")
     parser.add_argument(
+        "--hashing-sink",
+        action="store_true",
+        help="also push to the sink with --hash (sha256 of every blob): a verifying ceiling",
+    )
+    parser.add_argument(
         "--driver",
         choices=["overlay", "vfs"],
         default="overlay",
@@ -381,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         small_layers=args.small_layers,
         driver=args.driver,
         pulls=not args.push_only,
+        hashing_sink=args.hashing_sink,
         tmpdir=args.tmpdir,
         out=args.out,
     )

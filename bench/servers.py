@@ -24,7 +24,13 @@ DOCKYARD = "dockyard"
 DOCKYARD_METRICS = "dockyard-metrics"  # Dockyard with the debug server and metrics on
 REGISTRY2 = "registry2"
 SINK = "sink"  # bench/sink_registry.py: reads and discards pushes, the push ceiling
-TITLES = {DOCKYARD: "Dockyard", DOCKYARD_METRICS: "Dockyard+metrics", REGISTRY2: "registry:2"}
+SINK_HASH = "sink-hash"  # the same sink computing every blob's sha256 (--hash)
+TITLES = {
+    DOCKYARD: "Dockyard",
+    DOCKYARD_METRICS: "Dockyard+metrics",
+    REGISTRY2: "registry:2",
+    SINK_HASH: "hashing sink",
+}
 
 
 # Straight to 127.0.0.1, whatever http_proxy says.
@@ -220,8 +226,14 @@ def registry2_server(
     port = free_port()
     config = workdir / "registry2.yml"
     config.write_text(registry_config(root, port, storage))
-    # Debian's 2.8.2 panics on S3 storage when AWS_CA_BUNDLE is set.
-    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    # Debian's 2.8.2 panics on S3 storage when AWS_CA_BUNDLE is set. Distribution reads
+    # every REGISTRY_* variable as a configuration override, so podman's
+    # REGISTRY_AUTH_FILE (in many users' environments) would break the file's `auth`.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "AWS_CA_BUNDLE" and not k.startswith("REGISTRY_")
+    }
     url = f"http://127.0.0.1:{port}"
     return Server(REGISTRY2, [binary, "serve", str(config)], url, log_path, env=env)
 
@@ -233,7 +245,7 @@ def sink_server(log_path: Path, hashing: bool = False) -> Server:
     argv = [sys.executable, "-m", "bench.sink_registry", "--port", str(port)]
     if hashing:
         argv.append("--hash")
-    return Server(SINK, argv, f"http://127.0.0.1:{port}", log_path)
+    return Server(SINK_HASH if hashing else SINK, argv, f"http://127.0.0.1:{port}", log_path)
 
 
 def nginx_server(docroot: Path, workdir: Path, binary: str) -> Server:
