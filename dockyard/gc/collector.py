@@ -10,7 +10,6 @@ docs/architecture.md); a push that meets a batch waits for it and then finds the
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from dockyard.metadata.transactions import utc_now
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import DELETES_AT_ONCE, StorageDriver
+from dockyard.storage.layout import gather_bounded
 
 log = logging.getLogger("dockyard.gc")
 
@@ -174,16 +174,14 @@ class Collector:
         there (the next run reviews them again), so that only those that may be gone lose
         their rows. A row whose look fails goes: a row without bytes is what must never be,
         bytes without a row only take room."""
-        gate = asyncio.Semaphore(DELETES_AT_ONCE)
 
         async def look(digest: str) -> None:
-            async with gate:
-                try:
-                    there = await self._storage.stat(paths.blob_data(Digest.parse(digest)))
-                except Exception:
-                    log.error("garbage collection: blob %s may keep bytes, no row", digest)
-                    return
+            try:
+                there = await self._storage.stat(paths.blob_data(Digest.parse(digest)))
+            except Exception:
+                log.error("garbage collection: blob %s may keep bytes, no row", digest)
+                return
             if there is not None:
                 deletion.keep(digest)
 
-        await asyncio.gather(*(look(digest) for digest in doomed.values()))
+        await gather_bounded((look(d) for d in doomed.values()), DELETES_AT_ONCE)

@@ -39,6 +39,7 @@ from dockyard.registry.settings import RegistrySettings
 from dockyard.remote import RemoteError
 from dockyard.remote.client import BlobStream, FetchedManifest
 from dockyard.storage import paths
+from dockyard.storage.layout import gather_bounded
 from dockyard.storage.local import LocalFiles
 
 log = logging.getLogger("dockyard.proxy")
@@ -316,11 +317,7 @@ class Fetcher:
         distributable = [ref.digest for ref in parsed.blob_references() if not ref.urls]
         # A few at a time: on PostgreSQL each download holds a pooled connection for its
         # lease and takes another to commit; a client's own requests start the rest sooner.
-        limit = asyncio.Semaphore(MANIFEST_BLOB_FETCHES)
-
-        async def fetch(digest: Digest) -> None:
-            async with limit:
-                await self.blob(upstream, name, digest)
-
-        await asyncio.gather(*(fetch(d) for d in distributable))
+        await gather_bounded(
+            (self.blob(upstream, name, d) for d in distributable), MANIFEST_BLOB_FETCHES
+        )
         await self._manifests.push(name, reference, fetched.body, fetched.media_type)
