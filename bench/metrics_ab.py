@@ -79,6 +79,7 @@ def figures_of(data: dict[str, Any], group: list[str]) -> dict[str, dict[str, An
             "work": 0.0,
         }
         for rep in sc.get("reps", []) if figure.cost else []:
+            assert figure.cost is not None
             work = figure.cost.work(sc, rep)
             if rep.get("server_cpu_s") is not None and work:
                 entry["cpu_s"] += rep["server_cpu_s"]

@@ -157,7 +157,7 @@ async def push_image(
         f"{url}/v2/{repo}/manifests/{tag}", data=manifest, headers=headers
     ) as answer:
         await _expect(answer, 201, "PUT manifest")
-    return len(config) + sum(layer["size"] for layer in layers)
+    return len(config) + sum(int(str(layer["size"])) for layer in layers)
 
 
 async def _read_all(answer: aiohttp.ClientResponse) -> int:

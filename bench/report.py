@@ -193,7 +193,7 @@ for _figure in FIGURES:
 
 
 def cpu_cost(sc: Scenario, cost: Cost) -> float | None:
-    measured = []
+    measured: list[tuple[float, float]] = []
     for rep in sc.get("reps", []):
         cpu = rep.get("server_cpu_s")
         work = cost.work(sc, rep)
@@ -203,7 +203,7 @@ def cpu_cost(sc: Scenario, cost: Cost) -> float | None:
         return None
     if cost.pooled:
         return sum(cpu for cpu, _ in measured) / sum(work for _, work in measured) * cost.scale
-    return float(statistics.median(cpu / work * cost.scale for cpu, work in measured))
+    return float(statistics.median([cpu / work * cost.scale for cpu, work in measured]))
 
 
 def ratio(dockyard: float | None, registry2: float | None, higher_is_better: bool) -> float | None:

@@ -545,7 +545,8 @@ def test_registry2_serves_what_dockyard_served(rollback: Rollback) -> None:
 @pytest.mark.e2e
 def test_registry2_garbage_collect_keeps_everything_tagged(rollback: Rollback) -> None:
     gc = rollback.garbage_collect
-    assert gc is not None and gc.returncode == 0, gc.stdout[-3000:] + gc.stderr[-3000:]
+    assert gc is not None
+    assert gc.returncode == 0, gc.stdout[-3000:] + gc.stderr[-3000:]
     assert_same_replies(rollback.dockyard, rollback.after_gc)
     # what Dockyard deleted is garbage to registry:2 now: its manifest and its own layer
     for blob in (rollback.deleted.manifest, rollback.deleted.layers[1]):

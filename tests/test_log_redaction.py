@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
@@ -40,11 +41,8 @@ def test_formatters_redact_messages_and_tracebacks() -> None:
         raise ValueError("bad header Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2ln")
     except ValueError:
         record = logging.LogRecord(
-            "x", logging.ERROR, __file__, 1, "seen %s", ("password=pw123",), exc_info=True
+            "x", logging.ERROR, __file__, 1, "seen %s", ("password=pw123",), sys.exc_info()
         )
-        import sys
-
-        record.exc_info = sys.exc_info()
     text = TextFormatter({}).format(record)
     assert "pw123" not in text and "eyJzdWIi" not in text
     entry = json.loads(JsonFormatter({}).format(record))

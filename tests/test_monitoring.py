@@ -57,6 +57,6 @@ def test_every_metric_family_is_documented() -> None:
     families = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
     assert len(families) > 20
     for family in families:
-        name = family.describe()[0].name
+        name = next(iter(family.describe())).name
         shown = f"{name}_total" if family._type == "counter" else name
         assert f"`{shown}`" in docs, shown

@@ -4,6 +4,7 @@ holds it (here: another engine, as another replica would), a round is skipped.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 
 import pytest
@@ -31,6 +32,7 @@ async def test_a_purge_waits_while_another_replica_holds_the_lease(
     upload_id = await registry.uploads.start("app")
     other_replica = create_engine(database_url)
     purger = _upload_purger(registry, timedelta(0), timedelta(seconds=1), False)(web.Application())
+    assert isinstance(purger, AsyncGenerator)
     try:
         async with Leases(other_replica).hold("upload-purge") as held:
             assert held

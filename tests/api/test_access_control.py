@@ -59,7 +59,7 @@ class Recorder(AccessController):
 
 async def serve(
     registry: Registry, access: AccessController, proxies: ProxyPolicy | None = None
-) -> TestClient[object, object]:
+) -> Client:
     app = build_app(registry, access=access, proxies=proxies)
     app.on_cleanup.clear()
     return TestClient(TestServer(app))

@@ -43,8 +43,8 @@ def test_read_cached_gives_the_bytes_only_when_the_cache_holds_them(tmp_path: Pa
     path = tmp_path / "blob"
     data = os.urandom(200 * KiB)
     path.write_bytes(data)
-    assert blob_response.read_cached(path, 0, len(data)) == data
-    assert blob_response.read_cached(path, 1000, 5000) == data[1000:6000]
+    assert blob_response.read_cached(path, 0, len(data)) == bytearray(data)
+    assert blob_response.read_cached(path, 1000, 5000) == bytearray(data[1000:6000])
     drop_from_cache(path)
     assert blob_response.read_cached(path, 0, len(data)) is None
 

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import bcrypt
@@ -38,7 +38,7 @@ def trusted(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-def lines() -> AsyncIterator[io.StringIO]:
+def lines() -> Iterator[io.StringIO]:
     """Every JSON line logged during the test, as the server's handler would write it."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -48,7 +48,7 @@ def lines() -> AsyncIterator[io.StringIO]:
     root.addHandler(handler)
     level = root.level
     root.setLevel(logging.INFO)
-    yield stream  # type: ignore[misc]
+    yield stream
     root.removeHandler(handler)
     root.setLevel(level)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from .images import json_object
 from .server import kill_process_group
 
 #: Debian's binaries first: CI installs the Debian packages, and a developer machine may have
@@ -282,7 +283,7 @@ class Skopeo:
     def inspect(self, ref: str, *extra: str) -> dict[str, Any]:
         __tracebackhide__ = True
         out = self("inspect", "--tls-verify=false", *extra, ref).stdout
-        return json.loads(out)
+        return json_object(out)
 
     def inspect_raw(self, ref: str, *, config: bool = False) -> bytes:
         """The manifest (or with ``config``, the config) exactly as served: raw bytes."""
@@ -512,12 +513,12 @@ class Ctr:
         for line in out.splitlines()[1:]:
             cols = line.split()
             if cols and cols[0] == name:
-                return next(c for c in cols if c.startswith("sha256:"))
+                return str(next(c for c in cols if c.startswith("sha256:")))
         raise AssertionError(f"{name} not in `ctr images ls`:\n{out}")
 
     def image_names(self) -> list[str]:
         __tracebackhide__ = True
-        return self("images", "ls", "--quiet").stdout.split()
+        return str(self("images", "ls", "--quiet").stdout).split()
 
 
 class Dockerd:
@@ -590,4 +591,4 @@ class Docker:
 
     def image_id(self, ref: str) -> str:
         __tracebackhide__ = True
-        return self("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+        return str(self("image", "inspect", "--format", "{{.Id}}", ref).stdout).strip()

@@ -57,6 +57,13 @@ def file_digest(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def json_object(text: str | bytes) -> dict[str, Any]:
+    """A JSON document that is an object (a manifest, a config, an index)."""
+    found = json.loads(text)
+    assert isinstance(found, dict), f"not a JSON object: {found!r}"
+    return found
+
+
 def canonical_json(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
@@ -101,7 +108,7 @@ class Image:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return json.loads(self.manifest_bytes)
+        return json_object(self.manifest_bytes)
 
     @property
     def manifest_digest(self) -> str:
@@ -109,7 +116,7 @@ class Image:
 
     @property
     def config(self) -> dict[str, Any]:
-        return json.loads(self.config_bytes)
+        return json_object(self.config_bytes)
 
     @property
     def config_digest(self) -> str:
@@ -147,7 +154,7 @@ class ImageIndex:
 
     @property
     def index(self) -> dict[str, Any]:
-        return json.loads(self.index_bytes)
+        return json_object(self.index_bytes)
 
 
 # --------------------------------------------------------------------------- layers
@@ -441,7 +448,7 @@ def write_oci_archive(layout: Path, archive: Path, *, image_name: str | None = N
 
 
 def read_layout_index(layout: Path) -> dict[str, Any]:
-    return json.loads((Path(layout) / "index.json").read_text())
+    return json_object((Path(layout) / "index.json").read_text())
 
 
 def read_blob(layout: Path, digest: str) -> bytes:

@@ -226,7 +226,7 @@ def test_agreed_families_exist_from_the_start(monitored: Monitored) -> None:
     # labelled by endpoint: their series appear once the notify wiring names the
     # endpoints (feeds.endpoints_configured); the families are declared here
     declared = {
-        family.describe()[0].name
+        next(iter(family.describe())).name
         for family in (
             metrics.NOTIFICATION_EVENTS,
             metrics.NOTIFICATION_PENDING,

@@ -24,7 +24,8 @@ TLS = "--tls-verify=false"
 
 
 def _local_config_digest(podman: ContainersTool, ref: str) -> str:
-    return "sha256:" + podman("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+    inspected = podman("image", "inspect", "--format", "{{.Id}}", ref)
+    return "sha256:" + str(inspected.stdout).strip()
 
 
 def test_push_then_pull(

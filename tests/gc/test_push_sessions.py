@@ -13,9 +13,10 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -224,7 +225,8 @@ async def active_at(registry: Registry, name: str) -> datetime:
         .where(t.repositories.c.name == name)
     )
     async with registry.metadata.engine.connect() as connection:
-        return (await connection.execute(query)).scalar_one()
+        found: datetime = (await connection.execute(query)).scalar_one()
+        return found
 
 
 async def test_a_pushing_request_starts_no_task_of_its_own(pushing: Pushing) -> None:
@@ -235,8 +237,10 @@ async def test_a_pushing_request_starts_no_task_of_its_own(pushing: Pushing) -> 
     loop = asyncio.get_running_loop()
     created: list[asyncio.Task[object]] = []
 
-    def counting(loop: asyncio.AbstractEventLoop, coro: object) -> asyncio.Task[object]:
-        task = asyncio.Task(coro, loop=loop)  # type: ignore[arg-type]
+    def counting(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, object]
+    ) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = asyncio.Task(coro, loop=loop)
         if getattr(coro, "__qualname__", "").startswith("PushSessions."):
             created.append(task)  # (not the database driver's own)
         return task

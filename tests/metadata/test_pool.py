@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from dockyard.app import pool_settings
 from dockyard.config import ConfigError, load_config
@@ -24,13 +25,15 @@ def test_the_configured_pool_is_the_engines(tmp_path: Path) -> None:
     settings = pool_settings(config)
     assert settings == PoolSettings(size=3, overflow=1, timeout=2.5, recycle=0.0)
     engine = create_engine(config.database_url(), settings)  # connects only when used
-    pool = engine.sync_engine.pool  # type: ignore[union-attr]
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
     assert (pool.size(), pool._max_overflow, pool._timeout, pool._recycle) == (3, 1, 2.5, -1)
 
 
 def test_the_defaults() -> None:
     engine = create_engine("postgresql+asyncpg://dockyard@db.example.com/dockyard")
-    pool = engine.sync_engine.pool  # type: ignore[union-attr]
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
     assert (pool.size(), pool._max_overflow, pool._timeout, pool._recycle) == (10, 20, 30, 3600)
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.clients import Skopeo
 from tests.e2e.images import sha256_digest
@@ -52,7 +53,7 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-def replication_status(server: RegistryServer) -> tuple[int, dict[str, object]]:
+def replication_status(server: RegistryServer) -> tuple[int, dict[str, Any]]:
     """``dockyard replication status --json`` of ``server``'s configuration."""
     result = subprocess.run(
         [sys.executable, "-m", "dockyard", "replication", "status", "--json", str(server.config)],

@@ -76,16 +76,16 @@ def test_pushed_images_reach_registry2_byte_identical(
         eventually(lambda: has_manifest(prod, f"{repo}-sched/app", "1.0"), "the scheduled copy")
 
         def failed() -> bool:
-            return any(q["failed"] for q in replication_status(dev)[1]["queues"])  # type: ignore[index, union-attr]
+            return any(q["failed"] for q in replication_status(dev)[1]["queues"])
 
         eventually(failed, "the job to nowhere to fail")
         code, status = replication_status(dev)
         assert code == 1
-        queues = {(q["rule"], q["destination"]): q for q in status["queues"]}  # type: ignore[union-attr, index]
+        queues = {(q["rule"], q["destination"]): q for q in status["queues"]}
         assert queues[("to-prod", "prod")]["pending"] == 0
         assert queues[("to-prod", "prod")]["done"] >= 3  # app:v1, multi:v1, the signature
         assert queues[("to-nowhere", "nowhere")]["failed"] == 1
-        failure = status["failures"][0]  # type: ignore[index]
+        failure = status["failures"][0]
         assert failure["repository"] == f"{repo}-dead/app" and failure["state"] == "failed"
         assert failure["attempts"] == 2 and "Connect" in failure["last_error"]
         assert ":skip-" not in str(status)
@@ -104,17 +104,17 @@ def test_a_destination_that_is_down_gets_the_image_when_it_is_back(
 
         def retrying() -> bool:
             failures = replication_status(dev)[1]["failures"]
-            return bool(failures) and failures[0]["attempts"] >= 2  # type: ignore[index]
+            return bool(failures) and failures[0]["attempts"] >= 2
 
         eventually(retrying, "two failed attempts")
-        job = replication_status(dev)[1]["failures"][0]  # type: ignore[index]
+        job = replication_status(dev)[1]["failures"][0]
         assert job["state"] == "pending" and job["last_error"]
         flaky.start()
         try:
             eventually(lambda: has_manifest(flaky, repo, "v1"), "the image once flaky is up")
             assert_same_image(skopeo, dev, flaky, repo, "v1")
             code, status = replication_status(dev)
-            assert code == 0 and status["failures"] == []  # type: ignore[index]
+            assert code == 0 and status["failures"] == []
         finally:
             flaky.stop()
 
@@ -135,7 +135,7 @@ def test_a_restart_resumes_pending_jobs(
         eventually(lambda: bool(replication_status(dev)[1]["failures"]), "a failed attempt")
         dev.stop()
         _, status = replication_status(dev)
-        assert status["queues"][0]["pending"] == 2  # type: ignore[index]
+        assert status["queues"][0]["pending"] == 2
         later.start()
         dev.start()
         eventually(lambda: has_manifest(later, repo, "v2"), "the images after the restart")
@@ -163,7 +163,7 @@ def test_deletes_follow_when_the_rule_says_so(
         assert dev.request("DELETE", f"/v2/{repo}/manifests/v2").status == 202
         eventually(lambda: bool(replication_status(dev)[1]["failures"]), "the refused delete")
         code, status = replication_status(dev)
-        failure = status["failures"][0]  # type: ignore[index]
+        failure = status["failures"][0]
         assert code == 1 and failure["action"] == "delete" and failure["attempts"] == 1
         assert "refuses to delete tag 'v2'" in failure["last_error"]
         assert has_manifest(prod, repo, "v2")

@@ -92,7 +92,7 @@ def test_failed_logins_are_limited_and_nothing_secret_is_logged(
     assert get("mallory", "wrong-password-2") == 401
     r = server.request("GET", "/v2/", headers={"Authorization": basic_header(USER, PASSWORD)})
     assert r.status == 429
-    assert r.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+    assert r.json()["errors"][0]["code"] == "TOOMANYREQUESTS"  # type: ignore[index]
     assert 1 <= int(r.headers["retry-after"]) <= 60
     # a request with a bearer token is not a login, and gets the ordinary challenge
     r = server.request("GET", "/v2/", headers={"Authorization": "Bearer eyJhbGciOi.eyJzdWIi.c2ln"})

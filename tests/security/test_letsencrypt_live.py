@@ -12,7 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,10 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
         server.stop()
 
 
+#: Makes an AcmeServer that gets its certificate from the pebble given.
+MakeAcme = Callable[..., AcmeServer]
+
+
 def make_pebble(tmp_path_factory: pytest.TempPathFactory, validity: int) -> Pebble:
     """A pebble validating on this module's ports (the servers' TLS port is one port)."""
     directory = tmp_path_factory.mktemp("pebble")
@@ -114,7 +118,7 @@ def make_pebble(tmp_path_factory: pytest.TempPathFactory, validity: int) -> Pebb
 
 
 @pytest.fixture
-def acme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[AcmeServer]]:
+def acme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeAcme]:
     """Makes AcmeServers; all are stopped at the end of the test."""
     made: list[AcmeServer] = []
 
@@ -125,7 +129,7 @@ def acme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[AcmeS
         made.append(server)
         return server
 
-    yield make  # type: ignore[misc]
+    yield make
     for server in made:
         server.stop()
 
@@ -140,7 +144,7 @@ def cert_dir(server: AcmeServer, tmp_path: Path) -> Path:
 
 
 def test_obtains_serves_and_reuses_a_certificate(
-    acme_server: type[AcmeServer],
+    acme_server: MakeAcme,
     pebble: Pebble,
     skopeo: Skopeo,
     image: Image,
@@ -171,7 +175,7 @@ def test_obtains_serves_and_reuses_a_certificate(
 
 
 def test_http01_on_httpaddr_which_answers_only_challenges(
-    acme_server: type[AcmeServer], pebble: Pebble
+    acme_server: MakeAcme, pebble: Pebble
 ) -> None:
     server = acme_server(pebble, http01=True)
     server.start()
@@ -188,7 +192,7 @@ def test_http01_on_httpaddr_which_answers_only_challenges(
         conn.close()
 
 
-def test_ca_down_at_start(acme_server: type[AcmeServer], pebble: Pebble) -> None:
+def test_ca_down_at_start(acme_server: MakeAcme, pebble: Pebble) -> None:
     dead = f"https://{HOST}:{free_port()}/dir"
     # with nothing cached: serve stops with the reason, before forking any worker
     server = acme_server(pebble, directory=dead)
@@ -209,7 +213,7 @@ def test_ca_down_at_start(acme_server: type[AcmeServer], pebble: Pebble) -> None
     assert server.served_serial() == serial
 
 
-def test_wrong_host_stops_startup(acme_server: type[AcmeServer], pebble: Pebble) -> None:
+def test_wrong_host_stops_startup(acme_server: MakeAcme, pebble: Pebble) -> None:
     server = acme_server(pebble, hosts="registry.invalid")
     result = server.serve_once()
     assert result.returncode == 1
@@ -221,7 +225,7 @@ def test_wrong_host_stops_startup(acme_server: type[AcmeServer], pebble: Pebble)
     assert contents.certificate is None and not contents.challenges
 
 
-def test_unusable_cache_file_stops_startup(acme_server: type[AcmeServer], pebble: Pebble) -> None:
+def test_unusable_cache_file_stops_startup(acme_server: MakeAcme, pebble: Pebble) -> None:
     server = acme_server(pebble)
     for content, mode, expected in (
         (b"not json at all", 0o600, "not a Dockyard Let's Encrypt cache file"),
@@ -240,7 +244,7 @@ def test_unusable_cache_file_stops_startup(acme_server: type[AcmeServer], pebble
 @pytest.mark.parametrize("http01", [False, True], ids=["tls-alpn-01", "http-01"])
 def test_renewal_while_serving_reaches_every_worker(
     http01: bool,
-    acme_server: type[AcmeServer],
+    acme_server: MakeAcme,
     tmp_path_factory: pytest.TempPathFactory,
     skopeo: Skopeo,
     image: Image,

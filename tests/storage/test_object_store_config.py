@@ -67,6 +67,7 @@ def test_gcs_key_from_a_file_or_inline_never_printed(
     keyfile.write_text(json.dumps(info))
     loaded = load(tmp_path, f"  gcs: {{bucket: b, keyfile: {keyfile}}}\n")
     parameters = loaded.config.storage.parameters
+    assert isinstance(parameters, GcsParameters)
     assert parameters.service_account() == info
     inline = GcsParameters(bucket="b", credentials=info)
     assert inline.service_account() == info
