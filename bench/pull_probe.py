@@ -8,8 +8,8 @@ Starts a SeaweedFS (``tests/seaweedfs.py``) and both registries, each on a bucke
 own with the benchmark's configuration (``bench/servers.py``); only one of them is being
 measured at any moment, the other is idle. It pushes ``--rounds`` sets of ``--images``
 images of regbench's shape (three layers of 4 KiB to 1 MiB and a config) to each, and one
-blob of ``--download-mib``. Then, round after round, registry after registry, the order swapped each round
-(so that a change of the machine's load falls on both alike):
+blob of ``--download-mib``. Then, round after round, registry after registry, the order
+swapped each round (so that a change of the machine's load falls on both alike):
 
 * **pull**: each image of the round's set once, ``--concurrency`` at a time, the way
   regbench pulls, but with the redirect taken apart: the manifest ``GET``, each blob ``GET``
