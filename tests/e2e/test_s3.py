@@ -86,6 +86,25 @@ def test_blob_get_and_head_redirect_to_a_presigned_url(
     assert fetch(tampered).status == 403
 
 
+def test_a_blob_the_repository_does_not_hold_is_never_redirected(
+    registry: RegistryServer, repo: str
+) -> None:
+    """The redirect is decided by what the repository holds, before any URL is signed: a
+    blob of another repository, one unlinked, or one never pushed is a 404, not a 307
+    to bytes that may still be in the bucket."""
+    digest = registry.push_blob(repo, os.urandom(4096))
+    never = "sha256:" + hashlib.sha256(os.urandom(16)).hexdigest()
+    assert registry.request("GET", f"/v2/{repo}/blobs/{digest}").status == 307
+    assert registry.request("DELETE", f"/v2/{repo}/blobs/{digest}").status == 202
+    for name, blob in ((repo, digest), (f"{repo}-other", digest), (repo, never)):
+        for method in ("GET", "HEAD"):
+            r = registry.request(method, f"/v2/{name}/blobs/{blob}")
+            assert r.status == 404, (method, name, r.status, r.headers)
+            assert "location" not in r.headers
+            if method == "GET":
+                assert b"BLOB_UNKNOWN" in r.body
+
+
 def test_a_chunked_upload_in_small_patches(registry: RegistryServer, repo: str) -> None:
     """PATCHes far below S3's 5 MiB part minimum, each its own request: the bytes between
     them wait in the bucket, not in the server."""
