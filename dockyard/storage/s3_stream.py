@@ -1,0 +1,120 @@
+"""Parts sent while their bytes arrive: an ``UploadPart`` of a planned size whose body is fed
+piece by piece as a request's body comes in, so that receiving and sending overlap.
+
+A request whose length is known (a ``PATCH`` with ``Content-Length``) is planned as parts
+up front (:func:`plan_parts`). Each part goes out with its ``Content-Length`` and an
+``UNSIGNED-PAYLOAD`` signature (a body not yet received cannot be hashed first); over plain
+HTTP the part's MD5, computed as it streams, is checked against the ETag the store answers
+(:func:`etag_matches`), in place of the SigV4 payload hash a buffered part gets.
+
+A part whose body stops short never becomes a part: the store wants every byte its
+``Content-Length`` promised, and the writer cancels the request (the connection closes).
+Nothing rewinds a streamed body: a retry by botocore fails (no ``seek``), and so does the
+chunk, which the client sends again from the last ``202``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final
+
+from dockyard.storage.driver import StorageError
+from dockyard.storage.s3 import MIN_PART
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
+
+#: Pieces waiting for the connection, besides the one being written: a slow store holds
+#: back the request body, one piece (up to a body buffer, 4 MiB) behind.
+QUEUED: Final = 1
+# Pieces at least this large are hashed in a thread (as the blob's sha256 is).
+_HASH_IN_THREAD: Final = 256 * 1024
+
+
+def plan_parts(total: int, chunksize: int) -> list[int]:
+    """The sizes of the parts ``total`` bytes (at least :data:`MIN_PART`) go out as:
+    ``chunksize`` each, and what is left as a part of its own when it is :data:`MIN_PART`
+    or more, else added to the last one."""
+    whole, rest = divmod(total, chunksize)
+    sizes = [chunksize] * whole
+    if rest >= MIN_PART or not sizes:
+        sizes.append(rest)
+    else:
+        sizes[-1] += rest
+    return sizes
+
+
+def etag_matches(etag: str, md5_hex: str) -> bool:
+    """Whether a part's ETag is the MD5 of what was sent (S3's, SeaweedFS's, MinIO's ETag
+    of a part, unless the part is encrypted with KMS)."""
+    return etag.strip('"').lower() == md5_hex
+
+
+class PartBody:
+    """The body of one streamed part: :meth:`feed` hands it pieces, aiohttp iterates them.
+
+    ``read`` exists only so that botocore takes it as a file-like body; aiohttp sends it as
+    an async iterable. It has no ``seek``: a retry cannot rewind it, and fails."""
+
+    def __init__(self, size: int, check_md5: bool) -> None:
+        self.size = size
+        self.fed = 0
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUED)
+        self._md5: HASH | None = hashlib.md5(usedforsecurity=False) if check_md5 else None
+        self._iterated = False
+
+    @property
+    def missing(self) -> int:
+        return self.size - self.fed
+
+    @property
+    def md5_hex(self) -> str | None:
+        return self._md5.hexdigest() if self._md5 is not None else None
+
+    async def feed(self, piece: bytes, sending: asyncio.Future[Any]) -> None:
+        """Queue ``piece`` (the body's own copy) once there is room; fails when the request
+        ``sending`` it ended first (the store answered, or the connection broke)."""
+        if len(piece) > self.missing:
+            raise StorageError(f"{len(piece)} bytes for a part missing {self.missing}")
+        if self._md5 is not None:
+            if len(piece) >= _HASH_IN_THREAD:
+                await asyncio.to_thread(self._md5.update, piece)
+            else:
+                self._md5.update(piece)
+        if self._queue.full():
+            put = asyncio.ensure_future(self._queue.put(piece))
+            await asyncio.wait((put, sending), return_when=asyncio.FIRST_COMPLETED)
+            if not put.done():
+                put.cancel()
+                sending.result()  # its error, if it failed
+                raise StorageError("the store answered a part before it had all its bytes")
+        else:
+            self._queue.put_nowait(piece)
+        self.fed += len(piece)
+
+    def read(self, size: int = -1) -> bytes:
+        raise StorageError("a streamed part is sent by iterating it")
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterated:
+            raise StorageError("a streamed part cannot be sent twice")
+        self._iterated = True
+        return self._pieces()
+
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        sent = 0
+        while sent < self.size:
+            piece = await self._queue.get()
+            sent += len(piece)
+            yield piece
+
+
+def drop_expect_header(request: object, **_: object) -> None:
+    """``before-send`` hook: botocore asks for ``100-continue`` before any file-like body;
+    a streamed part goes out at once (the wait would be a round trip per part)."""
+    body = getattr(request, "body", None)
+    headers = getattr(request, "headers", None)
+    if isinstance(body, PartBody) and headers is not None and "Expect" in headers:
+        del headers["Expect"]
