@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
 from dockyard.storage.driver import StorageError
-from dockyard.storage.s3 import MIN_PART
+from dockyard.storage.s3 import MAX_PART, MIN_PART
 
 if TYPE_CHECKING:
     from _hashlib import HASH
@@ -36,13 +36,17 @@ _HASH_IN_THREAD: Final = 256 * 1024
 def plan_parts(total: int, chunksize: int) -> list[int]:
     """The sizes of the parts ``total`` bytes (at least :data:`MIN_PART`) go out as:
     ``chunksize`` each, and what is left as a part of its own when it is :data:`MIN_PART`
-    or more, else added to the last one."""
+    or more, else added to the last one (the last two halved if that one would pass
+    :data:`MAX_PART`)."""
     whole, rest = divmod(total, chunksize)
     sizes = [chunksize] * whole
     if rest >= MIN_PART or not sizes:
         sizes.append(rest)
-    else:
+    elif sizes[-1] + rest <= MAX_PART:
         sizes[-1] += rest
+    else:
+        both = sizes.pop() + rest
+        sizes += [both // 2, both - both // 2]
     return sizes
 
 

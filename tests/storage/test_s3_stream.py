@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dockyard.registry.service import Registry
-from dockyard.storage.s3 import MIN_PART, S3Parameters
+from dockyard.storage.s3 import MAX_PART, MIN_PART, S3Parameters
 from dockyard.storage.s3_driver import S3Driver
 from dockyard.storage.s3_progress import Progress
 from dockyard.storage.s3_stream import PartBody, plan_parts
@@ -114,6 +114,9 @@ def test_a_request_is_planned_as_parts_of_chunksize() -> None:
     assert plan_parts(12 * MiB, CHUNKSIZE) == [12 * MiB]  # 2 MiB left: in the last part
     assert plan_parts(MIN_PART, CHUNKSIZE) == [MIN_PART]
     assert plan_parts(3 * CHUNKSIZE + 1, CHUNKSIZE) == [CHUNKSIZE, CHUNKSIZE, CHUNKSIZE + 1]
+    # parts of 5 GiB (S3's most) and 1 MiB more: the last two halved, none past 5 GiB
+    half = (MAX_PART + MiB) // 2
+    assert plan_parts(2 * MAX_PART + MiB, MAX_PART) == [MAX_PART, half, half]
 
 
 async def test_a_chunked_push_streams_its_parts_across_replicas(
