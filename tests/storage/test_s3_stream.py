@@ -245,3 +245,27 @@ async def test_a_streamed_part_is_never_held_whole(
         assert peaks[True] < CHUNKSIZE < 2 * CHUNKSIZE < peaks[False]
     finally:
         await driver.close()
+
+
+async def test_with_streamparts_off_a_declared_length_is_buffered(
+    seaweedfs: SeaweedServer, seaweedfs_bucket: str
+) -> None:
+    parameters = {
+        **seaweedfs.parameters(seaweedfs_bucket),
+        "rootdirectory": f"/off/{uuid.uuid4().hex}",
+        "streamparts": False,
+    }
+    driver = S3Driver(S3Parameters.model_validate(parameters))
+    try:
+        watched = await _watch(driver)
+        data = random.Random(5).randbytes(PATCH)
+        writer = await driver.writer("/uploads/off/data")
+        writer.expect(len(data))
+        for start in range(0, len(data), MiB):
+            await writer.write(data[start : start + MiB])
+        state = await writer.close()
+        assert (watched.streamed, watched.buffered) == (0, 2)
+        await driver.commit("/uploads/off/data", state, "/blob")
+        assert await driver.get_content("/blob") == data
+    finally:
+        await driver.close()
