@@ -4,7 +4,7 @@ piece by piece as a request's body comes in, so that receiving and sending overl
 A request whose length is known (a ``PATCH`` with ``Content-Length``) is planned as parts
 up front (:func:`plan_parts`). Each part goes out with its ``Content-Length`` and an
 ``UNSIGNED-PAYLOAD`` signature (a body not yet received cannot be hashed first); over plain
-HTTP the part's MD5, computed as it streams, is checked against the ETag the store answers
+HTTP the part's MD5, computed beside its sending, is checked against the ETag the store answers
 (:func:`etag_matches`), in place of the SigV4 payload hash a buffered part gets.
 
 A part whose body stops short never becomes a part: the store wants every byte its
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 #: Pieces waiting for the connection, besides the one being written: a slow store holds
 #: back the request body, one piece (up to a body buffer, 4 MiB) behind.
 QUEUED: Final = 1
+#: Pieces being hashed (MD5) at once, in order, while they are sent.
+HASHING: Final = 2
 # Pieces at least this large are hashed in a thread (as the blob's sha256 is).
 _HASH_IN_THREAD: Final = 256 * 1024
 
@@ -67,15 +70,31 @@ class PartBody:
         self.fed = 0
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUED)
         self._md5: HASH | None = hashlib.md5(usedforsecurity=False) if check_md5 else None
+        # The MD5 of the pieces fed so far, hashed in order beside their sending: the
+        # newest pieces' hashing, at most :data:`HASHING` (each holds its piece).
+        self._hashing: deque[asyncio.Future[None]] = deque()
         self._iterated = False
 
     @property
     def missing(self) -> int:
         return self.size - self.fed
 
-    @property
-    def md5_hex(self) -> str | None:
-        return self._md5.hexdigest() if self._md5 is not None else None
+    async def md5_hex(self) -> str | None:
+        """The MD5 of the pieces fed (None: not checked), once they are all hashed."""
+        if self._md5 is None:
+            return None
+        while self._hashing:
+            await self._hashing.popleft()
+        return self._md5.hexdigest()
+
+    async def _hash_after(self, previous: asyncio.Future[None] | None, piece: bytes) -> None:
+        assert self._md5 is not None
+        if previous is not None:
+            await previous
+        if len(piece) >= _HASH_IN_THREAD:
+            await asyncio.to_thread(self._md5.update, piece)
+        else:
+            self._md5.update(piece)
 
     async def feed(self, piece: bytes, sending: asyncio.Future[Any]) -> None:
         """Queue ``piece`` (the body's own copy) once there is room; fails when the request
@@ -83,10 +102,10 @@ class PartBody:
         if len(piece) > self.missing:
             raise StorageError(f"{len(piece)} bytes for a part missing {self.missing}")
         if self._md5 is not None:
-            if len(piece) >= _HASH_IN_THREAD:
-                await asyncio.to_thread(self._md5.update, piece)
-            else:
-                self._md5.update(piece)
+            if len(self._hashing) == HASHING:
+                await self._hashing.popleft()
+            previous = self._hashing[-1] if self._hashing else None
+            self._hashing.append(asyncio.ensure_future(self._hash_after(previous, piece)))
         if self._queue.full():
             put = asyncio.ensure_future(self._queue.put(piece))
             await asyncio.wait((put, sending), return_when=asyncio.FIRST_COMPLETED)

@@ -161,7 +161,7 @@ class S3Writer(FileWriter):
         except ClientError as exc:
             raise not_found(self._path, exc) from exc
         if isinstance(data, PartBody):
-            _check_streamed(self._path, number, data, sent["ETag"])
+            _check_streamed(self._path, number, data, sent["ETag"], await data.md5_hex())
         return Part(sent["ETag"], size)
 
     async def _sent(self, keep: int = 0) -> None:
@@ -221,12 +221,11 @@ class S3Writer(FileWriter):
             await abort_upload(self._bucket, self._start.key, self._upload_id)
 
 
-def _check_streamed(path: str, number: int, body: PartBody, etag: str) -> None:
+def _check_streamed(path: str, number: int, body: PartBody, etag: str, md5_hex: str | None) -> None:
     """A streamed part the store took: all its bytes were sent, and (over plain HTTP) the
     store's ETag is their MD5."""
     if body.missing:
         raise StorageError(f"part {number} of {path} was answered {body.missing} bytes early")
-    md5_hex = body.md5_hex
     if md5_hex is not None and not etag_matches(etag, md5_hex):
         raise StorageError(
             f"part {number} of {path}: the store's ETag {etag} is not the MD5 {md5_hex} "
