@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from dockyard.registry.service import Registry
+from dockyard.storage.driver import StorageError
 from dockyard.storage.s3 import MAX_PART, MIN_PART, S3Parameters
 from dockyard.storage.s3_driver import S3Driver
 from dockyard.storage.s3_progress import Progress
@@ -267,5 +268,41 @@ async def test_with_streamparts_off_a_declared_length_is_buffered(
         assert (watched.streamed, watched.buffered) == (0, 2)
         await driver.commit("/uploads/off/data", state, "/blob")
         assert await driver.get_content("/blob") == data
+    finally:
+        await driver.close()
+
+
+async def test_a_part_whose_etag_is_not_the_md5_sent_fails_the_request(
+    seaweedfs: SeaweedServer, seaweedfs_bucket: str
+) -> None:
+    """Over plain HTTP the ETag is the check of a streamed part: a store answering another
+    (a fault no real store makes on demand, so the answer is changed on its way back)
+    fails the request, and the state before it still commits its own bytes."""
+    parameters = {
+        **seaweedfs.parameters(seaweedfs_bucket),
+        "rootdirectory": f"/etag/{uuid.uuid4().hex}",
+    }
+    driver = S3Driver(S3Parameters.model_validate(parameters))
+    try:
+        first = random.Random(6).randbytes(PATCH)
+        writer = await driver.writer("/uploads/etag/data")
+        writer.expect(len(first))
+        await writer.write(first)
+        state = await writer.close()
+
+        def wrong_etag(parsed: dict[str, Any], **_: Any) -> None:
+            parsed["ETag"] = '"' + "0" * 32 + '"'
+
+        bucket = await driver.bucket()
+        assert bucket.streaming is not None and bucket.check_md5
+        bucket.streaming.meta.events.register("after-call.s3.UploadPart", wrong_etag)
+        failed = await driver.writer("/uploads/etag/data", state)
+        failed.expect(PATCH)
+        with pytest.raises(StorageError, match="is not the MD5"):
+            await failed.write(random.Random(7).randbytes(PATCH))
+            await failed.close()
+        await failed.abandon()
+        await driver.commit("/uploads/etag/data", state, "/blob")
+        assert await driver.get_content("/blob") == first
     finally:
         await driver.close()
