@@ -186,6 +186,8 @@ class UploadService:
         hashed = self._hash_state_at(record)
         self._hashes.pop(record.id, None)  # the hasher changes as the chunk goes in
         writer = await self._resume(record, destination)
+        if limit is not None:
+            writer.expect(limit)
         try:
             written = await _copy(body, writer, hashed.hasher if hashed else None, limit)
             if limit is not None and written != limit:

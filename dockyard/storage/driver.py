@@ -107,6 +107,11 @@ class FileWriter(ABC):
     def size(self) -> int:
         """Bytes in the upload: the size it was opened at plus what this writer appended."""
 
+    def expect(self, length: int) -> None:  # noqa: B027  # a hint most writers ignore
+        """Before the first write: exactly ``length`` more bytes will be written before
+        :meth:`close` (a request's declared length). A writer may send them on as they
+        come; closing with fewer then fails. Here: nothing to do."""
+
     @abstractmethod
     async def write(self, data: bytes | memoryview) -> None:
         """Append ``data``. The writer is done with ``data`` when this returns. After a

@@ -68,6 +68,10 @@ class S3Parameters(DriverParameters):
     storageclass: StorageClass = "STANDARD"
     objectacl: ObjectAcl = "private"
     useragent: str = ""
+    #: Dockyard's own: send a request that declares its length as parts while its bytes
+    #: arrive (unsigned payloads, checked by their ETag over plain HTTP); off: every part
+    #: gathers whole and is signed, as for a body of unknown length
+    streamparts: bool = True
 
     @field_validator("region", "bucket")
     @classmethod

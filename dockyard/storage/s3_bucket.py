@@ -78,8 +78,12 @@ def preload() -> None:
         loader.load_data(name)
 
 
-def open_client(parameters: S3Parameters) -> AbstractAsyncContextManager[S3Client]:
-    """An aiobotocore S3 client for ``parameters`` (enter it to use it)."""
+def open_client(
+    parameters: S3Parameters, unsigned_payload: bool = False
+) -> AbstractAsyncContextManager[S3Client]:
+    """An aiobotocore S3 client for ``parameters`` (enter it to use it); with
+    ``unsigned_payload``, one that signs no request body, even over plain HTTP (for parts
+    streamed as they arrive, which cannot be hashed before they are sent)."""
     config = AioConfig(
         signature_version="s3v4" if parameters.v4auth else "s3",
         s3={
@@ -87,7 +91,7 @@ def open_client(parameters: S3Parameters) -> AbstractAsyncContextManager[S3Clien
             # Over HTTPS, TLS protects the bytes: no SigV4 hash of every part's payload
             # (a sha256 of each part in the event loop). Over plain HTTP it is kept: it is
             # then the only check that the store got what was sent.
-            "payload_signing_enabled": not parameters.secure,
+            "payload_signing_enabled": not parameters.secure and not unsigned_payload,
         },
         max_pool_connections=MAX_CONNECTIONS,
         # The digest of every blob is checked by Dockyard itself; CRCs of every part
@@ -152,11 +156,25 @@ class Bucket:
     root: str
     #: what every object written gets: ACL, storage class, encryption, content type
     new_object: Mapping[str, str] = field(default_factory=dict)
+    #: the client that sends parts as their bytes arrive (unsigned payloads); None: parts
+    #: are buffered whole and sent with ``client``
+    streaming: S3Client | None = None
+    #: whether a streamed part's ETag is checked against the MD5 of what was sent
+    check_md5: bool = False
 
     @classmethod
-    def of(cls, client: S3Client, parameters: S3Parameters) -> Bucket:
+    def of(
+        cls, client: S3Client, parameters: S3Parameters, streaming: S3Client | None = None
+    ) -> Bucket:
         arguments = {**_object_arguments(parameters), "ContentType": "application/octet-stream"}
-        return cls(client, parameters.bucket, parameters.rootdirectory, arguments)
+        return cls(
+            client,
+            parameters.bucket,
+            parameters.rootdirectory,
+            arguments,
+            streaming,
+            check_md5=streaming is not None and not parameters.secure,
+        )
 
     def key(self, path: str) -> str:
         """The key of a checked driver path (``/`` is the prefix of everything)."""

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
@@ -49,8 +49,12 @@ from dockyard.storage.s3_copy import CopySettings, copy_key
 from dockyard.storage.s3_deletes import delete_trees, keys_below
 from dockyard.storage.s3_presign import Presigner
 from dockyard.storage.s3_progress import TAIL_MARK, Progress
+from dockyard.storage.s3_stream import drop_expect_header
 from dockyard.storage.s3_writer import S3Writer, abort_upload, delete_keys
 from dockyard.storage.strays import StrayUploads
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
 
 READ_CHUNK: Final = 1024 * 1024
 _PRESIGNED: Final = {"GET": "get_object", "HEAD": "head_object"}
@@ -99,8 +103,28 @@ class S3Driver(StorageDriver, StrayUploads):
                     client = await self._stack.enter_async_context(open_client(self.parameters))
                     client.meta.events.register("before-send.s3", send_body_as_view)
                     self._presigner = await Presigner.of(client, self.parameters.bucket)
-                    self._opened = Bucket.of(client, self.parameters)
+                    streaming = await self._streaming_client(client)
+                    self._opened = Bucket.of(client, self.parameters, streaming)
         return self._opened
+
+    async def _streaming_client(self, client: S3Client) -> S3Client | None:
+        """The client for parts streamed as they arrive: over HTTPS the one client (it signs
+        no payload); over plain HTTP a second one that signs none either, whose parts are
+        checked by their ETag instead; None (parts buffered and signed) with
+        ``streamparts`` off, and over plain HTTP with KMS encryption, where an ETag is no
+        MD5."""
+        if not self.parameters.streamparts:
+            return None
+        if self.parameters.secure:
+            streaming = client
+        elif self.parameters.encrypt and self.parameters.keyid:
+            return None
+        else:
+            streaming = await self._stack.enter_async_context(
+                open_client(self.parameters, unsigned_payload=True)
+            )
+        streaming.meta.events.register("before-send.s3", drop_expect_header)
+        return streaming
 
     async def close(self) -> None:
         self._opened = None

@@ -8,6 +8,11 @@ size. On ``close`` what is left goes out as a part when it is 5 MiB or more, els
 upload's tail object (:mod:`dockyard.storage.s3_progress`). The multipart upload is created
 with the first part: an upload that never reaches 5 MiB is only a tail, committed by one
 copy.
+
+When the caller says how many bytes are coming (:meth:`S3Writer.expect`: a request's
+``Content-Length``), the tail and those bytes are planned as parts that are sent while the
+bytes arrive (:mod:`dockyard.storage.s3_stream`): nothing waits for a part to fill, no part
+is held whole, and the request leaves no tail.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
-from dockyard.storage.driver import FileWriter, WriterState
+from dockyard.storage.driver import FileWriter, StorageError, WriterState
 from dockyard.storage.s3 import MIN_PART
 from dockyard.storage.s3_bucket import Bucket, is_not_found, not_found
 from dockyard.storage.s3_progress import TAIL_MARK, Part, Progress
+from dockyard.storage.s3_stream import PartBody, etag_matches, plan_parts
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectIdentifierTypeDef
@@ -56,22 +62,77 @@ class S3Writer(FileWriter):
         self._size = progress.size
         self._sending: deque[asyncio.Task[Part]] = deque()
         self._closed = False
+        # Streaming (after ``expect``): the sizes of the parts still to start, and the one
+        # being fed with the task sending it.
+        self._planned: deque[int] | None = None
+        self._streamed: tuple[PartBody, asyncio.Task[Part]] | None = None
 
     @property
     def size(self) -> int:
         return self._size
 
+    def expect(self, length: int) -> None:
+        """Stream the next ``length`` bytes as planned parts, when the bucket allows it and
+        they and the tail make a part at least (else they gather as before)."""
+        total = len(self._buffer) + length
+        if (
+            self._bucket.streaming is None
+            or self._planned is not None
+            or self._size != self._start.size
+            or total < MIN_PART
+        ):
+            return
+        self._planned = deque(plan_parts(total, self._chunksize))
+
     async def write(self, data: bytes | memoryview) -> None:
         if self._closed:
             raise ValueError("writer is closed")
+        if self._planned is not None:
+            await self._stream(memoryview(data))
+            return
         self._buffer += data
         self._size += len(data)
         if len(self._buffer) >= self._chunksize:
             await self._send_buffer()
 
+    async def _stream(self, data: memoryview) -> None:
+        """Feed ``data`` to the streamed parts, starting the next one when one is full."""
+        assert self._planned is not None
+        while data:
+            if self._streamed is None or not self._streamed[0].missing:
+                if not self._planned:
+                    raise StorageError(f"more bytes written to {self._path} than expected")
+                await self._start_streamed(self._planned.popleft())
+            assert self._streamed is not None
+            body, sending = self._streamed
+            piece = data[: body.missing]
+            await body.feed(bytes(piece), sending)  # a copy of its own: the caller reuses data
+            self._size += len(piece)
+            data = data[len(piece) :]
+
+    async def _start_streamed(self, size: int) -> None:
+        """Start the next part, of ``size`` bytes; the tail (kept before this request) is its
+        first bytes."""
+        number = await self._next_part_number()
+        body = PartBody(size, check_md5=self._bucket.check_md5)
+        sending = asyncio.create_task(self._send(number, body, size))
+        self._sending.append(sending)
+        self._streamed = (body, sending)
+        if self._buffer:
+            tail, self._buffer = bytes(self._buffer), bytearray()
+            await body.feed(tail, sending)
+
     async def _send_buffer(self) -> None:
         """Send the buffer as the next part, without waiting for it (only for a part sent
         before it, when :data:`PARTS_IN_FLIGHT` are out): the next bytes gather meanwhile."""
+        number = await self._next_part_number()
+        # The buffer itself goes out (no copy of a part): the next bytes gather in a new one.
+        part, self._buffer = self._buffer, bytearray()
+        self._sending.append(asyncio.create_task(self._send(number, part, len(part))))
+
+    async def _next_part_number(self) -> int:
+        """The number of the part to send next, once fewer than :data:`PARTS_IN_FLIGHT` are
+        out; the multipart upload is created before its first part."""
         await self._sent(keep=PARTS_IN_FLIGHT - 1)
         if not self._upload_id:
             created = await self._bucket.client.create_multipart_upload(
@@ -82,23 +143,26 @@ class S3Writer(FileWriter):
             self._upload_id = created["UploadId"]
             self._created = int(time.time())
             self._created_upload = True
-        # The buffer itself goes out (no copy of a part): the next bytes gather in a new one.
-        part, self._buffer = self._buffer, bytearray()
-        number = len(self._parts) + len(self._sending) + 1
-        self._sending.append(asyncio.create_task(self._send(number, part)))
+        return len(self._parts) + len(self._sending) + 1
 
-    async def _send(self, number: int, data: bytearray) -> Part:
+    async def _send(self, number: int, data: bytearray | PartBody, size: int) -> Part:
+        client = self._bucket.client
+        if isinstance(data, PartBody) and self._bucket.streaming is not None:
+            client = self._bucket.streaming
         try:
-            sent = await self._bucket.client.upload_part(
+            sent = await client.upload_part(
                 Bucket=self._bucket.name,
                 Key=self._start.key,
                 UploadId=self._upload_id,
                 PartNumber=number,
+                ContentLength=size,
                 Body=data,  # type: ignore[arg-type]  # botocore takes a bytearray as a blob
             )
         except ClientError as exc:
             raise not_found(self._path, exc) from exc
-        return Part(sent["ETag"], len(data))
+        if isinstance(data, PartBody):
+            _check_streamed(self._path, number, data, sent["ETag"], await data.md5_hex())
+        return Part(sent["ETag"], size)
 
     async def _sent(self, keep: int = 0) -> None:
         """Wait for the parts being sent, oldest first, until at most ``keep`` are still
@@ -113,6 +177,8 @@ class S3Writer(FileWriter):
         if self._size == self._start.size:  # nothing written: the state it was opened at
             self._closed = True
             return WriterState(self._size, self._start.encode())
+        if self._planned or (self._streamed is not None and self._streamed[0].missing):
+            raise StorageError(f"fewer bytes written to {self._path} than expected")
         if len(self._buffer) >= MIN_PART:
             await self._send_buffer()
         await self._sent()
@@ -153,6 +219,18 @@ class S3Writer(FileWriter):
         self._sending.clear()
         if self._created_upload:
             await abort_upload(self._bucket, self._start.key, self._upload_id)
+
+
+def _check_streamed(path: str, number: int, body: PartBody, etag: str, md5_hex: str | None) -> None:
+    """A streamed part the store took: all its bytes were sent, and (over plain HTTP) the
+    store's ETag is their MD5."""
+    if body.missing:
+        raise StorageError(f"part {number} of {path} was answered {body.missing} bytes early")
+    if md5_hex is not None and not etag_matches(etag, md5_hex):
+        raise StorageError(
+            f"part {number} of {path}: the store's ETag {etag} is not the MD5 {md5_hex} "
+            "of the bytes sent"
+        )
 
 
 async def abort_upload(bucket: Bucket, key: str, upload_id: str) -> None:

@@ -3,15 +3,56 @@ in a new container or bucket, under a root directory, and what each left behind.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from dockyard.api.app import build_app
+from dockyard.metadata.engine import create_engine
+from dockyard.metadata.generation import WriteGeneration
+from dockyard.metadata.store import MetadataStore
+from dockyard.registry.service import Registry
+from dockyard.registry.settings import RegistrySettings
 from dockyard.storage.driver import StorageDriver
 from tests.azurite import ACCOUNT, KEY, AzuriteServer
 from tests.fakegcs import FakeGcsServer, service_account_info
 
 ROOT = "registry-root"
+Client = TestClient[web.Request, web.Application]
+
+
+@asynccontextmanager
+async def serving_replicas(
+    drivers: Sequence[StorageDriver], database_url: str
+) -> AsyncIterator[tuple[list[Client], list[Registry]]]:
+    """A registry replica on each driver (its own Registry and HTTP app), all on the one
+    metadata database at ``database_url``: their test clients and registries."""
+    registries = [
+        Registry(
+            MetadataStore(create_engine(database_url), WriteGeneration.for_database(database_url)),
+            driver,
+            RegistrySettings(),
+        )
+        for driver in drivers
+    ]
+    clients = []
+    for registry in registries:
+        app = build_app(registry)
+        app.on_cleanup.clear()
+        client: Client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+    try:
+        yield clients, registries
+    finally:
+        for client in clients:
+            await client.close()
+        for registry in registries:
+            await registry.close()
 
 
 def make_azure_driver(request: pytest.FixtureRequest, **options: object) -> StorageDriver:

@@ -13,25 +13,19 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from dockyard.api.app import build_app
-from dockyard.metadata.engine import create_engine
-from dockyard.metadata.generation import WriteGeneration
-from dockyard.metadata.store import MetadataStore
 from dockyard.registry.service import Registry
-from dockyard.registry.settings import RegistrySettings
 from dockyard.storage.driver import StorageDriver
 from tests.storage.object_stores import (
+    Client,
     another_instance,
     azure_leftovers,
     gcs_leftovers,
     make_azure_driver,
     make_gcs_driver,
+    serving_replicas,
 )
 
-Client = TestClient[web.Request, web.Application]
 MiB = 1024 * 1024
 
 
@@ -41,26 +35,8 @@ async def replicas(
 ) -> AsyncIterator[tuple[list[Client], list[Registry]]]:
     first = (make_azure_driver if request.param == "azure" else make_gcs_driver)(request)
     drivers: list[StorageDriver] = [first, another_instance(first)]
-    registries = [
-        Registry(
-            MetadataStore(create_engine(database_url), WriteGeneration.for_database(database_url)),
-            driver,
-            RegistrySettings(),
-        )
-        for driver in drivers
-    ]
-    clients = []
-    for registry in registries:
-        app = build_app(registry)
-        app.on_cleanup.clear()
-        client: Client = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-    yield clients, registries
-    for client in clients:
-        await client.close()
-    for registry in registries:
-        await registry.close()
+    async with serving_replicas(drivers, database_url) as replicas:
+        yield replicas
 
 
 def _path(location: str) -> str:

@@ -39,6 +39,7 @@ def test_distributions_defaults(tmp_path: Path) -> None:
     assert parameters.multipartcopymaxconcurrency == 100
     assert (parameters.storageclass, parameters.objectacl) == ("STANDARD", "private")
     assert not parameters.encrypt and parameters.rootdirectory == ""
+    assert parameters.streamparts
     assert not parameters.path_style  # virtual-hosted on AWS itself
     assert storage.redirect.expiry_or_none == timedelta(minutes=20)
 
@@ -51,7 +52,7 @@ def test_every_key_from_file_and_environment(tmp_path: Path) -> None:
         "    multipartcopymaxconcurrency: 3\n    multipartcopythresholdsize: 0\n"
         "    encrypt: true\n    keyid: kms-key\n    storageclass: reduced_redundancy\n"
         "    objectacl: bucket-owner-full-control\n    rootdirectory: /registry/\n"
-        "    useragent: mirror\n"
+        "    useragent: mirror\n    streamparts: false\n"
         "  redirect:\n    disable: true\n    expiry: 5m\n"
     )
     loaded = load(tmp_path, text, {"REGISTRY_STORAGE_S3_CHUNKSIZE": "8388608"})
@@ -63,6 +64,7 @@ def test_every_key_from_file_and_environment(tmp_path: Path) -> None:
     assert endpoint_url(parameters) == "http://minio.local:9000"
     assert parameters.rootdirectory == "registry"
     assert parameters.storageclass == "REDUCED_REDUNDANCY"
+    assert not parameters.streamparts
     assert loaded.config.storage.redirect.disable
     assert loaded.config.storage.redirect.expiry_or_none is None
     rendered = render_effective(loaded.config)
