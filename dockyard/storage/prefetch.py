@@ -1,0 +1,99 @@
+"""Reading a just-committed blob back into the page cache, in the background.
+
+The filesystem writer keeps uploads out of the page cache (``O_DIRECT``, pages dropped
+behind the writer: :mod:`dockyard.storage.pagecache`), so right after a push the blob is
+only on disk, and the first pull, which often comes at once (CI pushes, a cluster
+pulls), reads it from the disk while the client waits and writes its own copy.
+registry:2 writes through the cache and serves that first pull from memory. So after a
+commit the blob is asked for with ``posix_fadvise(WILLNEED)``: the kernel reads it into
+the cache with the disk's own large reads, no copy through Python, while the client
+finishes its push; a pull then finds it there.
+
+One thread per process does it, a blob at a time (the disk is shared with the uploads
+still running), for at most :data:`PREFETCH_LIMIT` bytes of each blob; at most
+:data:`QUEUED` blobs wait, later ones are skipped (a pull still reads ahead of itself,
+``dockyard.api.readahead``). It is only a hint: nothing waits for it, errors are ignored,
+the pages are the kernel's to evict, and the blob's durability does not depend on it
+(the commit has ``fdatasync``-ed it before). Where ``posix_fadvise`` is missing (not
+Linux), nothing happens.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+
+# One call reads at most the device's read-ahead size on Linux (8 MiB here).
+PIECE = 8 * 1024 * 1024
+PREFETCH_LIMIT = 1024 * 1024 * 1024
+QUEUED = 64
+
+_fadvise = getattr(os, "posix_fadvise", None)
+
+
+def read_into_cache(path: Path, length: int) -> None:
+    """Ask for the first ``length`` bytes of ``path`` piece by piece; each call returns
+    once its reads are queued. A missing file (deleted meanwhile) is skipped."""
+    if _fadvise is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        for offset in range(0, length, PIECE):
+            _fadvise(fd, offset, min(PIECE, length - offset), os.POSIX_FADV_WILLNEED)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+
+
+class Prefetcher:
+    """The background reader of one process: :meth:`schedule` never blocks."""
+
+    def __init__(self, limit: int = PREFETCH_LIMIT, queued: int = QUEUED) -> None:
+        self._limit = limit
+        self._queue: queue.Queue[tuple[Path, int]] = queue.Queue(queued)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def schedule(self, path: Path, size: int) -> None:
+        """Read ``path`` (``size`` bytes) into the cache soon, unless too many wait."""
+        if _fadvise is None or size <= 0:
+            return
+        self._start()
+        try:
+            self._queue.put_nowait((path, min(size, self._limit)))
+        except queue.Full:
+            return
+
+    def wait_idle(self) -> None:
+        """Return once every scheduled blob has been asked for (tests)."""
+        self._queue.join()
+
+    def _start(self) -> None:
+        with self._lock:
+            # A forked worker inherits the object but not the thread: each process its own.
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._queue = queue.Queue(self._queue.maxsize)
+            self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        jobs = self._queue
+        while True:
+            path, length = jobs.get()
+            try:
+                read_into_cache(path, length)
+            finally:
+                jobs.task_done()
+
+
+#: the process's prefetcher, shared by every filesystem driver in it
+PREFETCHER = Prefetcher()
