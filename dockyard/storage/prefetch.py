@@ -59,7 +59,8 @@ class Prefetcher:
         self._queue: queue.Queue[tuple[Path, int]] = queue.Queue(queued)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        # A forked worker inherits the object but not the thread: each process its own.
+        os.register_at_fork(after_in_child=self._forget_thread)
 
     def schedule(self, path: Path, size: int) -> None:
         """Read ``path`` (``size`` bytes) into the cache soon, unless too many wait."""
@@ -75,15 +76,16 @@ class Prefetcher:
         """Return once every scheduled blob has been asked for (tests)."""
         self._queue.join()
 
+    def _forget_thread(self) -> None:
+        self._lock = threading.Lock()
+        self._queue = queue.Queue(self._queue.maxsize)
+        self._thread = None
+
     def _start(self) -> None:
         with self._lock:
-            # A forked worker inherits the object but not the thread: each process its own.
-            if self._thread is not None and self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._queue = queue.Queue(self._queue.maxsize)
-            self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
-            self._thread.start()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+                self._thread.start()
 
     def _run(self) -> None:
         jobs = self._queue
