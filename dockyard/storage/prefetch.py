@@ -9,18 +9,24 @@ commit the blob is asked for with ``posix_fadvise(WILLNEED)``: the kernel reads 
 the cache with the disk's own large reads, no copy through Python, while the client
 finishes its push; a pull then finds it there.
 
-One thread per process does it, a blob at a time (the disk is shared with the uploads
-still running), for at most :data:`PREFETCH_LIMIT` bytes of each blob; at most
-:data:`QUEUED` blobs wait, later ones are skipped (a pull still reads ahead of itself,
-``dockyard.api.readahead``). It is only a hint: nothing waits for it, errors are ignored,
-the pages are the kernel's to evict, and the blob's durability does not depend on it
-(the commit has ``fdatasync``-ed it before). Where ``posix_fadvise`` is missing (not
+One thread per process does it, a blob at a time, at the lowest CPU and disk priority
+(``nice`` 19, the idle I/O class): the disk and the cores are shared with the uploads
+still running, which a read-back at normal priority slowed by a tenth. It reads at most
+:data:`PREFETCH_LIMIT` bytes of each blob; at most :data:`QUEUED` blobs wait, later ones
+are skipped (a pull still reads ahead of itself, ``dockyard.api.readahead``). It is only
+a hint: nothing waits for it, errors are ignored, the pages are the kernel's to evict,
+and the blob's durability does not depend on it (the commit has ``fdatasync``-ed it
+before). Where ``posix_fadvise`` is missing (not
 Linux), nothing happens.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
+import platform
 import queue
 import threading
 from pathlib import Path
@@ -31,6 +37,28 @@ PREFETCH_LIMIT = 1024 * 1024 * 1024
 QUEUED = 64
 
 _fadvise = getattr(os, "posix_fadvise", None)
+# ioprio_set(2) has no libc wrapper: its system call number, by machine.
+_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
+_IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_IDLE = 3
+_IOPRIO_CLASS_SHIFT = 13
+LOWEST_NICE = 19
+
+
+def lower_this_threads_priority() -> None:
+    """Give the calling thread the lowest CPU priority and the idle I/O class, where the
+    system lets it (Linux sets both per thread); otherwise leave them."""
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, LOWEST_NICE)
+    number = _IOPRIO_SET.get(platform.machine())
+    name = ctypes.util.find_library("c")
+    if number is None or name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(name, use_errno=True)
+        value = IOPRIO_CLASS_IDLE << _IOPRIO_CLASS_SHIFT
+        libc.syscall(number, _IOPRIO_WHO_PROCESS, thread, value)
 
 
 def read_into_cache(path: Path, length: int) -> None:
@@ -88,6 +116,7 @@ class Prefetcher:
                 self._thread.start()
 
     def _run(self) -> None:
+        lower_this_threads_priority()
         jobs = self._queue
         while True:
             path, length = jobs.get()

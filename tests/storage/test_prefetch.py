@@ -5,6 +5,9 @@ served from memory, as later pulls are."""
 from __future__ import annotations
 
 import os
+import platform
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,19 @@ def test_a_forked_process_reads_back_in_a_thread_of_its_own(tmp_path: Path) -> N
             os._exit(status)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_reader_thread_yields_to_everything_else(tmp_path: Path) -> None:
+    """The read-back shares the cores and the disk with the uploads still running: its
+    thread runs at the lowest CPU priority and in the idle I/O class."""
+    reader = prefetch.Prefetcher()
+    reader.schedule(tmp_path / "gone", MiB)
+    reader.wait_idle()
+    thread = reader._thread
+    assert thread is not None and thread.native_id is not None
+    assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == prefetch.LOWEST_NICE
+    ionice = shutil.which("ionice")
+    if ionice is None or platform.machine() not in ("x86_64", "aarch64"):
+        return
+    shown = subprocess.run([ionice, "-p", str(thread.native_id)], capture_output=True, text=True)
+    assert shown.stdout.strip() == "idle", shown
