@@ -35,7 +35,6 @@ from dockyard.storage.driver import (
 from dockyard.storage.factory import DriverOptions, DriverParameters, register_driver
 from dockyard.storage.filesystem_writer import FilesystemWriter, remove_if_empty, space_at
 from dockyard.storage.local import LocalFiles
-from dockyard.storage.prefetch import PREFETCHER
 
 READ_CHUNK = 1024 * 1024
 # Linux limits: a name of at most 255 bytes, a path of fewer than 4096.
@@ -233,13 +232,12 @@ class FilesystemDriver(StorageDriver, LocalFiles):
                 os.fdatasync(fd)
             finally:
                 os.close(fd)
-            if target != source:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
-                _fsync_dir(target.parent)
-                remove_if_empty(source.parent, self.root)
-            # Written around the page cache: read back for the pull that may follow.
-            PREFETCHER.schedule(target, state.size)
+            if target == source:
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            _fsync_dir(target.parent)
+            remove_if_empty(source.parent, self.root)
 
         with space_at(target):
             await asyncio.to_thread(commit_sync)
