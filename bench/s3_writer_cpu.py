@@ -48,7 +48,7 @@ async def cpu_per_gib(server: SeaweedServer, bucket: str, mode: str, total: int)
         writer = await driver.writer("/uploads/cpu/data", state)
         writer.expect(REQUEST)
         for _ in range(REQUEST // PIECE):
-            await writer.write(piece)
+            await writer.write(memoryview(piece))
         state = await writer.close()
     spent = time.process_time() - started
     await driver.abort("/uploads/cpu/data", state)

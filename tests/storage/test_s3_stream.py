@@ -236,7 +236,7 @@ async def test_a_streamed_part_is_never_held_whole(
             if streamed:
                 writer.expect(4 * CHUNKSIZE)
             for _ in range(4 * CHUNKSIZE // MiB):
-                await writer.write(piece)
+                await writer.write(memoryview(piece))
                 piece[0] = (piece[0] + 1) % 256  # the caller reuses its buffer
             state = await writer.close()
             peaks[streamed] = tracemalloc.get_traced_memory()[1]
