@@ -212,8 +212,8 @@ async def alive(_request: web.Request) -> web.Response:
 
 
 def attach_monitoring(app: web.Application, config: Config, checks: HealthChecks | None) -> None:
-    """``GET /``, the health checks' schedule and the metrics' flushing, on ``app``."""
-    app.router.add_get("/", alive)
+    """The health checks' schedule and the metrics' flushing, on ``app`` (``GET /`` is
+    :func:`alive`, given to ``build_app``)."""
     if checks is not None:
         app.cleanup_ctx.append(checks.running)
     if config.http.debug.metrics:
