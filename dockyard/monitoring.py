@@ -195,7 +195,8 @@ def middlewares(
     config: Config, proxies: ProxyPolicy, checks: HealthChecks | None
 ) -> list[Middleware]:
     """The outermost middlewares of the registry port, in order: the request id, the HTTP
-    metrics (when on), the 503 while a health check fails."""
+    metrics (when on), the 503 while a health check fails. ``build_app`` binds them to
+    every route's handler (:mod:`dockyard.api.front`): aiohttp runs no chain of its own."""
     found: list[Middleware] = [request_id_middleware(proxies)]
     if config.http.debug.metrics:
         from dockyard.observability.http_metrics import metrics_middleware
