@@ -41,6 +41,7 @@ from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
 from dockyard.monitoring import (
     MonitoringPlan,
+    alive,
     attach_monitoring,
     debug_app,
     health_checks,
@@ -257,6 +258,7 @@ def make_web_app(
         proxies=proxies,
         token_service=security.token_service,
         outer_middlewares=monitoring_middlewares(config, proxies, checks),
+        root=alive,
     )
     if notifications is not None:
         app.cleanup_ctx.append(notifications.deliver)

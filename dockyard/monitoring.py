@@ -195,7 +195,8 @@ def middlewares(
     config: Config, proxies: ProxyPolicy, checks: HealthChecks | None
 ) -> list[Middleware]:
     """The outermost middlewares of the registry port, in order: the request id, the HTTP
-    metrics (when on), the 503 while a health check fails."""
+    metrics (when on), the 503 while a health check fails. ``build_app`` binds them to
+    every route's handler (:mod:`dockyard.api.front`): aiohttp runs no chain of its own."""
     found: list[Middleware] = [request_id_middleware(proxies)]
     if config.http.debug.metrics:
         from dockyard.observability.http_metrics import metrics_middleware
@@ -212,8 +213,8 @@ async def alive(_request: web.Request) -> web.Response:
 
 
 def attach_monitoring(app: web.Application, config: Config, checks: HealthChecks | None) -> None:
-    """``GET /``, the health checks' schedule and the metrics' flushing, on ``app``."""
-    app.router.add_get("/", alive)
+    """The health checks' schedule and the metrics' flushing, on ``app`` (``GET /`` is
+    :func:`alive`, given to ``build_app``)."""
     if checks is not None:
         app.cleanup_ctx.append(checks.running)
     if config.http.debug.metrics:

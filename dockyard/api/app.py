@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 from dockyard.api.context import UrlBuilder
 from dockyard.api.dispatch import Dispatcher
 from dockyard.api.forwarded import ProxyPolicy, forwarded_middleware
+from dockyard.api.front import add_unrouted, front
 from dockyard.api.table import DOCKYARD_ROUTES, ROUTES
 from dockyard.auth.controller import AccessController
 from dockyard.registry.service import Registry
@@ -29,27 +30,34 @@ def build_app(
     proxies: ProxyPolicy | None = None,
     token_service: tuple[str, TokenIssuer] | None = None,
     outer_middlewares: Sequence[Middleware] = (),
+    root: Handler | None = None,
 ) -> web.Application:
     """The registry API. ``access`` decides who may do what (default: everyone everything);
     ``proxies`` names the reverse proxies whose ``X-Forwarded-*`` headers are believed;
     ``token_service`` is Dockyard's token endpoint (its path and issuer), if it runs one;
-    ``outer_middlewares`` run around everything else (request ids, metrics, health)."""
+    ``outer_middlewares`` run around everything else (request ids, metrics, health), bound
+    to each route's handler (:mod:`dockyard.api.front`); ``root`` answers ``GET /``."""
     urls = urls or UrlBuilder()
     middlewares = list(outer_middlewares)
     if proxies and proxies.trusted:
         middlewares.append(forwarded_middleware(proxies))
-    app = web.Application(client_max_size=1024**2, middlewares=middlewares)
+    bind = front(middlewares)
+    app = web.Application(client_max_size=1024**2)
     app[REGISTRY_KEY] = registry
     dispatcher = Dispatcher(registry, urls, ROUTES, access)
     if token_service is not None:
         # Loaded only when Dockyard runs a token service (JWT and X.509 libraries).
-        from dockyard.api.token import add_token_endpoint
+        from dockyard.api.token import TokenEndpoint
 
-        add_token_endpoint(app, *token_service)
-    app.router.add_route("*", f"{urls.prefix}/v2", dispatcher.handle)
-    app.router.add_route("*", f"{urls.prefix}/v2/{{tail:.*}}", dispatcher.handle)
+        path, issuer = token_service
+        app.router.add_route("*", path, bind(TokenEndpoint(issuer).handle))
+    app.router.add_route("*", f"{urls.prefix}/v2", bind(dispatcher.handle))
+    app.router.add_route("*", f"{urls.prefix}/v2/{{tail:.*}}", bind(dispatcher.handle))
     own = Dispatcher(registry, urls, DOCKYARD_ROUTES, access)
-    app.router.add_route("*", f"{urls.prefix}/dockyard/v1/{{tail:.*}}", own.handle)
+    app.router.add_route("*", f"{urls.prefix}/dockyard/v1/{{tail:.*}}", bind(own.handle))
+    if root is not None:
+        app.router.add_get("/", bind(root))
+    add_unrouted(app, bind)
 
     if extra_headers:
         headers = {name: ", ".join(values) for name, values in extra_headers.items()}

@@ -90,8 +90,3 @@ class TokenEndpoint:
             service=service if isinstance(service, str) else None,
             scopes=parse_scopes(scopes)[:MAX_SCOPES],
         )
-
-
-def add_token_endpoint(app: web.Application, path: str, issuer: TokenIssuer) -> None:
-    endpoint = TokenEndpoint(issuer)
-    app.router.add_route("*", path, endpoint.handle)

@@ -25,8 +25,6 @@ import contextlib
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from dockyard.gc.review import REMEMBERED, HeadKeepsBlobs, head_refresh, review_window
@@ -67,20 +65,21 @@ class PushSessions:
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat_every = max(self._refresh / 2, SHORTEST_BEAT)
 
-    @asynccontextmanager
-    async def pushing(self, name: str) -> AsyncIterator[None]:
+    def pushing(self, name: str) -> _Pushing:
         """Around a request that pushes into ``name``: noted now, and at least every
         refresh and a half until the request ends."""
+        return _Pushing(self, name)
+
+    async def _count_in(self, name: str) -> None:
         await self.note(name)
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         self._in_flight[name] += 1
-        try:
-            yield
-        finally:
-            self._in_flight[name] -= 1
-            if self._in_flight[name] <= 0:
-                del self._in_flight[name]
+
+    def _count_out(self, name: str) -> None:
+        self._in_flight[name] -= 1
+        if self._in_flight[name] <= 0:
+            del self._in_flight[name]
 
     async def close(self) -> None:
         """Stop the heartbeat (at shutdown, once no request runs)."""
@@ -135,6 +134,23 @@ class PushSessions:
 
     def manifests(self, inner: Manifests) -> Manifests:
         return _ManifestsInSession(inner, self)
+
+
+class _Pushing:
+    """:meth:`PushSessions.pushing`: a class, not an ``asynccontextmanager``, which costs
+    an async generator and its throw per request (about 2 µs of each blob ``HEAD``)."""
+
+    __slots__ = ("_name", "_sessions")
+
+    def __init__(self, sessions: PushSessions, name: str) -> None:
+        self._sessions = sessions
+        self._name = name
+
+    async def __aenter__(self) -> None:
+        await self._sessions._count_in(self._name)
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._sessions._count_out(self._name)
 
 
 def _remember(times: OrderedDict[str, float], key: str, now: float) -> None:

@@ -1,4 +1,5 @@
-"""registry:2's HTTP families, counted by one aiohttp middleware around every request.
+"""registry:2's HTTP families, counted by one middleware around every request (bound to
+each route's handler of the registry port, :mod:`dockyard.api.front`).
 
 The ``handler`` label is the route's name as Distribution spells it (``blob``,
 ``blob_upload``, ``blob_upload_chunk``, ``manifest``, ``tags``, ``catalog``, ``base``),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from dockyard.api.access_log import AccessLogger
@@ -150,3 +151,39 @@ def test_new_ids_are_version_4_uuids_and_each_forked_worker_draws_its_own() -> N
     os.waitpid(child, 0)
     assert UUID.fullmatch(drawn_by_child)
     assert drawn_by_child != new_request_id()
+
+
+async def test_aiohttp_errors_and_raised_http_exceptions_carry_an_id(
+    registry: Registry, lines: io.StringIO
+) -> None:
+    """The middlewares are bound to the routes (no aiohttp chain); a path no route takes,
+    a method a route refuses and a handler's raised ``HTTPException`` still pass through
+    them."""
+
+    async def refusing(_request: web.Request) -> web.StreamResponse:
+        raise web.HTTPServiceUnavailable(text="not now")
+
+    app = build_app(registry, outer_middlewares=[request_id_middleware()], root=refusing)
+    app.on_cleanup.clear()
+    assert not app.middlewares
+    server = TestServer(app)
+    await server.start_server(
+        access_log_class=AccessLogger, access_log=logging.getLogger("dockyard.access")
+    )
+    async with TestClient(server) as client:
+        answers = []
+        for method, path, status in (
+            ("GET", "/no/such/route", 404),
+            ("POST", "/", 405),
+            ("GET", "/", 503),
+            ("GET", "/v2/", 200),
+        ):
+            response = await client.request(method, path)
+            await response.read()
+            assert response.status == status, (method, path)
+            answers.append(response)
+    ids = [response.headers["X-Request-Id"] for response in answers]
+    assert all(UUID.fullmatch(i) for i in ids) and len(set(ids)) == len(ids)
+    assert answers[1].headers["Allow"] == "GET,HEAD"
+    access = [e for e in _entries(lines) if e["logger"] == "dockyard.access"]
+    assert [e["http.request.id"] for e in access] == ids

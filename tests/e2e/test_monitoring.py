@@ -289,3 +289,62 @@ def test_every_request_has_an_id_in_its_header_and_log_line(monitored: Monitored
     line = next(x for x in monitored.server.log_text().splitlines() if request_id in x)
     assert "GET /v2/_catalog" in line and f"http.request.id={request_id}" in line
     assert "planted-by-the-client" not in monitored.server.log_text()
+
+
+# One request of each route class of the registry port: (method, path, status, handler).
+# The last three are answered by aiohttp's exceptions (404, 405), raised inside the request
+# id, the metrics and the health check, which aiohttp does not run as middlewares.
+ROUTE_CLASSES = [
+    ("GET", "/v2/", 200, "base"),
+    ("GET", "/v2/_catalog", 200, "catalog"),
+    ("GET", "/v2/monitoring/none/tags/list", 404, "tags"),
+    ("GET", "/v2/monitoring/none/manifests/v1", 404, "manifest"),
+    ("HEAD", f"/v2/monitoring/none/blobs/sha256:{'0' * 64}", 404, "blob"),
+    ("POST", "/v2/monitoring/none/blobs/uploads/", 202, "blob_upload"),
+    ("GET", "/", 200, "other"),
+    ("GET", "/no/such/route", 404, "other"),
+    ("POST", "/", 405, "other"),
+]
+
+
+def test_every_route_class_is_named_counted_and_refused_while_a_check_fails(
+    monitored: Monitored,
+) -> None:
+    time.sleep(FLUSH_INTERVAL + 0.5)  # the earlier tests' counts are in the baseline
+
+    def count(method: str, status: int, handler: str) -> float:
+        return monitored.sample("registry_http_requests_total", code=str(status),
+                                handler=handler, method=method)  # fmt: skip
+
+    before = {(m, s, h): count(m, s, h) for m, _, s, h in ROUTE_CLASSES}
+    ids = set()
+    for method, path, status, _ in ROUTE_CLASSES:
+        response = monitored.server.request(method, path)
+        assert response.status == status, (method, path)
+        assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["x-request-id"]), (method, path)
+        ids.add(response.headers["x-request-id"])
+        if status == 405:
+            assert response.headers["allow"] == "GET,HEAD"
+    assert len(ids) == len(ROUTE_CLASSES)
+    wait_for(
+        lambda: all(count(*key) - before[key] >= 1 for key in before) or None,
+        "every route class counted",
+        timeout=5,
+    )
+    monitored.marker.touch()
+    try:
+        wait_for(lambda: _health(monitored)[0] == 503 or None, "/debug/health to fail")
+        for method, path, _, _ in ROUTE_CLASSES:
+
+            def refused(method: str = method, path: str = path) -> bool | None:
+                server = monitored.server
+                return all(server.request(method, path).status == 503 for _ in range(4)) or None
+
+            wait_for(refused, f"both workers to refuse {method} {path}")
+            response = monitored.server.request(method, path)
+            assert "x-request-id" in response.headers
+            if method != "HEAD":
+                assert response.json()["errors"][0]["code"] == "UNAVAILABLE"  # type: ignore[index]
+    finally:
+        monitored.marker.unlink()
+    wait_for(lambda: _health(monitored)[0] == 200 or None, "/debug/health to pass again")
