@@ -83,6 +83,9 @@ class FilesystemParameters(DriverParameters):
     local_root_key: ClassVar[str | None] = "rootdirectory"
 
     rootdirectory: str = "/var/lib/registry"
+    # Uploads written through the page cache, their pages kept for the first pull; false:
+    # around it with O_DIRECT where the buffers allow (docs/storage.md).
+    cacheuploads: bool = True
 
     @field_validator("rootdirectory")
     @classmethod
@@ -98,8 +101,9 @@ class FilesystemParameters(DriverParameters):
 class FilesystemDriver(StorageDriver, LocalFiles):
     name = "filesystem"
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], cache_uploads: bool = True) -> None:
         self.root = Path(root).absolute()
+        self._cache_uploads = cache_uploads
         # Paths are built as text (pathlib's joining costs more than the rest of a small
         # blob's bookkeeping); a checked driver path is ASCII, so its bytes are its length.
         self._root_text = str(self.root).rstrip("/")
@@ -214,7 +218,7 @@ class FilesystemDriver(StorageDriver, LocalFiles):
 
         with space_at(full):
             fd, created = await asyncio.to_thread(open_sync)
-        return FilesystemWriter(full, self.root, fd, keep, created)
+        return FilesystemWriter(full, self.root, fd, keep, created, self._cache_uploads)
 
     async def commit(self, path: str, state: WriterState, destination: str) -> None:
         source, target = self._full(path), self._full(destination)
@@ -405,4 +409,4 @@ def _cut(fd: int, size: int, path: str) -> None:
 
 @register_driver("filesystem", FilesystemParameters)
 def _create(parameters: FilesystemParameters, _options: DriverOptions) -> FilesystemDriver:
-    return FilesystemDriver(parameters.rootdirectory)
+    return FilesystemDriver(parameters.rootdirectory, parameters.cacheuploads)

@@ -1,6 +1,9 @@
 """The filesystem driver's upload writer: appends to a local file as fast as the disk allows.
 
-* A page-aligned buffer at a page-aligned offset (what a taken-over request body is made
+* By default (``cache``) every write goes through the page cache and its pages stay there,
+  written out window by window as they arrive (:mod:`dockyard.storage.pagecache`): the
+  first pull right after a push then reads memory, not the disk.
+* Otherwise a page-aligned buffer at a page-aligned offset (what a taken-over request body is made
   of, ``dockyard.api.direct_body``) goes to the disk with ``O_DIRECT``; any other write
   goes through the page cache, whose pages are recycled behind the writer
   (:mod:`dockyard.storage.pagecache`).
@@ -54,12 +57,15 @@ def remove_if_empty(directory: Path, root: Path) -> None:
             os.rmdir(directory)
 
 
-def _pieces(data: bytes | memoryview, start: int) -> list[tuple[bytes | memoryview, int]]:
+def _pieces(
+    data: bytes | memoryview, start: int, direct: bool = True
+) -> list[tuple[bytes | memoryview, int]]:
     """``data`` cut into the pieces written at once, each with its file offset: a large
-    aligned buffer, cut at page boundaries so that every piece is aligned. (A write to the
-    page cache returns once copied: it gains nothing from pieces.)"""
+    aligned buffer bound for ``O_DIRECT`` (``direct``), cut at page boundaries so that
+    every piece is aligned. (A write to the page cache returns once copied: it gains
+    nothing from pieces.)"""
     length = len(data)
-    if length < WRITES_IN_FLIGHT * MIN_PIECE or not aligned(data, start):
+    if not direct or length < WRITES_IN_FLIGHT * MIN_PIECE or not aligned(data, start):
         return [(data, start)]
     view = memoryview(data)
     step = length // WRITES_IN_FLIGHT // ALIGN * ALIGN
@@ -92,9 +98,12 @@ def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
 
 class FilesystemWriter(FileWriter):
     """Writes one local file from ``size`` on; ``created`` when the file is this writer's
-    (abandoning it then removes the file)."""
+    (abandoning it then removes the file). ``cache``: every write through the page cache,
+    whose pages are kept; otherwise aligned writes go around it with ``O_DIRECT``."""
 
-    def __init__(self, path: Path, root: Path, fd: int, size: int, created: bool) -> None:
+    def __init__(
+        self, path: Path, root: Path, fd: int, size: int, created: bool, cache: bool = True
+    ) -> None:
         self._path = path
         self._root = root
         self._fd: int | None = fd
@@ -102,10 +111,10 @@ class FilesystemWriter(FileWriter):
         self._size = size
         self._created = created
         self._failed = False
-        self._pages = PageRecycler(fd, size)
+        self._pages = PageRecycler(fd, size, keep=cache)
         # A second descriptor for O_DIRECT writes, opened at the first aligned write.
         self._direct_fd: int | None = None
-        self._direct_refused = False
+        self._direct_refused = cache
         self._direct_lock = threading.Lock()
 
     @property
@@ -124,7 +133,7 @@ class FilesystemWriter(FileWriter):
         start = self._size
         calls = [
             functools.partial(self._write_sync, fd, piece, offset)
-            for piece, offset in _pieces(data, start)
+            for piece, offset in _pieces(data, start, not self._direct_refused)
         ]
         try:
             with space_at(self._path):

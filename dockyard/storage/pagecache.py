@@ -87,10 +87,13 @@ def write_direct(fd: int, data: memoryview, offset: int) -> int:
 
 class PageRecycler:
     """Follows one file descriptor written from ``start`` on, possibly by several threads
-    at once (a write that finishes early only makes writeback start early)."""
+    at once (a write that finishes early only makes writeback start early). With ``keep``
+    the pages written out stay in the cache (the next reader finds them there): the writer
+    still waits for the windows ``LAG`` behind, so the dirty pages stay few."""
 
-    def __init__(self, fd: int, start: int) -> None:
+    def __init__(self, fd: int, start: int, keep: bool = False) -> None:
         self._fd = fd
+        self._keep = keep
         # Everything before ``_dropped`` has been written out and dropped; everything
         # between it and ``_started`` has been handed to the disk.
         self._dropped = start - start % WINDOW
@@ -111,6 +114,7 @@ class PageRecycler:
             if keep_from > self._dropped:
                 length = keep_from - self._dropped
                 flags = _WAIT_BEFORE | _WRITE | _WAIT_AFTER
-                if _sync_file_range(self._fd, self._dropped, length, flags) == 0:
+                done = _sync_file_range(self._fd, self._dropped, length, flags) == 0
+                if done and not self._keep:
                     os.posix_fadvise(self._fd, self._dropped, length, os.POSIX_FADV_DONTNEED)
                 self._dropped = keep_from

@@ -1,11 +1,15 @@
-"""What only the filesystem driver does: ``O_DIRECT`` for page-aligned buffers where the
-filesystem takes it, the page cache (recycled) otherwise, large writes cut into pieces
-written at once, and local paths. The bytes are the same whichever way they go."""
+"""What only the filesystem driver does: uploads through the page cache, their pages kept
+(the default), or with ``cacheuploads: false`` ``O_DIRECT`` for page-aligned buffers where
+the filesystem takes it and the page cache (recycled) otherwise; large direct writes cut
+into pieces written at once, and local paths. The bytes are the same whichever way they
+go."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import mmap
 import os
 from pathlib import Path
@@ -45,14 +49,17 @@ def roots(tmp_path: Path) -> list[Path]:
     return found
 
 
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "direct"])
 @pytest.mark.parametrize("where", [0, 1], ids=["disk", "tmpfs"])
-async def test_direct_and_cached_writes_store_the_same_bytes(tmp_path: Path, where: int) -> None:
+async def test_direct_and_cached_writes_store_the_same_bytes(
+    tmp_path: Path, where: int, cache: bool
+) -> None:
     places = roots(tmp_path)
     if where >= len(places):
         pytest.skip("no writable tmpfs at /dev/shm")
     root = places[where]
     try:
-        driver = FilesystemDriver(root)
+        driver = FilesystemDriver(root, cache_uploads=cache)
         buffers = [aligned_buffer(4 * MiB) for _ in range(5)]
         odd = os.urandom(12_345)
         writer = await driver.writer("/u/data")
@@ -92,6 +99,44 @@ async def test_writes_leave_no_descriptor_open(tmp_path: Path) -> None:
     assert len(os.listdir("/proc/self/fd")) == before
 
 
+def cached_bytes(path: Path) -> int:
+    """How many bytes of ``path`` the page cache holds (``mincore`` of a mapping)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    vector = (ctypes.c_ubyte * pages)()
+    # A private mapping: writable, so ctypes can take its address; never written.
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY) as m:
+        first = ctypes.c_char.from_buffer(m)
+        result = libc.mincore(ctypes.addressof(first), size, vector)
+        del first  # the mapping closes only once nothing points into it
+    assert result == 0, os.strerror(ctypes.get_errno())
+    return sum(1 for page in vector if page & 1) * mmap.PAGESIZE
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "direct"])
+async def test_a_committed_upload_stays_in_the_page_cache_unless_told_not_to(
+    tmp_path: Path, cache: bool
+) -> None:
+    """The first pull right after a push reads memory: by default the pages written stay
+    cached, also those behind the writer's windows; ``cacheuploads: false`` writes aligned
+    buffers around the cache (``O_DIRECT``) and leaves almost nothing there."""
+    driver = FilesystemDriver(tmp_path / "store", cache_uploads=cache)
+    size = 2 * pagecache.LAG + 4 * pagecache.WINDOW  # past the windows the writer waits for
+    writer = await driver.writer("/u/data")
+    piece = aligned_buffer(4 * MiB)
+    for _ in range(size // len(piece)):
+        await writer.write(piece)
+    state = await writer.close()
+    await driver.commit("/u/data", state, "/blob")
+    cached = cached_bytes(tmp_path / "store" / "blob")
+    if cache:
+        assert cached == size
+    else:
+        assert cached < size // 4
+
+
 def test_a_large_direct_write_is_cut_into_aligned_pieces() -> None:
     buffer = aligned_buffer(4 * MiB)
     pieces = filesystem_writer._pieces(buffer, 8 * MiB)
@@ -108,6 +153,7 @@ def test_a_large_direct_write_is_cut_into_aligned_pieces() -> None:
     # Writes to the page cache, and small ones, go whole.
     cached = os.urandom(4 * MiB)
     assert filesystem_writer._pieces(cached, 0) == [(cached, 0)]
+    assert filesystem_writer._pieces(buffer, 0, direct=False) == [(buffer, 0)]
     assert len(filesystem_writer._pieces(buffer, 5)) == 1
     assert len(filesystem_writer._pieces(buffer[: 2 * filesystem_writer.MIN_PIECE - 4096], 0)) == 1
 
