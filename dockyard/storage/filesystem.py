@@ -83,9 +83,9 @@ class FilesystemParameters(DriverParameters):
     local_root_key: ClassVar[str | None] = "rootdirectory"
 
     rootdirectory: str = "/var/lib/registry"
-    # Uploads written through the page cache, their pages kept for the first pull; false:
-    # around it with O_DIRECT where the buffers allow (docs/storage.md).
-    cacheuploads: bool = True
+    # true: uploads written through the page cache and their pages kept for the first
+    # pull; false: around it with O_DIRECT where the buffers allow (docs/storage.md).
+    cacheuploads: bool = False
 
     @field_validator("rootdirectory")
     @classmethod
@@ -101,7 +101,7 @@ class FilesystemParameters(DriverParameters):
 class FilesystemDriver(StorageDriver, LocalFiles):
     name = "filesystem"
 
-    def __init__(self, root: str | os.PathLike[str], cache_uploads: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str], cache_uploads: bool = False) -> None:
         self.root = Path(root).absolute()
         self._cache_uploads = cache_uploads
         # Paths are built as text (pathlib's joining costs more than the rest of a small

@@ -1,12 +1,13 @@
 """The filesystem driver's upload writer: appends to a local file as fast as the disk allows.
 
-* By default (``cache``) every write goes through the page cache and its pages stay there,
-  written out window by window as they arrive (:mod:`dockyard.storage.pagecache`): the
-  first pull right after a push then reads memory, not the disk.
-* Otherwise a page-aligned buffer at a page-aligned offset (what a taken-over request body is made
+* A page-aligned buffer at a page-aligned offset (what a taken-over request body is made
   of, ``dockyard.api.direct_body``) goes to the disk with ``O_DIRECT``; any other write
   goes through the page cache, whose pages are recycled behind the writer
   (:mod:`dockyard.storage.pagecache`).
+* With ``cache`` (``storage.filesystem.cacheuploads: true``) every write goes through the
+  page cache instead and its pages stay there, written out window by window as they
+  arrive: the first pull right after a push reads memory, not the disk, for the CPU of
+  filling fresh pages (docs/storage.md says when that is dear).
 * A large ``O_DIRECT`` write is cut into :data:`WRITES_IN_FLIGHT` pieces written at once
   from threads: the disk takes several writes in flight faster than one
   (docs/performance.md).
@@ -102,7 +103,7 @@ class FilesystemWriter(FileWriter):
     whose pages are kept; otherwise aligned writes go around it with ``O_DIRECT``."""
 
     def __init__(
-        self, path: Path, root: Path, fd: int, size: int, created: bool, cache: bool = True
+        self, path: Path, root: Path, fd: int, size: int, created: bool, cache: bool = False
     ) -> None:
         self._path = path
         self._root = root

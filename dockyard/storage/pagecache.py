@@ -12,6 +12,12 @@ buffer at a page-aligned offset with ``O_DIRECT`` (about 0.2 CPU s/GiB here), wh
 buffers of a taken-over request body are (``dockyard.api.direct_body``). Unaligned writes
 (the tail of a blob, bodies from aiohttp) go through the cache and the recycler.
 
+A recycler told to ``keep`` the pages (``storage.filesystem.cacheuploads: true``) skips the
+drop: the file stays cached for its first reader, and every window costs fresh pages. On
+a VM that hands free memory back to its host (a balloon with free page reporting, as the
+benchmark machine) each of those is faulted in from the host on first touch, inside the
+writer's ``pwrite``: 5.8-8.5 CPU s/GiB there against 1.4 (docs/performance.md).
+
 Where ``sync_file_range`` is missing (not Linux), the recycler does nothing; where
 ``O_DIRECT`` is refused (tmpfs, some network filesystems), writes go through the cache.
 """

@@ -18,7 +18,8 @@ import pytest
 
 from dockyard.storage import filesystem_writer, pagecache
 from dockyard.storage.driver import PathNotFoundError, WriterState
-from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.factory import create_driver
+from dockyard.storage.filesystem import FilesystemDriver, FilesystemParameters
 from dockyard.storage.local import LocalFiles
 
 MiB = 1024 * 1024
@@ -119,10 +120,11 @@ def cached_bytes(path: Path) -> int:
 async def test_a_committed_upload_stays_in_the_page_cache_unless_told_not_to(
     tmp_path: Path, cache: bool
 ) -> None:
-    """The first pull right after a push reads memory: by default the pages written stay
-    cached, also those behind the writer's windows; ``cacheuploads: false`` writes aligned
-    buffers around the cache (``O_DIRECT``) and leaves almost nothing there."""
-    driver = FilesystemDriver(tmp_path / "store", cache_uploads=cache)
+    """With ``cacheuploads: true`` the first pull right after a push reads memory: the
+    pages written stay cached, also those behind the writer's windows; by default aligned
+    buffers go around the cache (``O_DIRECT``) and leave almost nothing there."""
+    parameters = FilesystemParameters(rootdirectory=str(tmp_path / "store"), cacheuploads=cache)
+    driver = create_driver("filesystem", parameters)
     size = 2 * pagecache.LAG + 4 * pagecache.WINDOW  # past the windows the writer waits for
     writer = await driver.writer("/u/data")
     piece = aligned_buffer(4 * MiB)
