@@ -1485,7 +1485,10 @@ def test_render_effective_layout(tmp_path: Path) -> None:
     rendered = render_effective(load(tmp_path, REGISTRY2_SAMPLE).config)
     data = yaml.safe_load(rendered)
     assert data["version"] == "0.1"
-    assert data["storage"]["filesystem"] == {"rootdirectory": "/var/lib/registry"}
+    assert data["storage"]["filesystem"] == {
+        "rootdirectory": "/var/lib/registry",
+        "cacheuploads": False,
+    }
     assert "driver" not in data["storage"]
     assert data["storage"]["maintenance"]["uploadpurging"]["age"] == "168h"
     assert data["http"]["secret"] is None
