@@ -113,9 +113,9 @@ class S3Driver(StorageDriver, StrayUploads):
     async def _streaming_client(self, client: S3Client) -> S3Client | None:
         """The client for parts streamed as they arrive: over HTTPS the one client (it signs
         no payload); over plain HTTP a second one that signs none either, whose parts are
-        checked by their ETag instead; None (parts buffered and signed) with
-        ``streamparts`` off, and over plain HTTP with KMS encryption, where an ETag is no
-        MD5."""
+        checked by a CRC32 trailer or their ETag instead (:meth:`_integrity`); None (parts
+        buffered and signed) with ``streamparts`` off, and over plain HTTP with KMS
+        encryption, where an ETag is no MD5."""
         if not self.parameters.streamparts:
             return None
         if self.parameters.secure:

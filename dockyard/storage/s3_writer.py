@@ -227,8 +227,8 @@ class S3Writer(FileWriter):
 
 
 def _check_streamed(path: str, number: int, body: PartBody, etag: str, md5_hex: str | None) -> None:
-    """A streamed part the store took: all its bytes were sent, and (over plain HTTP) the
-    store's ETag is their MD5."""
+    """A streamed part the store took: all its bytes were sent, and (when
+    checked by its ETag) the store's ETag is their MD5."""
     if body.missing:
         raise StorageError(f"part {number} of {path} was answered {body.missing} bytes early")
     if md5_hex is not None and not etag_matches(etag, md5_hex):
