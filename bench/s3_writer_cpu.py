@@ -1,6 +1,7 @@
 """CPU seconds per GiB of the S3 writer in this process, on one SeaweedFS, for the ways a
-part can go out: streamed while its bytes arrive with the MD5 check of plain HTTP,
-streamed without that check, and buffered whole and signed (``streamparts: false``).
+part can go out: streamed while its bytes arrive with a CRC32 trailer the store verifies,
+streamed with the ETag's MD5 check (stores that verify no trailer), streamed without a
+check (HTTPS), and buffered whole and signed (``streamparts: false``).
 
     python -m bench.s3_writer_cpu [--mib 512] [--repeats 2]
 
@@ -22,13 +23,15 @@ from typing import Final
 
 from dockyard.storage.driver import WriterState
 from dockyard.storage.s3 import S3Parameters
+from dockyard.storage.s3_checksums import Integrity
 from dockyard.storage.s3_driver import S3Driver
 from tests.seaweedfs import SeaweedServer
 
 MiB: Final = 1024 * 1024
 REQUEST: Final = 16 * MiB
 PIECE: Final = 4 * MiB
-MODES: Final = ("streamed", "unchecked", "buffered")
+MODES: Final = ("trailer", "md5", "unchecked", "buffered")
+_FORCED: Final = {"md5": Integrity.ETAG_MD5, "unchecked": Integrity.TRANSPORT}
 
 
 async def cpu_per_gib(server: SeaweedServer, bucket: str, mode: str, total: int) -> float:
@@ -39,8 +42,8 @@ async def cpu_per_gib(server: SeaweedServer, bucket: str, mode: str, total: int)
     }
     driver = S3Driver(S3Parameters.model_validate(parameters))
     opened = await driver.bucket()
-    if mode == "unchecked":
-        driver._opened = dataclasses.replace(opened, check_md5=False)
+    if mode in _FORCED:
+        driver._opened = dataclasses.replace(opened, integrity=_FORCED[mode])
     piece = bytearray(os.urandom(PIECE))
     state = WriterState()
     started = time.process_time()

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from dockyard.storage.driver import InvalidPathError, PathNotFoundError
 from dockyard.storage.s3 import S3Parameters
+from dockyard.storage.s3_checksums import Integrity
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -159,12 +160,16 @@ class Bucket:
     #: the client that sends parts as their bytes arrive (unsigned payloads); None: parts
     #: are buffered whole and sent with ``client``
     streaming: S3Client | None = None
-    #: whether a streamed part's ETag is checked against the MD5 of what was sent
-    check_md5: bool = False
+    #: how a streamed part's bytes are checked (:mod:`dockyard.storage.s3_checksums`)
+    integrity: Integrity = Integrity.TRANSPORT
 
     @classmethod
     def of(
-        cls, client: S3Client, parameters: S3Parameters, streaming: S3Client | None = None
+        cls,
+        client: S3Client,
+        parameters: S3Parameters,
+        streaming: S3Client | None = None,
+        integrity: Integrity = Integrity.TRANSPORT,
     ) -> Bucket:
         arguments = {**_object_arguments(parameters), "ContentType": "application/octet-stream"}
         return cls(
@@ -173,7 +178,7 @@ class Bucket:
             parameters.rootdirectory,
             arguments,
             streaming,
-            check_md5=streaming is not None and not parameters.secure,
+            integrity,
         )
 
     def key(self, path: str) -> str:

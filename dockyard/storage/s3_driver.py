@@ -45,11 +45,13 @@ from dockyard.storage.s3_bucket import (
     open_client,
     send_body_as_view,
 )
+from dockyard.storage.s3_checksum_probe import verifies_trailers
+from dockyard.storage.s3_checksums import Integrity
 from dockyard.storage.s3_copy import CopySettings, copy_key
 from dockyard.storage.s3_deletes import delete_trees, keys_below
 from dockyard.storage.s3_presign import Presigner
 from dockyard.storage.s3_progress import TAIL_MARK, Progress
-from dockyard.storage.s3_stream import drop_expect_header
+from dockyard.storage.s3_stream import drop_expect_header, frame_with_trailer
 from dockyard.storage.s3_writer import S3Writer, abort_upload, delete_keys
 from dockyard.storage.strays import StrayUploads
 
@@ -104,15 +106,16 @@ class S3Driver(StorageDriver, StrayUploads):
                     client.meta.events.register("before-send.s3", send_body_as_view)
                     self._presigner = await Presigner.of(client, self.parameters.bucket)
                     streaming = await self._streaming_client(client)
-                    self._opened = Bucket.of(client, self.parameters, streaming)
+                    integrity = await self._integrity(streaming)
+                    self._opened = Bucket.of(client, self.parameters, streaming, integrity)
         return self._opened
 
     async def _streaming_client(self, client: S3Client) -> S3Client | None:
         """The client for parts streamed as they arrive: over HTTPS the one client (it signs
         no payload); over plain HTTP a second one that signs none either, whose parts are
-        checked by their ETag instead; None (parts buffered and signed) with
-        ``streamparts`` off, and over plain HTTP with KMS encryption, where an ETag is no
-        MD5."""
+        checked by a CRC32 trailer or their ETag instead (:meth:`_integrity`); None (parts
+        buffered and signed) with ``streamparts`` off, and over plain HTTP with KMS
+        encryption, where an ETag is no MD5."""
         if not self.parameters.streamparts:
             return None
         if self.parameters.secure:
@@ -123,8 +126,19 @@ class S3Driver(StorageDriver, StrayUploads):
             streaming = await self._stack.enter_async_context(
                 open_client(self.parameters, unsigned_payload=True)
             )
+        streaming.meta.events.register("before-sign.s3.UploadPart", frame_with_trailer)
         streaming.meta.events.register("before-send.s3", drop_expect_header)
         return streaming
+
+    async def _integrity(self, streaming: S3Client | None) -> Integrity:
+        """How streamed parts are checked: by TLS over HTTPS; over plain HTTP by a CRC32
+        trailer when the store was seen verifying one, else by the ETag's MD5."""
+        if streaming is None or self.parameters.secure:
+            return Integrity.TRANSPORT
+        root = self.parameters.rootdirectory
+        if await verifies_trailers(streaming, self.parameters.bucket, root):
+            return Integrity.TRAILER_CRC32
+        return Integrity.ETAG_MD5
 
     async def close(self) -> None:
         self._opened = None

@@ -4,13 +4,15 @@ piece by piece as a request's body comes in, so that receiving and sending overl
 A request whose length is known (a ``PATCH`` with ``Content-Length``) is planned as parts
 up front (:func:`plan_parts`). Each part goes out with its ``Content-Length`` and an
 ``UNSIGNED-PAYLOAD`` signature (a body not yet received cannot be hashed first); over plain
-HTTP the part's MD5, computed beside its sending, is checked against the ETag the store answers
-(:func:`etag_matches`), in place of the SigV4 payload hash a buffered part gets.
+HTTP a check stands in for the SigV4 payload hash a buffered part gets: a CRC32 trailer the
+store verifies, or the part's MD5, computed beside its sending, checked against the ETag the
+store answers (:func:`etag_matches`; :mod:`dockyard.storage.s3_checksums`).
 
 A part whose body stops short never becomes a part: the store wants every byte its
 ``Content-Length`` promised, and the writer cancels the request (the connection closes).
-Nothing rewinds a streamed body: a retry by botocore fails (no ``seek``), and so does the
-chunk, which the client sends again from the last ``202``.
+A streamed body is rewound for a retry only while no more than its first piece went out
+(:meth:`PartBody.seek`); past it a failed connection fails the part, and so the chunk,
+which the client sends again from the last ``202``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from dockyard.storage.driver import StorageError
 from dockyard.storage.s3 import MAX_PART, MIN_PART
+from dockyard.storage.s3_checksums import (
+    TRAILER_NAME,
+    Crc32,
+    Integrity,
+    chunk_head,
+    encoded_length,
+    trailer,
+)
 
 if TYPE_CHECKING:
     from _hashlib import HASH
@@ -62,46 +72,75 @@ def etag_matches(etag: str, md5_hex: str) -> bool:
 class PartBody:
     """The body of one streamed part: :meth:`feed` hands it pieces, aiohttp iterates them.
 
+    The pieces are hashed in order beside their sending, as ``integrity`` asks: MD5 (for
+    the ETag) or CRC32 (sent as the body's trailer, the body then framed ``aws-chunked``).
     ``read`` exists only so that botocore takes it as a file-like body; aiohttp sends it as
-    an async iterable. It has no ``seek``: a retry cannot rewind it, and fails."""
+    an async iterable.
 
-    def __init__(self, size: int, check_md5: bool) -> None:
+    A retry (botocore's, after a connection failed: a pooled connection the store closed
+    while idle, a refused connect) rewinds it with :meth:`seek` as long as no more than its
+    first piece went out: that piece is kept until the second one goes, so at most one
+    piece more is held, and only at the part's start. Past it, ``seek`` fails, and so does
+    the request (the client sends the chunk again from the last ``202``)."""
+
+    def __init__(self, size: int, integrity: Integrity, *, wrong_checksum: bool = False) -> None:
+        """``wrong_checksum`` (for the store's probe only) sends a CRC32 that does not match."""
         self.size = size
         self.fed = 0
+        self.integrity = integrity
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUED)
-        self._md5: HASH | None = hashlib.md5(usedforsecurity=False) if check_md5 else None
-        # The MD5 of the pieces fed so far, hashed in order beside their sending: the
+        self._hash: HASH | Crc32 | None = None
+        if integrity is Integrity.ETAG_MD5:
+            self._hash = hashlib.md5(usedforsecurity=False)
+        elif integrity is Integrity.TRAILER_CRC32:
+            self._hash = Crc32()
+        self._wrong = wrong_checksum
+        # The hash of the pieces fed so far, computed in order beside their sending: the
         # newest pieces' hashing, at most :data:`HASHING` (each holds its piece).
         self._hashing: deque[asyncio.Future[None]] = deque()
         self._iterated = False
+        # The first piece, taken from the queue and kept for a retry until the second one
+        # is taken; ``_rewindable`` ends then.
+        self._first: bytes | None = None
+        self._rewindable = True
 
     @property
     def missing(self) -> int:
         return self.size - self.fed
 
-    async def md5_hex(self) -> str | None:
-        """The MD5 of the pieces fed (None: not checked), once they are all hashed."""
-        if self._md5 is None:
-            return None
+    @property
+    def wire_length(self) -> int:
+        """The request's ``Content-Length``: the part, framed when it has a trailer."""
+        if self.integrity is Integrity.TRAILER_CRC32:
+            return encoded_length(self.size)
+        return self.size
+
+    async def _hashed(self) -> None:
         while self._hashing:
             await self._hashing.popleft()
-        return self._md5.hexdigest()
+
+    async def md5_hex(self) -> str | None:
+        """The MD5 of the pieces fed (None: not an ETag-checked part), once all are hashed."""
+        if self._hash is None or isinstance(self._hash, Crc32):
+            return None
+        await self._hashed()
+        return self._hash.hexdigest()
 
     async def _hash_after(self, previous: asyncio.Future[None] | None, piece: bytes) -> None:
-        assert self._md5 is not None
+        assert self._hash is not None
         if previous is not None:
             await previous
         if len(piece) >= _HASH_IN_THREAD:
-            await asyncio.to_thread(self._md5.update, piece)
+            await asyncio.to_thread(self._hash.update, piece)
         else:
-            self._md5.update(piece)
+            self._hash.update(piece)
 
     async def feed(self, piece: bytes, sending: asyncio.Future[Any]) -> None:
         """Queue ``piece`` (the body's own copy) once there is room; fails when the request
         ``sending`` it ended first (the store answered, or the connection broke)."""
         if len(piece) > self.missing:
             raise StorageError(f"{len(piece)} bytes for a part missing {self.missing}")
-        if self._md5 is not None:
+        if self._hash is not None:
             if len(self._hashing) == HASHING:
                 await self._hashing.popleft()
             previous = self._hashing[-1] if self._hashing else None
@@ -120,6 +159,16 @@ class PartBody:
     def read(self, size: int = -1) -> bytes:
         raise StorageError("a streamed part is sent by iterating it")
 
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Rewind for a retry (botocore's ``reset_stream``), while only the first piece
+        went out; else fail (botocore then gives up, with this error's message)."""
+        if offset != 0 or whence != 0:
+            raise StorageError("a streamed part can only be sent again from its start")
+        if not self._rewindable:
+            raise StorageError("a streamed part that went out past its first piece")
+        self._iterated = False
+        return 0
+
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._iterated:
             raise StorageError("a streamed part cannot be sent twice")
@@ -127,11 +176,24 @@ class PartBody:
         return self._pieces()
 
     async def _pieces(self) -> AsyncIterator[bytes]:
+        if isinstance(self._hash, Crc32):
+            yield chunk_head(self.size)
         sent = 0
+        if self._first is not None:  # a retry: the first piece again
+            sent = len(self._first)
+            yield self._first
         while sent < self.size:
             piece = await self._queue.get()
+            if self._rewindable and self._first is None:
+                self._first = piece
+            else:
+                self._rewindable = False
+                self._first = None
             sent += len(piece)
             yield piece
+        if isinstance(self._hash, Crc32):
+            await self._hashed()
+            yield trailer(self._hash.value ^ (1 if self._wrong else 0))
 
 
 def drop_expect_header(request: object, **_: object) -> None:
@@ -141,3 +203,27 @@ def drop_expect_header(request: object, **_: object) -> None:
     headers = getattr(request, "headers", None)
     if isinstance(body, PartBody) and headers is not None and "Expect" in headers:
         del headers["Expect"]
+
+
+def frame_with_trailer(request: Any, **_: Any) -> None:
+    """``before-sign`` hook: a part checked by its trailer goes out ``aws-chunked``, signed
+    as ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` (botocore itself sends trailers over HTTPS
+    only, from a body it reads, not one it iterates)."""
+    body = request.body
+    if not isinstance(body, PartBody) or body.integrity is not Integrity.TRAILER_CRC32:
+        return
+    headers = request.headers
+    for name in ("Content-Length", "Content-Encoding", "X-Amz-Trailer"):
+        if name in headers:
+            del headers[name]  # botocore's headers add a value on assignment
+    headers["Content-Length"] = str(body.wire_length)
+    headers["Content-Encoding"] = "aws-chunked"
+    headers["X-Amz-Decoded-Content-Length"] = str(body.size)
+    headers["X-Amz-Trailer"] = TRAILER_NAME
+    # What makes botocore's SigV4 signer put STREAMING-UNSIGNED-PAYLOAD-TRAILER in
+    # X-Amz-Content-SHA256 (auth.S3SigV4Auth.payload).
+    request.context.setdefault("checksum", {})["request_algorithm"] = {
+        "algorithm": "crc32",
+        "in": "trailer",
+        "name": TRAILER_NAME,
+    }

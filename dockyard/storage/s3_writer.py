@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, UnseekableStreamError
 
 from dockyard.storage.driver import FileWriter, StorageError, WriterState
 from dockyard.storage.s3 import MIN_PART
@@ -114,7 +114,7 @@ class S3Writer(FileWriter):
         """Start the next part, of ``size`` bytes; the tail (kept before this request) is its
         first bytes."""
         number = await self._next_part_number()
-        body = PartBody(size, check_md5=self._bucket.check_md5)
+        body = PartBody(size, self._bucket.integrity)
         sending = asyncio.create_task(self._send(number, body, size))
         self._sending.append(sending)
         self._streamed = (body, sending)
@@ -155,11 +155,16 @@ class S3Writer(FileWriter):
                 Key=self._start.key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                ContentLength=size,
+                ContentLength=size,  # a framed body's own length is set before signing
                 Body=data,  # type: ignore[arg-type]  # botocore takes a bytearray as a blob
             )
         except ClientError as exc:
             raise not_found(self._path, exc) from exc
+        except UnseekableStreamError as exc:  # a retry of a part past its first piece
+            raise StorageError(
+                f"part {number} of {self._path}: the connection to the store broke after the "
+                "part's first piece went out, and it cannot be sent again"
+            ) from exc
         if isinstance(data, PartBody):
             _check_streamed(self._path, number, data, sent["ETag"], await data.md5_hex())
         return Part(sent["ETag"], size)
@@ -222,8 +227,8 @@ class S3Writer(FileWriter):
 
 
 def _check_streamed(path: str, number: int, body: PartBody, etag: str, md5_hex: str | None) -> None:
-    """A streamed part the store took: all its bytes were sent, and (over plain HTTP) the
-    store's ETag is their MD5."""
+    """A streamed part the store took: all its bytes were sent, and (when
+    checked by its ETag) the store's ETag is their MD5."""
     if body.missing:
         raise StorageError(f"part {number} of {path} was answered {body.missing} bytes early")
     if md5_hex is not None and not etag_matches(etag, md5_hex):
