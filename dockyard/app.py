@@ -55,6 +55,7 @@ from dockyard.observability.health import HealthChecks
 from dockyard.oci.manifest import UrlPolicy
 from dockyard.proxy.wrappers import StaleCounter, proxied
 from dockyard.proxy_setup import proxy_routes
+from dockyard.registry.blob_mover import BlobMover, grace_after
 from dockyard.registry.protocols import UseCases
 from dockyard.registry.service import Registry, default_use_cases
 from dockyard.registry.settings import RegistrySettings
@@ -63,6 +64,7 @@ from dockyard.retention.apply import scheduled_retention
 from dockyard.retention.immutable import with_immutable_tags
 from dockyard.security import Security, make_login_limiter, make_security, make_ssl_context
 from dockyard.startup import check_storage_root, listen
+from dockyard.storage.deferred import DeferredCopies
 from dockyard.storage_setup import make_storage
 from dockyard.supervisor import RestartPolicy, Supervisor
 
@@ -273,7 +275,31 @@ def make_web_app(
         )
     if maintenance and config.gc.enabled and not read_only:
         app.cleanup_ctx.append(_background(gc_job(config, registry, notifications)))
+    if registry.storage.capability(DeferredCopies) is not None and not read_only:
+        app.cleanup_ctx.append(_blob_mover(config, registry))
     return app
+
+
+def _blob_mover(
+    config: Config, registry: Registry
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The mover of deferred copies, in every worker (one at a time holds its lease): a
+    deferred commit wakes its own worker's at once."""
+    mover = BlobMover(
+        registry.metadata,
+        registry.storage,
+        Leases(registry.metadata.engine),
+        grace_after(config.storage.redirect.expiry),
+    )
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(mover.run_forever())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 def _background(job: ScheduledCollection) -> Callable[[web.Application], AsyncIterator[None]]:

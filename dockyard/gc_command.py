@@ -16,6 +16,7 @@ from dockyard.metadata.engine import create_engine
 from dockyard.metadata.generation import WriteGeneration
 from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
+from dockyard.registry.blob_mover import finish_moves
 from dockyard.storage_setup import make_storage
 
 log = logging.getLogger("dockyard.gc")
@@ -39,6 +40,9 @@ async def run_gc(
     storage = make_storage(config)
     leases = Leases(metadata.engine)
     try:
+        if not dry_run:
+            # The collector leaves blobs whose copy is pending for a later run: none left.
+            await finish_moves(metadata, storage)
         told = False
         while True:
             async with leases.hold(LEASE) as held:

@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from posixpath import dirname
 
 from dockyard.metadata.integrity_queries import BlobRow
+from dockyard.metadata.pending_blobs import PendingBlob
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
@@ -91,7 +93,12 @@ class _Check:
         report: FsckReport,
         upload_age: timedelta,
         progress: Progress | None,
+        pending: Sequence[PendingBlob] = (),
     ) -> None:
+        # Deferred copies (storage.s3.deferredcopy): where a blob's bytes are until moved,
+        # and the upload directories that rows still point at (not strays).
+        self.pending_at = {b.digest: b.path for b in pending if b.moved_at is None}
+        self.pointed_at = {dirname(b.path) for b in pending}
         self.metadata = metadata
         self.storage = storage
         self.report = report
@@ -115,7 +122,7 @@ class _Check:
         await gather_bounded(one(row) for row in present)
 
     async def _blob(self, row: BlobRow) -> None:
-        path = paths.blob_data(Digest.parse(row.digest))
+        path = self.pending_at.get(row.digest) or paths.blob_data(Digest.parse(row.digest))
         size = await self.storage.stat(path)
         if size is None:
             problem = ("missing-bytes", "the database has the blob, the storage no bytes")
@@ -245,7 +252,7 @@ class _Check:
     async def _uploads(self, name: str, sessions: set[str]) -> None:
         for directory in await self._list(f"{paths.repository(name)}/_uploads"):
             upload_id = basename(directory)
-            if upload_id in sessions:
+            if upload_id in sessions or directory in self.pointed_at:
                 continue
             started = await _started_at(self.storage, directory)
             old = started is None or datetime.now(UTC) - started > self.upload_age
@@ -281,7 +288,8 @@ async def check_store(
     """Compare ``metadata`` with ``storage`` (see the module docstring)."""
     started = time.monotonic()
     report = FsckReport(repair=repair, verify_digests=verify_digests)
-    check = _Check(metadata, storage, report, upload_age, progress)
+    pending = await metadata.pending_blobs(limit=None)
+    check = _Check(metadata, storage, report, upload_age, progress, pending)
     rows = await metadata.blob_rows()
     sizes = await metadata.manifest_sizes()
     await check.blobs(rows)

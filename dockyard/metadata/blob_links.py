@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Select, bindparam, delete, func, select, update
@@ -23,7 +24,7 @@ _BLOB_SIZE = prepared(
     select(t.blobs.c.size).where(t.blobs.c.digest == bindparam("digest"), PRESENT)
 )
 _REPOSITORY_BLOB_SIZE = prepared(
-    select(t.blobs.c.size)
+    select(t.blobs.c.size, t.blobs.c.pending_path, t.blobs.c.moved_at)
     .select_from(
         t.repositories.join(
             t.repository_blobs, t.repository_blobs.c.repository_id == t.repositories.c.id
@@ -45,6 +46,24 @@ _BLOB_MISSING_AT_LOCKED = prepared(
 )
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob linked into a repository: its size, and the storage path holding its bytes
+    when that is not the blob's own path yet (``storage.s3.deferredcopy``)."""
+
+    size: int
+    pending_path: str | None = None
+
+
+@dataclass
+class Placement:
+    """What a commit did inside :meth:`BlobQueries.committing_blob`: whether it put bytes
+    in place, and the path other than the blob's own that holds them."""
+
+    written: bool = False
+    pending_path: str | None = None
+
+
 class BlobQueries(StoreBase):
     """Committed blobs and their links."""
 
@@ -56,23 +75,39 @@ class BlobQueries(StoreBase):
 
     async def repository_blob_size(self, name: str, digest: str) -> int | None:
         """The size of a blob if it is linked into repository ``name`` (cached)."""
+        stored = await self.repository_blob(name, digest)
+        return None if stored is None else stored.size
+
+    async def repository_blob(self, name: str, digest: str) -> StoredBlob | None:
+        """A blob linked into repository ``name``: its size and where its bytes are (cached;
+        the mover's write invalidates every process's cache, long before the old path's
+        bytes are deleted)."""
         await self._caught_up()
         key = ("blob", name, digest)
         cached = self._cache.get(key)
         if cached is not MISS:
-            return cast(int | None, cached)
+            return cast(StoredBlob | None, cached)
         generation = self.generation.current()
         async with self._read() as connection:
             result = await connection.execute(
                 _REPOSITORY_BLOB_SIZE, {"name": name, "digest": digest}
             )
-            size = result.scalar_one_or_none()
-        self._cache.put(key, generation, size)
-        return size
+            row = result.one_or_none()
+        stored = None
+        if row is not None:
+            pending = row.pending_path if row.moved_at is None else None
+            stored = StoredBlob(int(row.size), pending)
+        self._cache.put(key, generation, stored)
+        return stored
 
     @asynccontextmanager
     async def committing_blob(
-        self, name: str, digest: str, size: int, upload_id: str | None = None
+        self,
+        name: str,
+        digest: str,
+        size: int,
+        upload_id: str | None = None,
+        placement: Placement | None = None,
     ) -> AsyncIterator[bool]:
         """Commit a verified blob in one transaction, and link it into repository ``name``;
         with ``upload_id``, end that upload session in it too.
@@ -81,16 +116,28 @@ class BlobQueries(StoreBase):
         blob's row stays locked (PostgreSQL: ``FOR UPDATE``; SQLite: the write lock), so a
         collector cannot delete the blob between that answer and the link: a caller told
         False makes the bytes visible inside the block, and an error there commits nothing.
+
+        ``placement``, filled in by the caller (before the block or in it), says whether it
+        put the bytes in place and where: the row then points there (the blob's own path
+        when ``pending_path`` is None). A caller that wrote bytes for a blob found present
+        keeps them out of the row (they are its to delete).
         """
         async with self._write() as connection:
             query = _BLOB_MISSING_AT_LOCKED if self._dialect == "postgresql" else _BLOB_MISSING_AT
             row = (await connection.execute(query, {"digest": digest})).one_or_none()
-            yield row is not None and row.missing_at is None
+            present = row is not None and row.missing_at is None
+            yield present
             now = utc_now()
             await connection.execute(
                 self._insert_blob,
                 {"digest": digest, "size": size, "created_at": now, "wanted_at": now},
             )
+            if placement is not None and placement.written and not present:
+                await connection.execute(
+                    update(t.blobs)
+                    .where(t.blobs.c.digest == digest)
+                    .values(pending_path=placement.pending_path, moved_at=None)
+                )
             repository_id = await self._ensure_repository(connection, name)
             await self._link(connection, repository_id, digest)
             if upload_id is not None:

@@ -60,9 +60,11 @@ _SINCE = bindparam("since", type_=DateTime(timezone=True))
 
 def _blob_may_go(cutoff: Any, since: Any) -> Any:
     """Last wanted before ``cutoff``, and not kept by a push session that still runs in a
-    repository that links the blob (see :func:`session_keeps`)."""
+    repository that links the blob (see :func:`session_keeps`), nor holding bytes at a
+    path other than its own (a deferred copy: left for a run after the mover's)."""
     return and_(
         _blob_wanted < cutoff,
+        _b.c.pending_path.is_(None),
         ~session_keeps(None, _blob_wanted, cutoff, since, digest=_b.c.digest),
     )
 

@@ -53,6 +53,11 @@ blobs = Table(
     # repository, a manifest referencing it (NULL in rows older than migration 0004: then
     # created_at). A collector leaves alone what was wanted within its review delay.
     Column("wanted_at", DateTime(timezone=True), nullable=True),
+    # Bytes not at the blob's path yet (``storage.s3.deferredcopy``): the storage path that
+    # holds them, and when the mover copied them to the blob's path (migration 0012).
+    Column("pending_path", String(1024), nullable=True),
+    Column("moved_at", DateTime(timezone=True), nullable=True),
+    Index(None, "pending_path"),
 )
 
 # A blob linked into a repository (pushed or mounted there): what GET /blobs may serve.

@@ -13,6 +13,7 @@ from dockyard.metadata.gc_queries import CollectorQueries
 from dockyard.metadata.integrity_queries import IntegrityQueries
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.outbox import OutboxQueries
+from dockyard.metadata.pending_blobs import PendingBlobQueries
 from dockyard.metadata.push_sessions import PushSessionQueries
 from dockyard.metadata.replication_queue import ReplicationQueries
 from dockyard.metadata.repositories import RepositoryQueries
@@ -39,6 +40,7 @@ class MetadataStore(
     OutboxQueries,
     ReplicationQueries,
     PushSessionQueries,
+    PendingBlobQueries,
 ):
     """Repositories, blobs, manifests, tags, referrers, upload sessions, the
     notification outbox, the replication queue, and what the garbage collector asks."""

@@ -53,9 +53,12 @@ class BlobReader:
         self._local = storage.capability(LocalFiles)
 
     async def locate(self, name: str, digest: Digest, method: str = "GET") -> BlobLocation:
-        size = await self._metadata.repository_blob_size(name, str(digest))
-        if size is None:
+        stored = await self._metadata.repository_blob(name, str(digest))
+        if stored is None:
             raise _blob_unknown(digest)
+        size = stored.size
+        if stored.pending_path is not None:
+            return await self._pending(digest, size, stored.pending_path, method)
         path = paths.blob_data(digest)
         local = self._local.local_path(path) if self._local is not None else None
         # A local file is cheap to check: one stat of a cached entry, inline (a thread hop
@@ -68,6 +71,22 @@ class BlobReader:
             size=size,
             local_path=local,
             redirect_url=await self._storage.redirect_url(path, method),
+        )
+
+    async def _pending(self, digest: Digest, size: int, path: str, method: str) -> BlobLocation:
+        """A blob whose bytes are still at ``path`` (a deferred copy not made yet): a
+        redirect there, or a stream of it. Never a local file: only an object store defers."""
+        pending = path
+
+        def stream(offset: int, length: int) -> AsyncIterator[bytes]:
+            return self._storage.reader(pending, offset, length)
+
+        return BlobLocation(
+            digest=digest,
+            size=size,
+            local_path=None,
+            redirect_url=await self._storage.redirect_url(path, method),
+            stream=stream,
         )
 
     async def bytes_missing(self, name: str, digest: Digest) -> errors.RegistryError:
@@ -84,8 +103,11 @@ class BlobReader:
             )
         return _blob_unknown(digest)
 
-    def stream(self, digest: Digest, offset: int, length: int) -> AsyncIterator[bytes]:
-        return self._storage.reader(paths.blob_data(digest), offset, length)
+    async def stream(self, digest: Digest, offset: int, length: int) -> AsyncIterator[bytes]:
+        """The blob's bytes, from wherever they are (one query: whether a copy is pending)."""
+        path = await self._metadata.blob_pending_path(str(digest)) or paths.blob_data(digest)
+        async for chunk in self._storage.reader(path, offset, length):
+            yield chunk
 
     async def delete(self, name: str, digest: Digest) -> None:
         """Unlink a blob from a repository; its bytes stay until garbage collection."""

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from dockyard.metadata.blob_links import Placement
 from dockyard.metadata.records import UploadProgress, UploadRecord
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci import errors
@@ -44,6 +45,7 @@ from dockyard.oci.ranges import ByteRange
 from dockyard.oci.resumable import ResumableSha256, new_sha256, saved_state
 from dockyard.registry.body import Body
 from dockyard.storage import paths
+from dockyard.storage.deferred import DeferredCopies
 from dockyard.storage.driver import FileWriter, PathNotFoundError, StorageDriver, WriterState
 from dockyard.storage.strays import StrayUploads
 
@@ -104,6 +106,8 @@ class UploadService:
         self._storage = storage
         self._hashes: OrderedDict[str, _HashState] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
+        deferred = storage.capability(DeferredCopies)
+        self._deferred = deferred if deferred is not None and deferred.defers_copies else None
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -303,19 +307,27 @@ class UploadService:
         await self._require_digest(record, digest, hashed.hasher.hexdigest(), state)
         path = _data(record)
         blob = paths.blob_data(digest)
+        deferred = self._deferred
+
+        async def make_visible() -> str | None:
+            if deferred is None:
+                await self._storage.commit(path, state, blob)
+                return None
+            # Completed where it is; the mover copies it to the blob's path later.
+            place = await deferred.commit_in_place(path, state, blob)
+            return None if place == blob else place
+
         try:
             placed = await self._commit(
-                record.repository,
-                record.id,
-                digest,
-                state.size,
-                lambda: self._storage.commit(path, state, blob),
+                record.repository, record.id, digest, state.size, make_visible
             )
         except PathNotFoundError:
             await self._discard(record, state)  # the kept bytes are gone
             raise _unknown(record.id) from None
         if not placed:
             await self._storage.abort(path, state)
+        elif deferred is not None:
+            deferred.moves_waiting().set()
 
     async def _commit_read_back(
         self, record: UploadRecord, digest: Digest, state: WriterState
@@ -338,7 +350,7 @@ class UploadService:
                 record.id,
                 digest,
                 state.size,
-                lambda: self._storage.move(path, paths.blob_data(digest)),
+                lambda: _none(self._storage.move(path, paths.blob_data(digest))),
             )
         finally:
             # The committed file is no upload any more: abort would not find it.
@@ -385,7 +397,7 @@ class UploadService:
             record.id,
             digest,
             length,
-            lambda: self._storage.put_content(paths.blob_data(digest), data),
+            lambda: _none(self._storage.put_content(paths.blob_data(digest), data)),
         )
         if not untouched:
             await self._storage.abort(_data(record), _kept(record))
@@ -398,27 +410,38 @@ class UploadService:
         upload_id: str,
         digest: Digest,
         size: int,
-        make_visible: Callable[[], Awaitable[None]],
+        make_visible: Callable[[], Awaitable[str | None]],
     ) -> bool:
         """Make a verified blob visible and link it into ``name``, safe beside a collector;
-        whether ``make_visible`` ran (False: the store held the bytes already, and the
-        upload's own are left to discard).
+        whether ``make_visible`` ran and its bytes are the blob's (False: the store held
+        the bytes already, and the upload's own are left to discard).
+
+        ``make_visible`` puts the bytes in place and returns None, or the path other than
+        the blob's own where it left them (a deferred copy: the row points there).
 
         When the store lacks the blob, its bytes are put in place before the transaction
         (so that no lock is held while they are written). The transaction then checks again
         under the blob's row lock: in the rare case that a collector removed the blob since
         the first look, the bytes are put in place inside it. (A collector deletes bytes
-        under the same lock, before its transaction commits: docs/architecture.md.)
+        under the same lock, before its transaction commits: docs/architecture.md.) In the
+        rare case that another commit of the digest came first, bytes left at a path of
+        their own are deleted again.
         """
-        written = False
+        placement = Placement()
         if await self._metadata.blob_size(str(digest)) is None:
-            await make_visible()
-            written = True
-        async with self._metadata.committing_blob(name, str(digest), size, upload_id) as present:
-            if not present and not written:
-                await make_visible()
-                written = True
-        return written
+            placement.pending_path = await make_visible()
+            placement.written = True
+        async with self._metadata.committing_blob(
+            name, str(digest), size, upload_id, placement
+        ) as present:
+            if not present and not placement.written:
+                placement.pending_path = await make_visible()
+                placement.written = True
+        if present and placement.written and placement.pending_path is not None:
+            with contextlib.suppress(PathNotFoundError):
+                await self._storage.delete(placement.pending_path)
+            return True  # nothing of the upload is left to abort
+        return placement.written
 
     async def _require_digest(
         self,
@@ -465,6 +488,11 @@ class UploadService:
                 if aborted:
                     log.info("upload purge: %d stray storage uploads aborted", aborted)
         return [r.id for r in records]
+
+
+async def _none(done: Awaitable[None]) -> None:
+    """``done``, as a ``make_visible`` that leaves the bytes at the blob's own path."""
+    await done
 
 
 def _chunk_limit(start: int, content_range: ByteRange | None, length: int | None) -> int | None:

@@ -35,6 +35,7 @@ from dockyard.oci import errors
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import is_schema1
 from dockyard.oci.names import is_valid_tag
+from dockyard.registry.blob_mover import finish_moves
 from dockyard.registry2.reports import Counts, Report, plural
 from dockyard.storage import layout, paths
 from dockyard.storage.driver import PathNotFoundError, StorageDriver
@@ -92,7 +93,11 @@ async def export_store(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ExportReport:
-    """Write registry:2's link files in ``storage`` for what ``metadata`` holds."""
+    """Write registry:2's link files in ``storage`` for what ``metadata`` holds, after the
+    deferred copies still pending are made (registry:2 reads blobs at their own path only;
+    a dry run changes nothing, so it reports those blobs missing)."""
+    if not dry_run:
+        await finish_moves(metadata, storage)
     return await _Exporter(metadata, storage, dry_run, progress).run()
 
 

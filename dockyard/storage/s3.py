@@ -72,6 +72,10 @@ class S3Parameters(DriverParameters):
     #: arrive (unsigned payloads, checked by their ETag over plain HTTP); off: every part
     #: gathers whole and is signed, as for a body of unknown length
     streamparts: bool = True
+    #: Dockyard's own: a chunked upload's final ``PUT`` completes it where it is and answers
+    #: at once; the copy to the blob's Distribution path follows in the background
+    #: (docs/storage.md, "Deferred copies"). Off: the copy is made inside the request
+    deferredcopy: bool = False
 
     @field_validator("region", "bucket")
     @classmethod

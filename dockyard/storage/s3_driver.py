@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
+from dockyard.storage.deferred import DeferredCopies
 from dockyard.storage.driver import (
     FileWriter,
     PathNotFoundError,
@@ -81,11 +82,12 @@ class _Probes:
         return bool(found.get("KeyCount") or found.get("Contents"))
 
 
-class S3Driver(StorageDriver, StrayUploads):
+class S3Driver(StorageDriver, StrayUploads, DeferredCopies):
     name = "s3"
 
     def __init__(self, parameters: S3Parameters, redirect_expiry: timedelta | None = None) -> None:
         self.parameters = parameters
+        self.defers_copies = parameters.deferredcopy
         self.redirect_expiry = redirect_expiry
         self._copy = CopySettings(
             parameters.multipartcopychunksize,
@@ -298,6 +300,31 @@ class S3Driver(StorageDriver, StrayUploads):
         except ClientError as exc:
             raise not_found(path, exc) from exc
         return S3Writer(bucket, path, progress, tail, self.parameters.chunksize)
+
+    async def copy(self, source: str, destination: str) -> None:
+        size = await self.stat(check_file_path(source))
+        check_file_path(destination)
+        if size is None:
+            raise PathNotFoundError(source)
+        bucket = await self.bucket()
+        target = bucket.key(destination)
+        await copy_key(bucket, self._copy, bucket.key(source), target, size, source)
+
+    async def commit_in_place(self, path: str, state: WriterState, destination: str) -> str:
+        bucket = await self.bucket()
+        key = bucket.key(check_file_path(path))
+        target = bucket.key(check_file_path(destination))
+        progress = None if state == WriterState() else self._progress(path, state)
+        if progress is None or not progress.upload_id or progress.key == target:
+            await self.commit(path, state, destination)  # no copy to save
+            return destination
+        if progress.key != key:
+            raise StorageError(
+                f"the upload at {path} was written for another destination than {destination}"
+            )
+        await self._complete(bucket, path, progress)
+        await self._delete_tails(bucket, key, progress)
+        return path
 
     async def commit(self, path: str, state: WriterState, destination: str) -> None:
         bucket = await self.bucket()
