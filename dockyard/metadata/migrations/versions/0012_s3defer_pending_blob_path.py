@@ -17,14 +17,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("blobs") as batch:
-        batch.add_column(sa.Column("pending_path", sa.String(1024), nullable=True))
-        batch.add_column(sa.Column("moved_at", sa.DateTime(timezone=True), nullable=True))
+    # Plain ALTER TABLE, also on SQLite (a batch would copy the table, breaking the
+    # review queue's triggers on it).
+    op.add_column("blobs", sa.Column("pending_path", sa.String(1024), nullable=True))
+    op.add_column("blobs", sa.Column("moved_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_blobs_pending_path", "blobs", ["pending_path"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_blobs_pending_path", table_name="blobs")
-    with op.batch_alter_table("blobs") as batch:
-        batch.drop_column("moved_at")
-        batch.drop_column("pending_path")
+    op.drop_column("blobs", "moved_at")  # SQLite 3.35 or later drops columns in place
+    op.drop_column("blobs", "pending_path")
