@@ -47,12 +47,16 @@ def _start(seaweedfs: SeaweedServer, workdir: Path, extra_storage: str = "") -> 
     return server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["copy", "deferredcopy"])
 def registry(
-    tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedServer
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    seaweedfs: SeaweedServer,
 ) -> Iterator[RegistryServer]:
-    """The registry under test on a bucket of its own (redirects on: the default)."""
-    server = _start(seaweedfs, tmp_path_factory.mktemp(f"{SERVER_KIND}-s3-"))
+    """The registry under test on a bucket of its own (redirects on: the default); the
+    chunked uploads' copy made in the request, or deferred (``storage.s3.deferredcopy``)."""
+    extra = "    deferredcopy: true\n" if request.param == "deferredcopy" else ""
+    server = _start(seaweedfs, tmp_path_factory.mktemp(f"{SERVER_KIND}-s3-"), extra)
     try:
         yield server
     finally:

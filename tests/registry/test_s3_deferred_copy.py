@@ -239,3 +239,15 @@ async def test_export_finishes_pending_moves_first(
     assert pending.moved_at is not None
     link = f"{paths.repository(NAME)}/_layers/sha256/{digest.hex}/link"
     assert (await driver.get_content(link)).decode() == str(digest)
+
+
+async def test_the_upload_purger_keeps_a_pending_blobs_bytes(
+    metadata: MetadataStore, driver: S3Driver
+) -> None:
+    uploads = UploadService(metadata, driver)
+    data = os.urandom(6 * MiB)
+    digest = await push_chunked(uploads, data)
+    [pending] = await metadata.pending_blobs()
+    await uploads.purge(timedelta(0))  # every session and stray multipart upload
+    assert await driver.stat(pending.path) == len(data)
+    assert await pull(BlobReader(metadata, driver), digest) == data
