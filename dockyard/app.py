@@ -12,10 +12,10 @@ import re
 import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 from aiohttp import web
@@ -292,8 +292,18 @@ def _blob_mover(
         grace_after(config.storage.redirect.expiry),
     )
 
+    return _while_serving(mover.run_forever)
+
+
+def _while_serving(
+    job: Callable[[], Coroutine[Any, Any, None]], started: Callable[[], None] = lambda: None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An application context running ``job`` as a task while the application runs
+    (``started`` is called first, e.g. to log it)."""
+
     async def context(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(mover.run_forever())
+        started()
+        task = asyncio.create_task(job())
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -303,7 +313,7 @@ def _blob_mover(
 
 
 def _background(job: ScheduledCollection) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def context(_app: web.Application) -> AsyncIterator[None]:
+    def started() -> None:
         log.info(
             "garbage collection running in this worker (pid %d): every %s, review delay %s%s",
             os.getpid(),
@@ -311,13 +321,8 @@ def _background(job: ScheduledCollection) -> Callable[[web.Application], AsyncIt
             format_duration(job.review_after),
             ", deleting untagged manifests" if job.delete_untagged else "",
         )
-        task = asyncio.create_task(job.run_forever())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
-    return context
+    return _while_serving(job.run_forever, started)
 
 
 def _upload_purger(
