@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -46,10 +47,13 @@ SECRET = "shared-by-every-replica"
 RETRIES = ("--retry-times", "5")
 
 
-def shared_storage(seaweedfs: SeaweedServer) -> str:
+def shared_storage(seaweedfs: SeaweedServer, deferred: bool = False) -> str:
     """The ``storage`` section every replica gets: one bucket of its own on the session's
-    SeaweedFS, with blob reads redirected to it, as replicas behind a load balancer run."""
+    SeaweedFS, with blob reads redirected to it, as replicas behind a load balancer run;
+    ``deferred``: chunked uploads' copies made by the mover (``storage.s3.deferredcopy``)."""
     section = seaweedfs.storage_section(seaweedfs.new_bucket("ha"))
+    if deferred:
+        section += "    deferredcopy: true\n"
     return f"storage:\n{section}  delete:\n    enabled: true\n"
 
 
@@ -101,12 +105,15 @@ def _start_at_once(servers: list[RegistryServer]) -> None:
         raise errors[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["copy", "deferredcopy"])
 def cluster(
-    postgres: PostgresServer, seaweedfs: SeaweedServer, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    postgres: PostgresServer,
+    seaweedfs: SeaweedServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cluster]:
     database_url = asyncio.run(postgres.create_empty())  # no schema: the replicas make it
-    storage = shared_storage(seaweedfs)
+    storage = shared_storage(seaweedfs, request.param == "deferredcopy")
     replicas = []
     for index in range(REPLICAS):
         server = RegistryServer("dockyard", tmp_path_factory.mktemp(f"replica-{index}"))
@@ -190,6 +197,46 @@ def test_a_chunked_push_continues_on_every_replica(
         blob = server.get_blob(repo, digest)
         assert blob.status == 200
         assert blob.body == data.read_bytes()
+
+
+def test_a_large_chunked_push_reaches_its_distribution_key(
+    cluster: Cluster, repo: str, tmp_path: Path
+) -> None:
+    """Parts of a multipart upload, so that with ``deferredcopy`` the commit leaves the blob
+    at the upload's key: every replica serves it there, then (once one replica's mover has
+    copied it) redirects to the blob's own key."""
+    front = cluster.front
+    client = oras.client.OrasClient(hostname=front.host, tls_verify=str(front.ca_file))
+    data = tmp_path / "weights.bin"
+    data.write_bytes(os.urandom(12 * 1024 * 1024 + 17))
+    try:
+        response = client.push(
+            target=front.ref(repo),
+            files=[str(data)],
+            disable_path_validation=True,
+            do_chunked=True,
+            chunk_size=4 * 1024 * 1024,
+            quiet=True,
+        )
+        assert response.status_code == 201, response.text
+    finally:
+        client.session.close()
+    digest = "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()
+    for server in cluster.replicas:
+        assert server.get_blob(repo, digest).body == data.read_bytes()
+    own_key = f"/blobs/sha256/{digest[7:9]}/{digest[7:]}/data"
+
+    def at_own_key() -> bool:
+        locations = []
+        for server in cluster.replicas:
+            answer = server.request("HEAD", f"/v2/{repo}/blobs/{digest}")
+            assert answer.status == 307, answer.status
+            locations.append(answer.headers["location"])
+        return all(own_key in location for location in locations)
+
+    wait_for(at_own_key, "every replica redirecting to the blob's own key", timeout=120)
+    for server in cluster.replicas:
+        assert server.get_blob(repo, digest).body == data.read_bytes()
 
 
 def test_a_tag_pushed_through_one_replica_is_listed_by_the_others_at_once(
