@@ -11,12 +11,15 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from dockyard.config.load import load_config
 from dockyard.fsck.check import check_store
 from dockyard.gc.collector import Collector
+from dockyard.gc_command import run_gc
 from dockyard.metadata.engine import create_engine
 from dockyard.metadata.leases import Leases
 from dockyard.metadata.store import MetadataStore
@@ -251,3 +254,44 @@ async def test_the_upload_purger_keeps_a_pending_blobs_bytes(
     await uploads.purge(timedelta(0))  # every session and stray multipart upload
     assert await driver.stat(pending.path) == len(data)
     assert await pull(BlobReader(metadata, driver), digest) == data
+
+
+async def test_the_offline_garbage_collect_finishes_moves_then_collects(
+    metadata: MetadataStore,
+    seaweedfs: SeaweedServer,
+    seaweedfs_bucket: str,
+    root: str,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    driver = s3_driver(seaweedfs, seaweedfs_bucket, root, redirect=False)
+    try:
+        uploads = UploadService(metadata, driver)
+        data = os.urandom(6 * MiB)
+        digest = await push_chunked(uploads, data)  # no manifest references it
+        [pending] = await metadata.pending_blobs()
+        config_file = tmp_path / "config.yml"
+        storage = seaweedfs.storage_section(seaweedfs_bucket, rootdirectory=root)
+        config_file.write_text(
+            "version: 0.1\nstorage:\n"
+            + storage
+            + "    deferredcopy: true\n"
+            + f"database:\n  url: {database_url}\ngc:\n  reviewafter: 0s\n"
+        )
+        config = load_config(config_file, {}, serving=False).config
+        report = await run_gc(config)
+        # Moved first (the store's layout is Distribution's); the collector leaves the blob
+        # until the mover has deleted its old object, so that nothing strands it.
+        assert report.blobs_removed == 0
+        assert await driver.stat(paths.blob_data(digest)) == len(data)
+        [moved] = await metadata.pending_blobs()
+        assert moved.moved_at is not None
+        mover = BlobMover(metadata, driver, Leases(metadata.engine), grace=timedelta(0))
+        assert await mover.run_once() is False  # grace over: old object deleted
+        assert await driver.stat(pending.path) is None
+        report = await run_gc(config)
+        assert report.blobs_removed == 1
+        assert await driver.stat(paths.blob_data(digest)) is None
+        assert await metadata.blob_size(str(digest)) is None
+    finally:
+        await driver.close()
