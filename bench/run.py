@@ -391,8 +391,9 @@ def make_server(target: str, base: Path, log_path: Path, args: argparse.Namespac
     storage = ""
     if args.seaweedfs is not None:
         storage = args.seaweedfs.storage_section(args.seaweedfs.new_bucket(target))
-        if args.deferred_copy and target in (DOCKYARD, DOCKYARD_METRICS):
-            storage = storage.replace("  s3:\n", "  s3:\n    deferredcopy: true\n", 1)
+        if target in (DOCKYARD, DOCKYARD_METRICS):  # on only where the reps wait for it
+            deferred = "true" if args.deferred_copy else "false"
+            storage = storage.replace("  s3:\n", f"  s3:\n    deferredcopy: {deferred}\n", 1)
     if target in (DOCKYARD, DOCKYARD_METRICS):
         metrics = target == DOCKYARD_METRICS
         return dockyard_server(store, base, log_path, args.workers, storage, metrics)
@@ -535,7 +536,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--deferred-copy",
         action="store_true",
-        help="with --storage s3: Dockyard with storage.s3.deferredcopy on; its chunked "
+        help="with --storage s3: Dockyard with storage.s3.deferredcopy on (else off); its chunked "
         "repetitions each wait for the copies after them (bench/deferred_moves.py)",
     )
     parser.add_argument(

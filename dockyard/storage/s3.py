@@ -75,7 +75,7 @@ class S3Parameters(DriverParameters):
     #: Dockyard's own: a chunked upload's final ``PUT`` completes it where it is and answers
     #: at once; the copy to the blob's Distribution path follows in the background
     #: (docs/storage.md, "Deferred copies"). Off: the copy is made inside the request
-    deferredcopy: bool = False
+    deferredcopy: bool = True
 
     @field_validator("region", "bucket")
     @classmethod

@@ -52,8 +52,7 @@ def shared_storage(seaweedfs: SeaweedServer, deferred: bool = False) -> str:
     SeaweedFS, with blob reads redirected to it, as replicas behind a load balancer run;
     ``deferred``: chunked uploads' copies made by the mover (``storage.s3.deferredcopy``)."""
     section = seaweedfs.storage_section(seaweedfs.new_bucket("ha"))
-    if deferred:
-        section += "    deferredcopy: true\n"
+    section += f"    deferredcopy: {str(deferred).lower()}\n"
     return f"storage:\n{section}  delete:\n    enabled: true\n"
 
 

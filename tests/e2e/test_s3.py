@@ -55,7 +55,7 @@ def registry(
 ) -> Iterator[RegistryServer]:
     """The registry under test on a bucket of its own (redirects on: the default); the
     chunked uploads' copy made in the request, or deferred (``storage.s3.deferredcopy``)."""
-    extra = "    deferredcopy: true\n" if request.param == "deferredcopy" else ""
+    extra = f"    deferredcopy: {str(request.param == 'deferredcopy').lower()}\n"
     server = _start(seaweedfs, tmp_path_factory.mktemp(f"{SERVER_KIND}-s3-"), extra)
     try:
         yield server
