@@ -348,7 +348,7 @@ def _upload_purger(
                 log.exception("upload purge failed")
             await asyncio.sleep(max(interval.total_seconds(), 1.0))
 
-    async def context(_app: web.Application) -> AsyncIterator[None]:
+    def started() -> None:
         log.info(
             "upload purger running in this worker (pid %d): uploads older than %s, every %s%s",
             os.getpid(),
@@ -356,13 +356,8 @@ def _upload_purger(
             format_duration(interval),
             " (dry run)" if dry_run else "",
         )
-        task = asyncio.create_task(purge_forever())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
-    return context
+    return _while_serving(purge_forever, started)
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,23 @@ async def _revision(database_url: str) -> str:
         await connection.close()
 
 
+def _push_chunked(front: Endpoint, repo: str, data: Path, chunk_size: int) -> None:
+    """Push ``data`` as an oras artifact through ``front`` in ``PATCH``es of ``chunk_size``."""
+    client = oras.client.OrasClient(hostname=front.host, tls_verify=str(front.ca_file))
+    try:
+        response = client.push(
+            target=front.ref(repo),
+            files=[str(data)],
+            disable_path_validation=True,
+            do_chunked=True,
+            chunk_size=chunk_size,
+            quiet=True,
+        )
+        assert response.status_code == 201, response.text
+    finally:
+        client.session.close()
+
+
 def test_replicas_starting_at_once_migrate_the_schema_once(cluster: Cluster) -> None:
     created = [
         server for server in cluster.replicas if "schema created at revision" in server.log_text()
@@ -173,21 +190,9 @@ def test_a_chunked_push_continues_on_every_replica(
     cluster: Cluster, repo: str, tmp_path: Path
 ) -> None:
     front = cluster.front
-    client = oras.client.OrasClient(hostname=front.host, tls_verify=str(front.ca_file))
     data = tmp_path / "model.bin"
     data.write_bytes(hashlib.sha256(repo.encode()).digest() * (600 * 1024 // 32))
-    try:
-        response = client.push(
-            target=front.ref(repo),
-            files=[str(data)],
-            disable_path_validation=True,
-            do_chunked=True,
-            chunk_size=64 * 1024,  # ten PATCHes, taken in turn by the replicas
-            quiet=True,
-        )
-        assert response.status_code == 201, response.text
-    finally:
-        client.session.close()
+    _push_chunked(front, repo, data, 64 * 1024)  # ten PATCHes, taken in turn by the replicas
     served = [_patches(server, repo) for server in cluster.replicas]
     assert sum(served) >= 10
     assert sum(1 for count in served if count) >= 2, served
@@ -205,21 +210,9 @@ def test_a_large_chunked_push_reaches_its_distribution_key(
     at the upload's key: every replica serves it there, then (once one replica's mover has
     copied it) redirects to the blob's own key."""
     front = cluster.front
-    client = oras.client.OrasClient(hostname=front.host, tls_verify=str(front.ca_file))
     data = tmp_path / "weights.bin"
     data.write_bytes(os.urandom(12 * 1024 * 1024 + 17))
-    try:
-        response = client.push(
-            target=front.ref(repo),
-            files=[str(data)],
-            disable_path_validation=True,
-            do_chunked=True,
-            chunk_size=4 * 1024 * 1024,
-            quiet=True,
-        )
-        assert response.status_code == 201, response.text
-    finally:
-        client.session.close()
+    _push_chunked(front, repo, data, 4 * 1024 * 1024)
     digest = "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()
     for server in cluster.replicas:
         assert server.get_blob(repo, digest).body == data.read_bytes()
