@@ -15,7 +15,7 @@ import pytest
 from dockyard.oci.digest import Digest
 from dockyard.registry2.reports import EXIT_CLEAN
 from dockyard.storage import paths
-from tests.e2e.server import REPO_ROOT, RegistryServer
+from tests.e2e.server import REPO_ROOT, RegistryServer, wait_for
 from tests.seaweedfs import SeaweedServer
 from tests.test_import import (
     DOCKER_MANIFEST,
@@ -93,13 +93,16 @@ def test_dockyard_takes_over_a_bucket_registry2_wrote(
 
         pushed = os.urandom(6 * 1024 * 1024)
         digest = dockyard.push_chunked("team/new", pushed, 2 * 1024 * 1024)
+        blob_key = "registry" + paths.blob_data(Digest.parse(digest))
+        # The mover copies the blob to its own key right after the commit (deferred copies
+        # are on by default): wait for that before the registry stops.
+        wait_for(lambda: blob_key in bucket_objects(seaweedfs, bucket), "the mover's copy", 60)
     finally:
         dockyard.stop()
     after = bucket_objects(seaweedfs, bucket)
     # The new blob is where registry:2 puts blobs (the mover copied it there: deferred
     # copies are on by default); of the upload at most its completed object is left, which
     # the mover deletes once the redirect grace is over (docs/storage.md).
-    blob_key = "registry" + paths.blob_data(Digest.parse(digest))
     assert after[blob_key][1] == len(pushed)
     left = [key for key in after if "_uploads" in key and key not in before]
     assert all(key.endswith("/data") and after[key][1] == len(pushed) for key in left), left
