@@ -137,10 +137,13 @@ class BlobPage:
 @dataclass
 class Deletion:
     """The candidates a locked transaction may delete; the caller deletes their bytes,
-    calling :meth:`keep` for those whose bytes it could not delete (rows stay)."""
+    calling :meth:`keep` for those whose bytes it could not delete (rows stay).
+    ``committed`` once the transaction has committed: if the block's end fails before,
+    the rows of bytes already deleted stay (see :mod:`dockyard.gc.recovery`)."""
 
     candidates: list[BlobCandidate]
     kept: set[str] = field(default_factory=set)
+    committed: bool = False
 
     def keep(self, digest: str) -> None:
         self.kept.add(digest)
@@ -328,6 +331,7 @@ class CollectorQueries(ManifestQueries):
                 await connection.execute(delete(_b).where(_b.c.digest.in_(gone)))
                 for digest in gone:  # deleted from the whole store: no repository
                     await record_change(connection, BlobDeleted("", digest))
+        deletion.committed = True
         put_off.raise_it()
 
     # -- manifest bytes ----------------------------------------------------------------
@@ -378,6 +382,7 @@ class CollectorQueries(ManifestQueries):
                 await connection.execute(
                     update(_q).where(_q.c.digest.in_(gone)).values(deleted_at=utc_now())
                 )
+        deletion.committed = True
         put_off.raise_it()
 
     async def forget_deleted_manifest_bytes(self, before: datetime) -> int:
