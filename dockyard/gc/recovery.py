@@ -1,7 +1,7 @@
 """When a batch's transaction fails after its bytes went (the database connection is
 lost, PostgreSQL restarts or fails over, SQLite reports an I/O error), the rows the batch
 was deleting are rolled back while their bytes are gone. A blob row without bytes tells a
-client that ``HEAD``\\ s the blob to skip the upload its manifest then needs; the image
+client that asks for the blob (``HEAD``) to skip the upload its manifest then needs; the image
 cannot be pulled. So before the error goes on, each digest whose bytes a look (``stat``)
 no longer finds is marked, in a fresh transaction, under its row's lock (looked at again
 there: a push that committed the bytes meanwhile keeps them):
@@ -13,11 +13,11 @@ there: a push that committed the bytes meanwhile keeps them):
   its copy written again from the database.
 
 The database may be back within seconds: the marks are tried again with a short backoff,
-for :data:`RETRY_FOR` seconds. Marking a digest whose bytes a push has just written again
-only costs that push's client an upload; it never leaves a row without bytes. If the marks
-cannot be written, an error names every digest (and the report counts it) for an operator
-to run ``dockyard fsck --repair``, which marks such blobs missing and writes such copies
-again.
+for :data:`RETRY_FOR` seconds, as are rows a push holds meanwhile (skipped, not waited
+for). Marking a digest whose bytes a push has just written again only costs that push's
+client an upload; it never leaves a row without bytes. If the marks cannot be written, an
+error names every digest (and the report counts it) for an operator to run ``dockyard fsck
+--repair``, which marks such blobs missing and writes such copies again.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from contextlib import AbstractAsyncContextManager
 
 from dockyard.gc.report import GcReport
 from dockyard.metadata.gc_queries import Deletion
+from dockyard.metadata.gc_recovery import Marking
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
@@ -44,7 +45,15 @@ RETRY_FIRST = 0.25
 RETRY_MAX = 4.0
 
 #: opens the marking transaction of some digests (see :mod:`dockyard.metadata.gc_recovery`)
-Marking = Callable[[Sequence[str]], AbstractAsyncContextManager[Deletion]]
+Mark = Callable[[Sequence[str]], AbstractAsyncContextManager[Marking]]
+
+
+class Unmarked(Exception):
+    """The marks of ``digests`` could not be written before the retries ran out."""
+
+    def __init__(self, digests: Sequence[str], why: str) -> None:
+        super().__init__(why)
+        self.digests = list(digests)
 
 
 class BatchRecovery:
@@ -58,78 +67,91 @@ class BatchRecovery:
         self._retry_for = retry_for
 
     async def blobs(self, deletion: Deletion, report: GcReport) -> None:
-        await self._recover("blob", self._metadata.marking_blobs_missing, deletion, report)
+        await self._recover("blobs", self._metadata.marking_blobs_missing, deletion, report)
 
     async def manifest_bytes(self, deletion: Deletion, report: GcReport) -> None:
-        marked = await self._recover(
+        unnamed = await self._recover(
             "manifest bytes", self._metadata.marking_manifest_bytes_deleted, deletion, report
         )
-        await gather_bounded((self._write_again(d, report) for d in marked), DELETES_AT_ONCE)
+        await gather_bounded((self._write_again(d, report) for d in unnamed), DELETES_AT_ONCE)
 
     async def _recover(
-        self, what: str, marking: Marking, deletion: Deletion, report: GcReport
+        self, what: str, mark: Mark, deletion: Deletion, report: GcReport
     ) -> list[str]:
-        """Mark those of the batch's digests whose bytes are gone; returns those of them
-        no queue row or present row named any more (nothing to mark: a push took them)."""
+        """Mark those of the batch's digests whose bytes are gone; returns those that no
+        row to mark named any more (taken out of the queue by a push, or already marked)."""
         gone = await self._without_bytes(c.digest for c in deletion.deleted if c.delete_bytes)
         if not gone:
             return []
         log.warning(
-            "garbage collection: the transaction of a batch failed after %d %s were "
-            "deleted from storage; marking them in a new transaction",
+            "garbage collection: the transaction of a batch failed after the bytes of %d "
+            "%s were deleted; marking them in a new transaction",
             len(gone),
             what,
         )
+        left: Sequence[str] = gone
         try:
-            return await self._mark(what, marking, gone)
-        except BaseException as error:
-            listed = ", ".join(gone)
-            log.error(
-                "garbage collection: could not mark %d %s whose bytes are gone (%s: %s); "
-                "the database may still serve them until `dockyard fsck --repair` runs: %s",
-                len(gone),
-                what,
-                type(error).__name__,
-                error,
-                listed,
-            )
-            report.problems.append(
-                f"{what} {listed}: bytes deleted, database not updated; run dockyard fsck --repair"
-            )
-            if not isinstance(error, Exception):
-                raise  # cancelled: the batch's own error goes on all the same
-            return []
+            return await self._mark(what, mark, gone)
+        except Unmarked as error:
+            left, why = error.digests, str(error)
+        except BaseException as error:  # cancelled while marking: nothing is known
+            self._unmarked(what, gone, f"{type(error).__name__}: {error}", report)
+            raise
+        self._unmarked(what, left, why, report)
+        return []
 
-    async def _mark(self, what: str, marking: Marking, gone: list[str]) -> list[str]:
-        """One marking transaction, tried again with backoff until ``retry_for`` has
-        passed (then its last error goes on)."""
+    def _unmarked(self, what: str, digests: Sequence[str], why: str, report: GcReport) -> None:
+        listed = ", ".join(digests)
+        log.error(
+            "garbage collection: could not mark %d %s whose bytes are gone (%s); the "
+            "database may serve them until `dockyard fsck --repair` runs: %s",
+            len(digests),
+            what,
+            why,
+            listed,
+        )
+        report.problems.append(
+            f"{what} {listed}: bytes deleted, database not updated; run dockyard fsck --repair"
+        )
+
+    async def _mark(self, what: str, mark: Mark, gone: list[str]) -> list[str]:
+        """Marking transactions, tried again with backoff until ``retry_for`` has passed,
+        for as long as one fails or rows of ``gone`` are busy (then :class:`Unmarked`)."""
         deadline = time.monotonic() + self._retry_for
         delay = RETRY_FIRST
+        left, unnamed = gone, []
         while True:
             try:
-                async with marking(gone) as marks:
+                async with mark(left) as marks:
                     still_gone = set(await self._without_bytes(c.digest for c in marks.candidates))
                     for candidate in marks.candidates:
                         if candidate.digest not in still_gone:
                             marks.keep(candidate.digest)
-                break
+                if marks.deleted:
+                    log.warning(
+                        "garbage collection: marked the %s whose bytes are gone: %s",
+                        what,
+                        ", ".join(c.digest for c in marks.deleted),
+                    )
+                named = {c.digest for c in marks.candidates} | set(marks.busy)
+                unnamed += [d for d in left if d not in named]
+                left = marks.busy
+                if not left:
+                    return unnamed
+                why = "rows held by another transaction"
             except Exception as error:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning(
-                    "garbage collection: marking %s failed (%s: %s); trying again in %.2f s",
-                    what,
-                    type(error).__name__,
-                    error,
-                    delay,
-                )
+                why = f"{type(error).__name__}: {error}"
+            if time.monotonic() + delay > deadline:
+                raise Unmarked(left, why)
+            log.warning(
+                "garbage collection: marking %d %s: %s; trying again in %.2f s",
+                len(left),
+                what,
+                why,
+                delay,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
-        marked = [c.digest for c in marks.deleted]
-        if marked:
-            log.warning("garbage collection: marked %s %s", what, ", ".join(marked))
-        locked = {c.digest for c in marks.candidates}
-        return [d for d in gone if d not in locked]
 
     async def _without_bytes(self, digests: Iterable[str]) -> list[str]:
         """Those of ``digests`` whose bytes the storage does not have, or may not have (a

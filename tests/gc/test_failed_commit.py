@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 import pytest
@@ -62,6 +62,11 @@ class PostgresOutage:
         #: False: only the sessions inside a transaction (the collector's) are terminated,
         #: and the database takes connections all along
         self.refuses = True
+        #: whether another session locks a blob row (``holding``) at the outage, for a
+        #: second, as a push would
+        self.holds = False
+        self.holding = ""
+        self._holder: asyncio.Task[None] | None = None
 
     async def _run(self, statement: str) -> int:
         connection = await asyncpg.connect(
@@ -82,9 +87,24 @@ class PostgresOutage:
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
             f"WHERE {which}"
         )
+        if self.holds:
+            holder = await asyncpg.connect(
+                host="127.0.0.1", port=self._server.port, user=USER, database=self._name
+            )
+            locking = holder.transaction()
+            await locking.start()
+            await holder.execute("SELECT 1 FROM blobs WHERE digest = $1 FOR UPDATE", self.holding)
+            self._holder = asyncio.create_task(self._release(holder, locking))
+
+    async def _release(self, holder: asyncpg.Connection, locking: Any) -> None:
+        await asyncio.sleep(1.0)
+        await locking.commit()
+        await holder.close()
 
     async def end(self) -> None:
         await self._run(f'ALTER DATABASE "{self._name}" ALLOW_CONNECTIONS true')
+        if self._holder is not None:
+            await self._holder
 
 
 class SqliteOutage:
@@ -212,12 +232,21 @@ async def test_a_commit_that_fails_after_the_bytes_went_leaves_no_row_serving_th
 
 @pytest.mark.parametrize("database", ["postgresql"])
 async def test_the_collectors_session_terminated_mid_batch(
-    client: Client, registry: Registry, outage: PostgresOutage | SqliteOutage
+    client: Client,
+    registry: Registry,
+    outage: PostgresOutage | SqliteOutage,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Only the collector's session ends; another holds one of the rows for a second (as
+    a push would): the recovery marks the others, then that one once it is released."""
     assert isinstance(outage, PostgresOutage)
-    outage.refuses = False
-    await rows_of_deleted_bytes_not_served(client, registry, outage, lasting=None)
+    outage.refuses, outage.holds = False, True
+
+    with caplog.at_level(logging.WARNING, logger="dockyard.gc"):
+        await rows_of_deleted_bytes_not_served(client, registry, outage, lasting=None)
+
     assert outage.terminated == 1
+    assert any("held by another transaction" in r.getMessage() for r in caplog.records)
 
 
 async def rows_of_deleted_bytes_not_served(
@@ -230,6 +259,8 @@ async def rows_of_deleted_bytes_not_served(
     strays = [os.urandom(300 + i) for i in range(6)]
     stray_digests = [await push_blob(client, "app", blob) for blob in strays]
     armed(registry, outage, stray_digests[0], lasting)
+    if isinstance(outage, PostgresOutage):
+        outage.holding = stray_digests[-1]
 
     collector = await failing_collection(registry, retry_for=10.0)
 
