@@ -13,7 +13,9 @@ the rows in the same transaction. A push that meets a locked row waits, then fin
 and puts its bytes in place again. Whatever the caller's block raises, the rows it did not
 keep are deleted and committed before the error goes on: the block may have deleted some of
 their bytes, and a row whose bytes are gone would tell a client to skip an upload it needs
-(bytes left without a row only take room).
+(bytes left without a row only take room). If the transaction itself fails after the
+bytes went, its rows roll back: the collector marks them in a new one
+(:mod:`dockyard.gc.recovery`).
 """
 
 from __future__ import annotations
