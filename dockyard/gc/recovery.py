@@ -89,15 +89,13 @@ class BatchRecovery:
             len(gone),
             what,
         )
-        left: Sequence[str] = gone
         try:
             return await self._mark(what, mark, gone)
         except Unmarked as error:
-            left, why = error.digests, str(error)
+            self._unmarked(what, error.digests, str(error), report)
         except BaseException as error:  # cancelled while marking: nothing is known
             self._unmarked(what, gone, f"{type(error).__name__}: {error}", report)
             raise
-        self._unmarked(what, left, why, report)
         return []
 
     def _unmarked(self, what: str, digests: Sequence[str], why: str, report: GcReport) -> None:
