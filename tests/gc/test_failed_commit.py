@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import asyncpg
@@ -101,6 +101,18 @@ class PostgresOutage:
         await locking.commit()
         await holder.close()
 
+    async def lock_waited_for(self) -> None:
+        """Return once a session of the test's database waits for a lock."""
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity "
+            f"WHERE datname = '{self._name}' AND wait_event_type = 'Lock'"
+        )
+        for _ in range(1500):  # 30 s
+            if await self._run(waiting):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("no session waited for a lock")
+
     async def end(self) -> None:
         await self._run(f'ALTER DATABASE "{self._name}" ALLOW_CONNECTIONS true')
         if self._holder is not None:
@@ -138,12 +150,16 @@ class FailsAfterDeleting(InMemoryDriver):
         self.target = ""
         self.spared = ""
         self.lasting: float | None = None
+        #: run before the target's batch deletes anything
+        self.first: Callable[[], Awaitable[None]] | None = None
         self._ending: asyncio.Task[None] | None = None
 
     async def delete_many(self, paths: Sequence[str]) -> dict[str, StorageError]:
+        outage = self.outage if self.target in paths else None
+        if outage is not None and self.first is not None:
+            await self.first()
         failures = await super().delete_many([p for p in paths if p != self.spared])
-        outage = self.outage
-        if outage is not None and self.target in paths:
+        if outage is not None:
             self.outage = None
             await outage.begin()
             if self.lasting is not None:
@@ -349,3 +365,42 @@ async def test_deleted_manifest_bytes_are_marked_when_their_batch_fails(
     await pulls_back(client, "app", "v1", manifest, blobs)
     fsck = await check_store(registry.metadata, registry.storage)
     assert [f for f in fsck.findings if f.kind in ("missing-bytes", "manifest-bytes")] == []
+
+
+@pytest.mark.parametrize("database", ["postgresql"])
+async def test_a_manifest_pushed_beside_the_failed_batch_gets_its_bytes_back(
+    client: Client, registry: Registry, outage: PostgresOutage | SqliteOutage
+) -> None:
+    """A push of a deleted manifest writes its bytes, then waits for the batch that is
+    deleting them; the batch fails, and the push commits, reading no mark: the recovery
+    finds the manifest row and writes its bytes again from the database."""
+    assert isinstance(outage, PostgresOutage)
+    outage.refuses = False
+    config, layers = config_and_layers()
+    manifest = await push_tagged(client, "app", "v1", [config, *layers])
+    # Another manifest keeps the blobs, so that the first can be pushed again.
+    other = image_manifest(config, layers, annotations={"other": "yes"})
+    await put_manifest(client, "app", "other", other, OCI_MANIFEST)
+    digest = digest_of(manifest)
+    assert (await client.delete(f"/v2/app/manifests/{digest}")).status == 202
+    pushes: list[asyncio.Task[str]] = []
+
+    async def push_meanwhile() -> None:
+        push = put_manifest(client, "app", "v1", manifest, OCI_MANIFEST)
+        pushes.append(asyncio.create_task(push))
+        await outage.lock_waited_for()
+
+    driver = registry.storage
+    assert isinstance(driver, FailsAfterDeleting)
+    driver.first = push_meanwhile
+    armed(registry, outage, digest, lasting=None)
+
+    collector = await failing_collection(registry, retry_for=10.0)
+
+    assert outage.terminated == 1
+    assert await pushes[0] == digest
+    assert collector.report.problems == []
+    assert await stored(registry, digest)
+    await pulls_back(client, "app", "v1", manifest, [config, *layers])
+    fsck = await check_store(registry.metadata, registry.storage)
+    assert fsck.findings == []
