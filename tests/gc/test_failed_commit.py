@@ -7,9 +7,10 @@ The storage is the real in-memory driver (no local files: a ``HEAD`` answers fro
 database alone, as on an object store), wrapped to start the outage right after it deleted
 a batch's bytes: no real database fails on demand at that point. The outage itself is
 real. On PostgreSQL the database refuses connections and every backend of it is
-terminated (``pg_terminate_backend``, the collector's among them), as in a restart; on
-SQLite the writer's connection refuses writes (``PRAGMA query_only``), as a read-only or
-failing disk would.
+terminated (``pg_terminate_backend``, the collector's among them), as in a restart, or
+only the collector's session is, beside another session that holds a row or a manifest
+push waiting on the batch; on SQLite the writer's connection refuses writes (``PRAGMA
+query_only``), as a read-only or failing disk would.
 """
 
 from __future__ import annotations
