@@ -6,15 +6,19 @@ queue, so that a collection costs what the garbage costs), and only their bytes 
 deleted, through the storage driver's ``delete_many`` (so every driver works). A batch holds its
 row locks while its bytes are deleted, then deletes the rows (the transaction rule,
 docs/architecture.md); a push that meets a batch waits for it and then finds the rows gone.
+A batch whose transaction fails after its bytes went marks them in a new one
+(:mod:`dockyard.gc.recovery`) before the error goes on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 
+from dockyard.gc.recovery import RETRY_FOR, BatchRecovery
 from dockyard.gc.report import GcReport, Removed
 from dockyard.gc.review import collectable_before, sessions_keep_since
 from dockyard.metadata.gc_queries import Deletion, ManifestCandidate
@@ -60,13 +64,19 @@ class Collector:
         delete_untagged: bool = False,
         dry_run: bool = False,
         progress: Progress | None = None,
+        retry_for: float = RETRY_FOR,
     ) -> None:
+        """``retry_for``: how long, in seconds, a batch whose transaction failed tries to
+        mark what it deleted (see :mod:`dockyard.gc.recovery`)."""
         self._metadata = metadata
         self._storage = storage
         self._review_after = review_after
         self._delete_untagged = delete_untagged
         self._dry_run = dry_run
         self._progress = progress or (lambda _step, _done, _total: None)
+        self._recovery = BatchRecovery(metadata, storage, retry_for)
+        #: the run's report so far (what a run that failed did)
+        self.report = GcReport(dry_run=dry_run, delete_untagged=delete_untagged)
 
     def _cutoff(self) -> datetime:
         return collectable_before(utc_now(), self._review_after)
@@ -77,7 +87,9 @@ class Collector:
 
     async def run(self) -> GcReport:
         started = time.monotonic()
-        report = GcReport(dry_run=self._dry_run, delete_untagged=self._delete_untagged)
+        report = self.report = GcReport(
+            dry_run=self._dry_run, delete_untagged=self._delete_untagged
+        )
         doomed: list[ManifestCandidate] = []
         if self._delete_untagged:
             doomed = await self._manifests(report)
@@ -121,8 +133,11 @@ class Collector:
                 reviewed = [c.digest for c in page.candidates] + page.referenced
                 for start in range(0, len(reviewed), BATCH):
                     batch = reviewed[start : start + BATCH]
-                    async with self._metadata.deleting_blobs(batch, cutoff, since) as deletion:
-                        await self._delete_bytes(deletion, report)
+                    deletion = await self._batch(
+                        self._metadata.deleting_blobs(batch, cutoff, since),
+                        report,
+                        self._recovery.blobs,
+                    )
                     report.blobs += [Removed(c.digest, c.size) for c in deletion.deleted]
             done += len(page.candidates)
             self._progress("blobs", done, None)
@@ -142,11 +157,33 @@ class Collector:
             if not due:
                 return
             digests = [c.digest for c in due]
-            async with self._metadata.deleting_manifest_bytes(digests, cutoff) as deletion:
-                await self._delete_bytes(deletion, report)
+            deletion = await self._batch(
+                self._metadata.deleting_manifest_bytes(digests, cutoff),
+                report,
+                self._recovery.manifest_bytes,
+            )
             report.manifest_bytes += [Removed(c.digest, c.size) for c in deletion.deleted]
             if len(due) < BATCH:
                 return
+
+    async def _batch(
+        self,
+        opening: AbstractAsyncContextManager[Deletion],
+        report: GcReport,
+        recover: Callable[[Deletion, GcReport], Awaitable[None]],
+    ) -> Deletion:
+        """One locked batch: its bytes deleted inside its transaction. If the transaction
+        fails once the bytes may be going (before or at its commit), ``recover`` marks
+        what went, and then the error goes on."""
+        deletion: Deletion | None = None
+        try:
+            async with opening as deletion:
+                await self._delete_bytes(deletion, report)
+        except BaseException:
+            if deletion is not None and not deletion.committed:
+                await recover(deletion, report)
+            raise
+        return deletion
 
     async def _delete_bytes(self, deletion: Deletion, report: GcReport) -> None:
         """Delete the bytes of a locked batch, in one call to the driver (a few thread

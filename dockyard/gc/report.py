@@ -35,7 +35,8 @@ class GcReport:
     manifests: list[Removed] = field(default_factory=list)
     blobs: list[Removed] = field(default_factory=list)
     manifest_bytes: list[Removed] = field(default_factory=list)
-    #: bytes a step could not delete (they stay, with their rows, for the next run)
+    #: bytes a step could not delete (they stay, with their rows, for the next run), and
+    #: rows whose bytes went that a failed batch could not mark (see dockyard.gc.recovery)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
 

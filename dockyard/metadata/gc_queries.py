@@ -13,7 +13,9 @@ the rows in the same transaction. A push that meets a locked row waits, then fin
 and puts its bytes in place again. Whatever the caller's block raises, the rows it did not
 keep are deleted and committed before the error goes on: the block may have deleted some of
 their bytes, and a row whose bytes are gone would tell a client to skip an upload it needs
-(bytes left without a row only take room).
+(bytes left without a row only take room). If the transaction itself fails after the
+bytes went, its rows roll back: the collector marks them in a new one
+(:mod:`dockyard.gc.recovery`).
 """
 
 from __future__ import annotations
@@ -137,10 +139,13 @@ class BlobPage:
 @dataclass
 class Deletion:
     """The candidates a locked transaction may delete; the caller deletes their bytes,
-    calling :meth:`keep` for those whose bytes it could not delete (rows stay)."""
+    calling :meth:`keep` for those whose bytes it could not delete (rows stay).
+    ``committed`` once the transaction has committed: if the block's end fails before,
+    the rows of bytes already deleted stay (see :mod:`dockyard.gc.recovery`)."""
 
     candidates: list[BlobCandidate]
     kept: set[str] = field(default_factory=set)
+    committed: bool = False
 
     def keep(self, digest: str) -> None:
         self.kept.add(digest)
@@ -328,6 +333,7 @@ class CollectorQueries(ManifestQueries):
                 await connection.execute(delete(_b).where(_b.c.digest.in_(gone)))
                 for digest in gone:  # deleted from the whole store: no repository
                     await record_change(connection, BlobDeleted("", digest))
+        deletion.committed = True
         put_off.raise_it()
 
     # -- manifest bytes ----------------------------------------------------------------
@@ -378,6 +384,7 @@ class CollectorQueries(ManifestQueries):
                 await connection.execute(
                     update(_q).where(_q.c.digest.in_(gone)).values(deleted_at=utc_now())
                 )
+        deletion.committed = True
         put_off.raise_it()
 
     async def forget_deleted_manifest_bytes(self, before: datetime) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dockyard.metadata.blob_links import BlobQueries
 from dockyard.metadata.gc_queries import CollectorQueries
+from dockyard.metadata.gc_recovery import GcRecoveryQueries
 from dockyard.metadata.integrity_queries import IntegrityQueries
 from dockyard.metadata.manifest_queries import ManifestQueries
 from dockyard.metadata.outbox import OutboxQueries
@@ -32,6 +33,7 @@ class MetadataStore(
     BlobQueries,
     RetentionQueries,
     CollectorQueries,
+    GcRecoveryQueries,
     ManifestQueries,
     TagQueries,
     UploadQueries,

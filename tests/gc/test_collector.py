@@ -48,14 +48,14 @@ async def collect(
 ) -> GcReport:
     if aged:
         await age_everything(registry)
-    collector = Collector(
-        registry.metadata,
-        registry.storage,
-        review_after=timedelta(hours=1),
-        delete_untagged=delete_untagged,
-        dry_run=dry_run,
+    return await collector_of(registry, delete_untagged=delete_untagged, dry_run=dry_run).run()
+
+
+def collector_of(registry: Registry, **options: Any) -> Collector:
+    """A collector of ``registry``'s store, with a review delay of an hour."""
+    return Collector(
+        registry.metadata, registry.storage, review_after=timedelta(hours=1), **options
     )
-    return await collector.run()
 
 
 async def stored(registry: Registry, digest: str) -> bool:
