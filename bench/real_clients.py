@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import statistics
 import sys
@@ -252,7 +253,10 @@ def run(options: Options) -> int:
                          "run scripts/install-test-deps.sh")  # fmt: skip
     # Short: unix socket paths and podman's runroot have length limits.
     cenv = ClientEnv(Path(tempfile.mkdtemp(prefix="dy-bench-", dir="/tmp")))
-    tmp = Path(tempfile.mkdtemp(prefix="dockyard-clients-", dir=options.tmpdir))
+    # Hex only: podman names an image pulled from oci:PATH after PATH, and a random
+    # mkdtemp suffix such as "-_7x" is not a valid reference.
+    tmp = Path(options.tmpdir or tempfile.gettempdir()) / f"dy-clients-{secrets.token_hex(6)}"
+    tmp.mkdir(mode=0o700)
     figures = Figures()
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     clients: list[BenchClient] = []

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 _READY_BUCKET = "ready"  # made by SeaweedServer itself, to probe readiness
 #: the figures of the S3 table, by operation
-_OPS = ("push", "copies done", "copies wait", "store cpu push", "store cpu copies",
-        "store cpu pull first")  # fmt: skip
+_OPS = ("push", "copies pending", "copies done", "copies wait", "store cpu push",
+        "store cpu copies", "store cpu pull first")  # fmt: skip
 
 
 @dataclass
@@ -44,9 +44,11 @@ class CopyWatch:
     started: float = field(default_factory=time.monotonic)
     done_after_s: float | None = None
     store_cpu_s: float | None = None
+    pending_at_start: int = 0
 
     def __post_init__(self) -> None:
         self._cpu = self.stores.store_cpu()
+        self.pending_at_start = pending_moves(self.database)
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
@@ -65,6 +67,7 @@ class CopyWatch:
         before = time.monotonic()
         self._thread.join(self.timeout + 5)
         figures.add((*key, "copies wait", DOCKYARD), time.monotonic() - before)
+        figures.add((*key, "copies pending", DOCKYARD), self.pending_at_start)
         if self.done_after_s is not None:
             figures.add((*key, "copies done", DOCKYARD), self.done_after_s)
         if self.store_cpu_s is not None:
@@ -150,6 +153,7 @@ def render_s3(options: Options, figures: Figures, images: list[BuiltImage]) -> l
     lines = [
         "## On S3: the copies after the commit, and SeaweedFS's CPU",
         "",
+        "blobs pending: how many waited for the mover's copy when the push ended; "
         "copies done: seconds from the end of Dockyard's push until its database had no "
         "blob waiting for the mover's copy (polled every 50 ms; the first pull ran "
         "meanwhile); waited: what was left of that after the first pull. push + copies: "
@@ -157,11 +161,11 @@ def render_s3(options: Options, figures: Figures, images: list[BuiltImage]) -> l
         "(which copies inside its requests). SeaweedFS CPU s: during the push, from the "
         "push's end until the copies were done (Dockyard), and during the first pull.",
         "",
-        "| client | image | Dockyard push s | copies done s | waited s | Dockyard push + "
-        "copies MB/s | registry:2 push MB/s | ratio | SeaweedFS CPU push (Dockyard, "
-        "registry:2) | SeaweedFS CPU until copies done | SeaweedFS CPU pull first (Dockyard,"
-        " registry:2) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| client | image | Dockyard push s | blobs pending | copies done s | waited s "
+        "| Dockyard push + copies MB/s | registry:2 push MB/s | ratio "
+        "| SeaweedFS CPU push (Dockyard, registry:2) | SeaweedFS CPU until copies done "
+        "| SeaweedFS CPU pull first (Dockyard, registry:2) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_name = {image.spec.name: image for image in images}
     for client in options.clients:
@@ -173,7 +177,8 @@ def render_s3(options: Options, figures: Figures, images: list[BuiltImage]) -> l
                                          (client, name, "copies done", DOCKYARD)))  # fmt: skip
             theirs = _rate(image, r2["push"])
             lines.append(
-                f"| {client} | {name} | {_fmt(ours['push'])} | {_fmt(ours['copies done'])} "
+                f"| {client} | {name} | {_fmt(ours['push'])} | {_fmt(ours['copies pending'])} "
+                f"| {_fmt(ours['copies done'])} "
                 f"| {_fmt(ours['copies wait'])} | {_fmt(whole)} | {_fmt(theirs)} "
                 f"| {_ratio(whole, theirs)} | {_fmt(ours['store cpu push'])}, "
                 f"{_fmt(r2['store cpu push'])} | {_fmt(ours['store cpu copies'])} "
