@@ -80,6 +80,7 @@ class Options:
     hashing_sink: bool = False  # also push to the sink that hashes: a verifying registry's ceiling
     storage: str = "filesystem"  # or "s3": one SeaweedFS, a new bucket per registry and round
     deferred_copy: bool = True  # on S3: Dockyard's storage.s3.deferredcopy (its default)
+    copies_before_pull: bool = False  # on S3: the first pull waits for Dockyard's copies
     tmpdir: Path | None = None
     out: Path | None = None
 
@@ -184,7 +185,8 @@ def one_round(
     stores: S3Stores | None = None,
 ) -> None:
     """Push to a registry on a fresh store, pull right after, pull again (the sink: the
-    push only). On S3, Dockyard's pending copies are waited for before the second pull."""
+    push only). On S3, Dockyard's pending copies are waited for before the second pull
+    (``copies_before_pull``: before the first)."""
     server = new_server(target, base, out / f"{target}-server.log", options, stores)
     server.start()
     try:
@@ -197,9 +199,10 @@ def one_round(
         copies = s3.watch_copies(base) if s3 and target == DOCKYARD else None
         if s3:
             figures.add_delta((*key, "store cpu push", target), cpu, s3.store_cpu())
+        if copies is not None and (options.copies_before_pull or not options.pulls):
+            copies.record(figures, key)
+            copies = None
         if target in (SINK, SINK_HASH) or not options.pulls:
-            if copies is not None:
-                copies.record(figures, key)
             return
         client.clear_pulled(image)  # docker: the pushed image itself
         cpu = s3.store_cpu() if s3 else None
@@ -325,6 +328,8 @@ def render(options: Options, figures: Figures, images: list[BuiltImage], started
     store = "S3 (one SeaweedFS)" if options.storage == "s3" else "filesystem"
     if options.storage == "s3":
         store += f", Dockyard's deferred copies {'on' if options.deferred_copy else 'off'}"
+        if options.deferred_copy and options.copies_before_pull:
+            store += ", waited for before the first pull"
     lines = [
         f"# Real clients, {started} ({options.repeats} repetitions, medians; registries on "
         f"{store}; client storage {options.driver})",
@@ -450,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="with --storage s3: Dockyard with storage.s3.deferredcopy off (the copy in the PUT)",
     )
+    parser.add_argument(
+        "--copies-before-pull",
+        action="store_true",
+        help="with --storage s3: the first pull starts once Dockyard's copies are done",
+    )
     parser.add_argument("--tmpdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -468,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         hashing_sink=args.hashing_sink,
         storage=args.storage,
         deferred_copy=args.deferred_copy,
+        copies_before_pull=args.copies_before_pull,
         tmpdir=args.tmpdir,
         out=args.out,
     )

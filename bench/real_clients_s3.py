@@ -150,13 +150,15 @@ def render_s3(options: Options, figures: Figures, images: list[BuiltImage]) -> l
     """The store's side of every push: Dockyard's copies after the commit and SeaweedFS's CPU."""
     from bench.real_clients import _fmt, _rate, _ratio
 
+    meanwhile = "the first pull waited for them" if options.copies_before_pull else (
+        "the first pull ran meanwhile")  # fmt: skip
     lines = [
         "## On S3: the copies after the commit, and SeaweedFS's CPU",
         "",
         "blobs pending: how many waited for the mover's copy when the push ended; "
         "copies done: seconds from the end of Dockyard's push until its database had no "
-        "blob waiting for the mover's copy (polled every 50 ms; the first pull ran "
-        "meanwhile); waited: what was left of that after the first pull. push + copies: "
+        f"blob waiting for the mover's copy (polled every 50 ms; {meanwhile}); waited: "
+        "what was left of that when the wait began. push + copies: "
         "the image's MB/s over the push and that delay together, against registry:2's push "
         "(which copies inside its requests). SeaweedFS CPU s: during the push, from the "
         "push's end until the copies were done (Dockyard), and during the first pull.",
