@@ -2,7 +2,7 @@
 
     python -m bench.real_clients [--clients skopeo,podman,ctr,docker] [--images large,small]
                                  [--repeats 3] [--large-mib 256] [--large-layers 3]
-                                 [--storage s3 [--no-deferred-copy]]
+                                 [--storage s3 [--no-deferred-copy] [--copies-before-pull]]
 
 Two images are built locally (bench/client_images.py): ``large``, 3 layers of 256 MiB of
 random bytes, and ``small``, 20 layers of 4-200 KiB. Each client pushes each image to a

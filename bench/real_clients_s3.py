@@ -5,8 +5,9 @@ does), and every registry gets a new bucket of it for every round, through
 ``bench.run.make_server``. Dockyard keeps its default ``storage.s3.deferredcopy: true``
 unless ``--no-deferred-copy``. A push to it is then done for the store only once the mover
 has copied every pending blob: a ``CopyWatch`` started at the end of each push records when
-that happened (while the first pull runs), and what SeaweedFS spent until then, so the
-client's time and the store's later cost are reported side by side.
+that happened (while the first pull runs, or before it with ``--copies-before-pull``), and
+what SeaweedFS spent until then, so the client's time and the store's later cost are
+reported side by side.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bench.deferred_moves import pending_moves
 from bench.servers import DOCKYARD, REGISTRY2, Server
@@ -54,7 +57,9 @@ class CopyWatch:
 
     def _watch(self) -> None:
         deadline = self.started + self.timeout
-        while pending_moves(self.database) and time.monotonic() < deadline:
+        while pending_moves(self.database):
+            if time.monotonic() > deadline:
+                return  # never done: record() says so
             time.sleep(0.05)
         self.done_after_s = time.monotonic() - self.started
         after = self.stores.store_cpu()
@@ -68,8 +73,11 @@ class CopyWatch:
         self._thread.join(self.timeout + 5)
         figures.add((*key, "copies wait", DOCKYARD), time.monotonic() - before)
         figures.add((*key, "copies pending", DOCKYARD), self.pending_at_start)
-        if self.done_after_s is not None:
-            figures.add((*key, "copies done", DOCKYARD), self.done_after_s)
+        if self.done_after_s is None:
+            figures.failures.append(f"{' '.join(key)}: copies still pending after "
+                                    f"{self.timeout:.0f} s")  # fmt: skip
+            return
+        figures.add((*key, "copies done", DOCKYARD), self.done_after_s)
         if self.store_cpu_s is not None:
             figures.add((*key, "store cpu copies", DOCKYARD), self.store_cpu_s)
 
@@ -117,7 +125,13 @@ class S3Stores:
 
     def empty(self) -> None:
         """Delete every bucket of the round just done (outside the timed steps), so that a
-        long run does not fill the disk."""
+        long run does not fill the disk; a failure to is only reported."""
+        try:
+            self._delete_buckets()
+        except (BotoCoreError, ClientError) as exc:
+            print(f"bench clients: could not delete the round's buckets: {exc}", flush=True)
+
+    def _delete_buckets(self) -> None:
         client = self.seaweedfs.client()
         for bucket in client.list_buckets().get("Buckets", []):
             name = bucket["Name"]
