@@ -2,6 +2,7 @@
 
     python -m bench.real_clients [--clients skopeo,podman,ctr,docker] [--images large,small]
                                  [--repeats 3] [--large-mib 256] [--large-layers 3]
+                                 [--storage s3 [--no-deferred-copy] [--copies-before-pull]]
 
 Two images are built locally (bench/client_images.py): ``large``, 3 layers of 256 MiB of
 random bytes, and ``small``, 20 layers of 4-200 KiB. Each client pushes each image to a
@@ -13,7 +14,8 @@ to the sink registry (bench/sink_registry.py, which reads and discards the bytes
 its turn after registry:2; for a pull, the same copy without a registry
 (bench/client_tools.py). ``--push-only`` skips the pulls. Rates are the image's bytes
 (layers and config) per second of the client command's wall time, medians of ``--repeats``.
-See bench/README.md.
+``--storage s3``: both registries on one SeaweedFS, with Dockyard's copies after the commit
+waited for and reported (bench/real_clients_s3.py). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import statistics
 import sys
@@ -41,6 +44,7 @@ from bench.client_tools import (
     SkopeoClient,
     missing_binaries,
 )
+from bench.real_clients_s3 import S3Stores, render_s3
 from bench.servers import (
     DOCKYARD,
     REGISTRY2,
@@ -74,6 +78,9 @@ class Options:
     registry2: str = "docker-registry"
     pulls: bool = True  # False: pushes only (and no pull ceiling)
     hashing_sink: bool = False  # also push to the sink that hashes: a verifying registry's ceiling
+    storage: str = "filesystem"  # or "s3": one SeaweedFS, a new bucket per registry and round
+    deferred_copy: bool = True  # on S3: Dockyard's storage.s3.deferredcopy (its default)
+    copies_before_pull: bool = False  # on S3: the first pull waits for Dockyard's copies
     tmpdir: Path | None = None
     out: Path | None = None
 
@@ -88,6 +95,13 @@ class Figures:
 
     def add(self, key: tuple[str, str, str, str], value: float) -> None:
         self.seconds.setdefault(key, []).append(value)
+
+    def add_delta(
+        self, key: tuple[str, str, str, str], before: float | None, after: float | None
+    ) -> None:
+        """``after - before`` when both are known (CPU counters that may be unreadable)."""
+        if before is not None and after is not None:
+            self.add(key, after - before)
 
     def median(self, key: tuple[str, str, str, str]) -> float | None:
         values = self.seconds.get(key)
@@ -136,7 +150,11 @@ def make_clients(options: Options, cenv: ClientEnv, scratch: Path) -> tuple[
     return made, containerd
 
 
-def new_server(target: str, base: Path, log_path: Path, options: Options) -> Server:
+def new_server(
+    target: str, base: Path, log_path: Path, options: Options, stores: S3Stores | None = None
+) -> Server:
+    if stores is not None and target in (DOCKYARD, REGISTRY2):
+        return stores.server(target, base, log_path)
     shutil.rmtree(base, ignore_errors=True)
     (base / "store").mkdir(parents=True)
     if target == DOCKYARD:
@@ -164,20 +182,35 @@ def one_round(
     out: Path,
     options: Options,
     figures: Figures,
+    stores: S3Stores | None = None,
 ) -> None:
     """Push to a registry on a fresh store, pull right after, pull again (the sink: the
-    push only)."""
-    server = new_server(target, base, out / f"{target}-server.log", options)
+    push only). On S3, Dockyard's pending copies are waited for before the second pull
+    (``copies_before_pull``: before the first)."""
+    server = new_server(target, base, out / f"{target}-server.log", options, stores)
     server.start()
     try:
         ref = f"{server.url.removeprefix('http://')}/bench/{image.spec.name}:{image.tag}"
         key = (client.name, image.spec.name)
         client.before_push(image, ref)
+        s3 = stores if target in (DOCKYARD, REGISTRY2) else None
+        cpu = s3.store_cpu() if s3 else None
         figures.add((*key, "push", target), timed(lambda: client.push(image, ref)))
+        copies = s3.watch_copies(base) if s3 and target == DOCKYARD else None
+        if s3:
+            figures.add_delta((*key, "store cpu push", target), cpu, s3.store_cpu())
+        if copies is not None and (options.copies_before_pull or not options.pulls):
+            copies.record(figures, key)
+            copies = None
         if target in (SINK, SINK_HASH) or not options.pulls:
             return
         client.clear_pulled(image)  # docker: the pushed image itself
+        cpu = s3.store_cpu() if s3 else None
         figures.add((*key, "pull first", target), timed(lambda: client.pull(image, ref)))
+        if s3:
+            figures.add_delta((*key, "store cpu pull first", target), cpu, s3.store_cpu())
+        if copies is not None:  # the pull above ran while they were pending
+            copies.record(figures, key)
         client.clear_pulled(image)
         figures.add((*key, "pull again", target), timed(lambda: client.pull(image, ref)))
         if not isinstance(client, DockerClient):  # docker pushes what it pulled next time
@@ -185,6 +218,8 @@ def one_round(
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+        if stores is not None:
+            stores.empty()
 
 
 def sinks(options: Options, targets: list[str]) -> list[str]:
@@ -194,7 +229,7 @@ def sinks(options: Options, targets: list[str]) -> list[str]:
 
 def bench_client(
     client: BenchClient, images: list[BuiltImage], options: Options, tmp: Path, out: Path,
-    figures: Figures,
+    figures: Figures, stores: S3Stores | None,
 ) -> None:  # fmt: skip
     for image in images:
         what = f"{client.name} {image.spec.name}"
@@ -206,7 +241,7 @@ def bench_client(
             for rep in range(options.repeats):
                 for target in sinks(options, [*options.targets, SINK]):
                     log(f"{what}: {TITLES.get(target, target)}, repetition {rep + 1}")
-                    one_round(client, image, target, tmp / "server", out, options, figures)
+                    one_round(client, image, target, tmp / "server", out, options, figures, stores)
         except (AssertionError, OSError, RuntimeError) as exc:
             figures.failures.append(f"{what}: {str(exc)[:1500]}")
             log(f"{what} failed: {str(exc)[:500]}")
@@ -221,19 +256,26 @@ def run(options: Options) -> int:
                          "run scripts/install-test-deps.sh")  # fmt: skip
     # Short: unix socket paths and podman's runroot have length limits.
     cenv = ClientEnv(Path(tempfile.mkdtemp(prefix="dy-bench-", dir="/tmp")))
-    tmp = Path(tempfile.mkdtemp(prefix="dockyard-clients-", dir=options.tmpdir))
+    # Hex only: podman names an image pulled from oci:PATH after PATH, and a random
+    # mkdtemp suffix such as "-_7x" is not a valid reference.
+    tmp = Path(options.tmpdir or tempfile.gettempdir()) / f"dy-clients-{secrets.token_hex(6)}"
+    tmp.mkdir(mode=0o700)
     figures = Figures()
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     clients: list[BenchClient] = []
     containerd: Containerd | None = None
+    stores: S3Stores | None = None
     try:
+        if options.storage == "s3":
+            stores = S3Stores.start(options.deferred_copy, options.workers, options.registry2)
+            log(f"storage: S3, a bucket per registry and round on {stores.seaweedfs.endpoint}")
         log(f"building {', '.join(options.images)} in {tmp}")
         images = [build(spec, tmp / "images" / spec.name) for spec in specs(options)]
         (tmp / "scratch").mkdir()
         clients, containerd = make_clients(options, cenv, tmp / "scratch")
         for client in clients:
             figures.loadavg.append((f"{client.name} start", list(os.getloadavg())))
-            bench_client(client, images, options, tmp, out, figures)
+            bench_client(client, images, options, tmp, out, figures, stores)
             figures.loadavg.append((f"{client.name} end", list(os.getloadavg())))
     finally:
         for client in clients:
@@ -243,6 +285,8 @@ def run(options: Options) -> int:
                 log(f"{client.name}: cleanup failed: {exc}")
         if containerd is not None:
             containerd.stop()
+        if stores is not None:
+            stores.stop()
         remove_tree(cenv.root)
         shutil.rmtree(tmp, ignore_errors=True)
     text = render(options, figures, images, started)
@@ -281,9 +325,14 @@ def rows(options: Options) -> list[tuple[str, str, tuple[str, str]]]:
 
 def render(options: Options, figures: Figures, images: list[BuiltImage], started: str) -> str:
     ours, theirs = options.targets[0], options.targets[-1]
+    store = "S3 (one SeaweedFS)" if options.storage == "s3" else "filesystem"
+    if options.storage == "s3":
+        store += f", Dockyard's deferred copies {'on' if options.deferred_copy else 'off'}"
+        if options.deferred_copy and options.copies_before_pull:
+            store += ", waited for before the first pull"
     lines = [
-        f"# Real clients, {started} ({options.repeats} repetitions, medians; storage "
-        f"{options.driver})",
+        f"# Real clients, {started} ({options.repeats} repetitions, medians; registries on "
+        f"{store}; client storage {options.driver})",
         "",
         "MB/s of the image's layers and config (10^6 bytes) over the client command's wall "
         "time. ratio: Dockyard / registry:2. ceiling: for a push, the same push to the sink "
@@ -317,6 +366,8 @@ def render(options: Options, figures: Figures, images: list[BuiltImage], started
         for i in images
     )
     lines += ["", f"Images: {sizes}."]
+    if options.storage == "s3":
+        lines += ["", *render_s3(options, figures, images)]
     if figures.failures:
         lines += ["", "## Problems", ""] + [f"- {failure}" for failure in figures.failures]
     return "\n".join(lines) + "\n"
@@ -349,7 +400,10 @@ def _list(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 def options_from_run(args: argparse.Namespace) -> Options:
     """The options of ``python -m bench.run --clients [LIST]`` (``--quick``: 64 MiB layers)."""
     if args.storage != "filesystem":
-        raise SystemExit("bench clients: real clients run on the filesystem storage only")
+        raise SystemExit(
+            "bench clients: on S3 run python -m bench.real_clients --storage s3 (Dockyard's "
+            "deferred copies on, as by default, and waited for)"
+        )
     return Options(
         clients=_list(args.clients, CLIENTS, "client"),
         images=_list(args.client_images, IMAGES, "image"),
@@ -389,6 +443,23 @@ def main(argv: list[str] | None = None) -> int:
         default="overlay",
         help="podman's and docker's storage driver, containerd's snapshotter (vfs: native)",
     )
+    parser.add_argument(
+        "--storage",
+        choices=["filesystem", "s3"],
+        default="filesystem",
+        help="s3: both registries on one SeaweedFS, a new bucket per registry and round",
+    )
+    parser.add_argument(
+        "--no-deferred-copy",
+        dest="deferred_copy",
+        action="store_false",
+        help="with --storage s3: Dockyard with storage.s3.deferredcopy off (the copy in the PUT)",
+    )
+    parser.add_argument(
+        "--copies-before-pull",
+        action="store_true",
+        help="with --storage s3: the first pull starts once Dockyard's copies are done",
+    )
     parser.add_argument("--tmpdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -405,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         driver=args.driver,
         pulls=not args.push_only,
         hashing_sink=args.hashing_sink,
+        storage=args.storage,
+        deferred_copy=args.deferred_copy,
+        copies_before_pull=args.copies_before_pull,
         tmpdir=args.tmpdir,
         out=args.out,
     )
