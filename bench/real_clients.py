@@ -2,7 +2,7 @@
 
     python -m bench.real_clients [--clients skopeo,podman,ctr,docker] [--images large,small]
                                  [--repeats 3] [--large-mib 256] [--large-layers 3]
-                                 [--storage s3 [--no-deferred-copy] [--copies-before-pull]]
+                                 [--storage s3 [--deferred-copy] [--copies-before-pull]]
 
 Two images are built locally (bench/client_images.py): ``large``, 3 layers of 256 MiB of
 random bytes, and ``small``, 20 layers of 4-200 KiB. Each client pushes each image to a
@@ -79,7 +79,7 @@ class Options:
     pulls: bool = True  # False: pushes only (and no pull ceiling)
     hashing_sink: bool = False  # also push to the sink that hashes: a verifying registry's ceiling
     storage: str = "filesystem"  # or "s3": one SeaweedFS, a new bucket per registry and round
-    deferred_copy: bool = True  # on S3: Dockyard's storage.s3.deferredcopy (its default)
+    deferred_copy: bool = False  # on S3: Dockyard's storage.s3.deferredcopy (off by default)
     copies_before_pull: bool = False  # on S3: the first pull waits for Dockyard's copies
     tmpdir: Path | None = None
     out: Path | None = None
@@ -401,8 +401,8 @@ def options_from_run(args: argparse.Namespace) -> Options:
     """The options of ``python -m bench.run --clients [LIST]`` (``--quick``: 64 MiB layers)."""
     if args.storage != "filesystem":
         raise SystemExit(
-            "bench clients: on S3 run python -m bench.real_clients --storage s3 (Dockyard's "
-            "deferred copies on, as by default, and waited for)"
+            "bench clients: on S3 run python -m bench.real_clients --storage s3 (with "
+            "--deferred-copy, Dockyard's copies after the PUT are waited for)"
         )
     return Options(
         clients=_list(args.clients, CLIENTS, "client"),
@@ -450,10 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         help="s3: both registries on one SeaweedFS, a new bucket per registry and round",
     )
     parser.add_argument(
-        "--no-deferred-copy",
-        dest="deferred_copy",
-        action="store_false",
-        help="with --storage s3: Dockyard with storage.s3.deferredcopy off (the copy in the PUT)",
+        "--deferred-copy",
+        action="store_true",
+        help="with --storage s3: Dockyard with storage.s3.deferredcopy on (the copy after the "
+        "PUT, waited for after each push)",
     )
     parser.add_argument(
         "--copies-before-pull",

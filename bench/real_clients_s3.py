@@ -2,8 +2,8 @@
 
 SeaweedFS is started once for the run (tests/seaweedfs.py, as ``bench.run --storage s3``
 does), and every registry gets a new bucket of it for every round, through
-``bench.run.make_server``. Dockyard keeps its default ``storage.s3.deferredcopy: true``
-unless ``--no-deferred-copy``. A push to it is then done for the store only once the mover
+``bench.run.make_server``. Dockyard keeps its default ``storage.s3.deferredcopy: false``
+unless ``--deferred-copy``. A push to it is then done for the store only once the mover
 has copied every pending blob: a ``CopyWatch`` started at the end of each push records when
 that happened (while the first pull runs, or before it with ``--copies-before-pull``), and
 what SeaweedFS spent until then, so the client's time and the store's later cost are

@@ -74,8 +74,10 @@ class S3Parameters(DriverParameters):
     streamparts: bool = True
     #: Dockyard's own: a chunked upload's final ``PUT`` completes it where it is and answers
     #: at once; the copy to the blob's Distribution path follows in the background
-    #: (docs/storage.md, "Deferred copies"). Off: the copy is made inside the request
-    deferredcopy: bool = True
+    #: (docs/storage.md, "Deferred copies"). Off (the default): the copy is made inside
+    #: the request; on a store that copies on the registry's own machines, a pull right
+    #: after a push shares the store with the copies (podman's first pull 0.53x registry:2)
+    deferredcopy: bool = False
 
     @field_validator("region", "bucket")
     @classmethod
