@@ -24,6 +24,8 @@ from dockyard.observability import batch, metrics
 # Paths whose series are remembered; the map starts over when full (blob and upload
 # paths are all different, manifest and tag paths repeat).
 KNOWN_PATHS = 4096
+# Methods whose requests are counted as bodiless (registry clients send none with them).
+BODYLESS = frozenset({"GET", "HEAD"})
 
 
 class _Series:
@@ -41,10 +43,19 @@ class _Series:
         self.duration = batch.histogram(metrics.HTTP_DURATION.labels(handler, method))
         self.requests: dict[int, batch.BatchedCounter] = {}
 
-    def finish(self, status: int, seconds: float, received: int, sent: int | None) -> None:
+    def finish(
+        self,
+        status: int,
+        seconds: float,
+        received: int,
+        sent: int | None,
+        received_total: batch.BatchedCounter,
+        sent_total: batch.BatchedCounter,
+    ) -> None:
         """One request ended: ``sent`` is None when no response was made (an error).
+        The byte totals of every handler are added to as well.
 
-        The histograms are added to inline: this runs for every request."""
+        The histograms and counters are added to inline: this runs for every request."""
         duration = self.duration
         duration.counts[bisect_left(duration.bounds, seconds)] += 1
         duration.sum += seconds
@@ -52,14 +63,22 @@ class _Series:
         if counter is None:
             child = metrics.HTTP_REQUESTS.labels(self.handler, str(status), self.method)
             counter = self.requests[status] = batch.counter(child)
-        counter.inc()
+        counter.pending += 1
         size = self.request_size
-        size.counts[bisect_left(size.bounds, received) if received else 0] += 1
-        size.sum += received
+        if received:
+            size.counts[bisect_left(size.bounds, received)] += 1
+            size.sum += received
+            received_total.pending += received
+        else:
+            size.counts[0] += 1
         if sent is not None:
             size = self.response_size
-            size.counts[bisect_left(size.bounds, sent) if sent else 0] += 1
-            size.sum += sent
+            if sent:
+                size.counts[bisect_left(size.bounds, sent)] += 1
+                size.sum += sent
+                sent_total.pending += sent
+            else:
+                size.counts[0] += 1
 
 
 class _Children:
@@ -69,16 +88,16 @@ class _Children:
         self._classify = classify
         self._per_handler: dict[str, tuple[Any, Any, Any]] = {}
         self._series: dict[tuple[str, str], _Series] = {}
-        self._by_path: dict[tuple[str, str], _Series] = {}
+        # (path, method) -> series: the middleware reads it directly.
+        self.by_path: dict[tuple[str, str], _Series] = {}
 
-    def of_path(self, path: str, method: str) -> _Series:
-        key = (path, method)
-        found = self._by_path.get(key)
-        if found is None:
-            found = self.series(self._classify(path), method)
-            if len(self._by_path) >= KNOWN_PATHS:
-                self._by_path.clear()
-            self._by_path[key] = found
+    def of_path(self, key: tuple[str, str]) -> _Series:
+        """The series of a (path, method) not yet in :attr:`by_path`, remembered there."""
+        path, method = key
+        found = self.series(self._classify(path), method)
+        if len(self.by_path) >= KNOWN_PATHS:
+            self.by_path.clear()
+        self.by_path[key] = found
         return found
 
     def series(self, handler: str, method: str) -> _Series:
@@ -110,15 +129,22 @@ def body_bytes(response: web.StreamResponse) -> int:
 
 def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
     """Counts every request with registry:2's families; ``classify(path)`` names the
-    handler."""
+    handler.
+
+    This runs for every request, so it is written for few calls: the series is looked up
+    in the path map directly, a ``GET`` or ``HEAD`` is taken to have no body (its
+    ``Content-Length`` is not parsed), and the series' :meth:`_Series.finish` does the
+    rest in one call."""
     children = _Children(classify)
+    by_path = children.by_path
     received = batch.counter(metrics.BYTES_RECEIVED)
     sent = batch.counter(metrics.BYTES_SENT)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         method = request.method
-        series = children.of_path(request.path, method)
+        key = (request.path, method)
+        series = by_path.get(key) or children.of_path(key)
         in_flight = series.in_flight
         in_flight.value += 1
         started = perf_counter()
@@ -134,14 +160,10 @@ def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
         finally:
             seconds = perf_counter() - started
             in_flight.value -= 1
-            body = request.content_length or 0
-            if body:
-                received.inc(body)
+            body = 0 if method in BODYLESS else request.content_length or 0
             out = None
             if response is not None:
                 out = 0 if method == "HEAD" else body_bytes(response)
-                if out:
-                    sent.inc(out)
-            series.finish(status, seconds, body, out)
+            series.finish(status, seconds, body, out, received, sent)
 
     return middleware

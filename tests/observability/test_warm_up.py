@@ -19,7 +19,7 @@ def _pending_work(batched: batch.Flushable) -> float:
     if isinstance(batched, BatchedHistogram):
         return sum(batched.counts)
     if isinstance(batched, BatchedCounter):
-        return batched._pending
+        return batched.pending
     assert isinstance(batched, LiveGauge)
     return batched.value - batched._written
 
