@@ -57,22 +57,24 @@ class BatchedHistogram:
 
 
 class BatchedCounter:
-    __slots__ = ("_child", "_pending")
+    """Increments of one counter child; a hot path may add to ``pending`` itself."""
+
+    __slots__ = ("_child", "pending")
 
     def __init__(self, child: Any) -> None:
         self._child = child
-        self._pending = 0.0
+        self.pending = 0.0
 
     def inc(self, amount: float = 1.0) -> None:
-        self._pending += amount
+        self.pending += amount
 
     def drop(self) -> None:
-        self._pending = 0.0
+        self.pending = 0.0
 
     def flush(self) -> None:
-        if self._pending:
-            self._child.inc(self._pending)
-            self._pending = 0.0
+        if self.pending:
+            self._child.inc(self.pending)
+            self.pending = 0.0
 
 
 class LiveGauge:

@@ -3,18 +3,21 @@ each route's handler of the registry port, :mod:`dockyard.api.front`).
 
 The ``handler`` label is the route's name as Distribution spells it (``blob``,
 ``blob_upload``, ``blob_upload_chunk``, ``manifest``, ``tags``, ``catalog``, ``base``),
-given by the wiring's ``classify``; anything else is ``other``. The metric children are
-looked up once per label set and kept, and updated in the process (:mod:`.batch`); the
-series of a path is remembered too (a bounded map), so a request costs a dictionary
-lookup and a few additions.
+given by the wiring's ``classify``; anything else is ``other``. The series of a path is
+remembered (a bounded map). A request only appends its status, duration and sizes to its
+series' list; the series adds the list up when :mod:`.batch` flushes (once a second, and
+before a scrape): the histograms' buckets from the sorted values, the status counts with
+a ``Counter``, loops that run in C. Done per request, the same additions cost some 5,000
+instructions more per request (``bench.metrics_instructions``; docs/performance.md,
+"metricscut").
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -24,42 +27,91 @@ from dockyard.observability import batch, metrics
 # Paths whose series are remembered; the map starts over when full (blob and upload
 # paths are all different, manifest and tag paths repeat).
 KNOWN_PATHS = 4096
+# Methods whose requests are counted as bodiless (registry clients send none with them).
+BODYLESS = frozenset({"GET", "HEAD"})
+# What a request that made no response (an error) gives as the bytes it sent.
+NO_RESPONSE = -1
+
+
+def add_up(histogram: batch.BatchedHistogram, values: Sequence[float]) -> None:
+    """Observe ``values`` in ``histogram``: each bucket's count from the sorted values."""
+    ordered = sorted(values)
+    counts = histogram.counts
+    below = 0
+    for index, bound in enumerate(histogram.bounds):
+        upto = bisect_right(ordered, bound)
+        counts[index] += upto - below
+        below = upto
+    histogram.sum += sum(ordered)
+
+
+class _Shared:
+    """The children that the series of one handler share (whatever the method), and the
+    byte totals that every series adds to."""
+
+    def __init__(
+        self, handler: str, received: batch.BatchedCounter, sent: batch.BatchedCounter
+    ) -> None:
+        self.in_flight = batch.gauge(metrics.HTTP_IN_FLIGHT.labels(handler))
+        self.request_size = batch.BatchedHistogram(metrics.HTTP_REQUEST_SIZE.labels(handler))
+        self.response_size = batch.BatchedHistogram(metrics.HTTP_RESPONSE_SIZE.labels(handler))
+        self.received = received
+        self.sent = sent
 
 
 class _Series:
-    """The batched children that requests of one handler and method update."""
+    """The requests of one handler and method: what each ended with, until flushed."""
 
-    __slots__ = ("duration", "handler", "in_flight", "method", "request_size", "requests",
-                 "response_size")  # fmt: skip
+    __slots__ = ("duration", "ended", "handler", "in_flight", "method", "requests", "shared")
 
-    def __init__(self, handler: str, method: str, shared: tuple[Any, Any, Any]) -> None:
+    def __init__(self, handler: str, method: str, shared: _Shared) -> None:
         self.handler = handler
         self.method = method
-        self.in_flight: batch.LiveGauge = shared[0]
-        self.request_size: batch.BatchedHistogram = shared[1]
-        self.response_size: batch.BatchedHistogram = shared[2]
-        self.duration = batch.histogram(metrics.HTTP_DURATION.labels(handler, method))
+        self.shared = shared
+        self.in_flight: batch.LiveGauge = shared.in_flight
+        self.duration = batch.BatchedHistogram(metrics.HTTP_DURATION.labels(handler, method))
         self.requests: dict[int, batch.BatchedCounter] = {}
+        # (status, seconds, bytes received, bytes sent or NO_RESPONSE), one per request
+        self.ended: list[tuple[int, float, int, int]] = []
+        batch.register(self)
 
-    def finish(self, status: int, seconds: float, received: int, sent: int | None) -> None:
-        """One request ended: ``sent`` is None when no response was made (an error).
-
-        The histograms are added to inline: this runs for every request."""
-        duration = self.duration
-        duration.counts[bisect_left(duration.bounds, seconds)] += 1
-        duration.sum += seconds
+    def _counter(self, status: int) -> batch.BatchedCounter:
         counter = self.requests.get(status)
         if counter is None:
             child = metrics.HTTP_REQUESTS.labels(self.handler, str(status), self.method)
-            counter = self.requests[status] = batch.counter(child)
-        counter.inc()
-        size = self.request_size
-        size.counts[bisect_left(size.bounds, received) if received else 0] += 1
-        size.sum += received
-        if sent is not None:
-            size = self.response_size
-            size.counts[bisect_left(size.bounds, sent) if sent else 0] += 1
-            size.sum += sent
+            counter = self.requests[status] = batch.BatchedCounter(child)
+        return counter
+
+    def flush(self) -> None:
+        ended, self.ended = self.ended, []
+        if ended:
+            statuses, seconds, received, sent = zip(*ended, strict=True)
+            for status, count in Counter(statuses).items():
+                self._counter(status).pending += count
+            add_up(self.duration, seconds)
+            shared = self.shared
+            add_up(shared.request_size, received)
+            shared.received.pending += sum(received)
+            answered = [size for size in sent if size != NO_RESPONSE]
+            add_up(shared.response_size, answered)
+            shared.sent.pending += sum(answered)
+        self.duration.flush()
+        for counter in self.requests.values():
+            counter.flush()
+        for owned in (self.shared.request_size, self.shared.response_size):
+            owned.flush()
+        self.shared.received.flush()
+        self.shared.sent.flush()
+
+    def drop(self) -> None:
+        self.ended = []
+        self.duration.drop()
+        for counter in self.requests.values():
+            counter.drop()
+        for owned in (self.shared.request_size, self.shared.response_size):
+            owned.drop()
+        self.shared.received.drop()
+        self.shared.sent.drop()
 
 
 class _Children:
@@ -67,18 +119,20 @@ class _Children:
 
     def __init__(self, classify: Callable[[str], str]) -> None:
         self._classify = classify
-        self._per_handler: dict[str, tuple[Any, Any, Any]] = {}
+        self._received = batch.BatchedCounter(metrics.BYTES_RECEIVED)
+        self._sent = batch.BatchedCounter(metrics.BYTES_SENT)
+        self._per_handler: dict[str, _Shared] = {}
         self._series: dict[tuple[str, str], _Series] = {}
-        self._by_path: dict[tuple[str, str], _Series] = {}
+        # (path, method) -> series: the middleware reads it directly.
+        self.by_path: dict[tuple[str, str], _Series] = {}
 
-    def of_path(self, path: str, method: str) -> _Series:
-        key = (path, method)
-        found = self._by_path.get(key)
-        if found is None:
-            found = self.series(self._classify(path), method)
-            if len(self._by_path) >= KNOWN_PATHS:
-                self._by_path.clear()
-            self._by_path[key] = found
+    def of_path(self, key: tuple[str, str]) -> _Series:
+        """The series of a (path, method) not yet in :attr:`by_path`, remembered there."""
+        path, method = key
+        found = self.series(self._classify(path), method)
+        if len(self.by_path) >= KNOWN_PATHS:
+            self.by_path.clear()
+        self.by_path[key] = found
         return found
 
     def series(self, handler: str, method: str) -> _Series:
@@ -86,11 +140,7 @@ class _Children:
         if found is None:
             shared = self._per_handler.get(handler)
             if shared is None:
-                shared = self._per_handler[handler] = (
-                    batch.gauge(metrics.HTTP_IN_FLIGHT.labels(handler)),
-                    batch.histogram(metrics.HTTP_REQUEST_SIZE.labels(handler)),
-                    batch.histogram(metrics.HTTP_RESPONSE_SIZE.labels(handler)),
-                )
+                shared = self._per_handler[handler] = _Shared(handler, self._received, self._sent)
             found = self._series[(handler, method)] = _Series(handler, method, shared)
         return found
 
@@ -110,15 +160,20 @@ def body_bytes(response: web.StreamResponse) -> int:
 
 def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
     """Counts every request with registry:2's families; ``classify(path)`` names the
-    handler."""
+    handler.
+
+    This runs for every request, so it is written for few calls: the series is looked up
+    in the path map directly, a ``GET`` or ``HEAD`` is taken to have no body (its
+    ``Content-Length`` is not parsed), and what the request ended with is appended to
+    the series' list, added up when flushed."""
     children = _Children(classify)
-    received = batch.counter(metrics.BYTES_RECEIVED)
-    sent = batch.counter(metrics.BYTES_SENT)
+    by_path = children.by_path
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         method = request.method
-        series = children.of_path(request.path, method)
+        key = (request.path, method)
+        series = by_path.get(key) or children.of_path(key)
         in_flight = series.in_flight
         in_flight.value += 1
         started = perf_counter()
@@ -134,14 +189,11 @@ def metrics_middleware(classify: Callable[[str], str]) -> Middleware:
         finally:
             seconds = perf_counter() - started
             in_flight.value -= 1
-            body = request.content_length or 0
-            if body:
-                received.inc(body)
-            out = None
-            if response is not None:
-                out = 0 if method == "HEAD" else body_bytes(response)
-                if out:
-                    sent.inc(out)
-            series.finish(status, seconds, body, out)
+            received = 0 if method in BODYLESS else request.content_length or 0
+            if response is None:
+                sent = NO_RESPONSE
+            else:
+                sent = 0 if method == "HEAD" else body_bytes(response)
+            series.ended.append((status, seconds, received, sent))
 
     return middleware

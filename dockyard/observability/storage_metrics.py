@@ -3,7 +3,10 @@
 Action names are registry:2's (``GetContent``, ``Stat``, ``Writer``, …) plus Dockyard's
 ``Commit`` and ``Abort``. As in Distribution, ``Reader`` and ``Writer`` time the opening
 (here: until the first bytes of a read), not the transfer, which the client's speed
-decides. ``capability`` is forwarded, so sendfile still sees the local files.
+decides. ``capability`` is forwarded, so sendfile still sees the local files. A driver
+that keeps the base class's ``redirect_url`` (the filesystem: it never redirects) is not
+timed for ``RedirectURL``: its answer costs nothing, and every blob ``GET`` and ``HEAD``
+would pay for timing it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class MeasuredDriver(StorageDriver):
         self._timers = {
             a: batch.histogram(metrics.STORAGE_ACTION.labels(inner.name, a)) for a in ACTIONS
         }
+        self._redirects = type(inner).redirect_url is not StorageDriver.redirect_url
 
     async def _timed(self, action: str, call: Awaitable[_T]) -> _T:
         started = time.perf_counter()
@@ -108,6 +112,8 @@ class MeasuredDriver(StorageDriver):
         return await self._timed("Delete", self._inner.delete_many(paths))
 
     async def redirect_url(self, path: str, method: str) -> str | None:
+        if not self._redirects:
+            return None
         return await self._timed("RedirectURL", self._inner.redirect_url(path, method))
 
     def capability(self, kind: type[_Capability]) -> _Capability | None:

@@ -109,3 +109,21 @@ def test_a_live_gauge_counts_what_runs_inside() -> None:
         assert value("dockyard_test_inside") == 1
     batch.flush()
     assert value("dockyard_test_inside") == 0
+
+
+def test_values_added_up_at_once_land_in_the_buckets_one_by_one_would() -> None:
+    buckets = (0.1, 1, 10)
+    direct = Histogram("dockyard_test_one_by_one_seconds", "test", buckets=buckets)
+    added = batch.BatchedHistogram(
+        Histogram("dockyard_test_added_up_seconds", "test", buckets=buckets)
+    )
+    values = (0.05, 0.1, 0.5, 1, 3, 30, 0, 10, 10.5)  # the bounds themselves included
+    for seconds in values:
+        direct.observe(seconds)
+    http_metrics.add_up(added, values[:4])
+    http_metrics.add_up(added, values[4:])  # two flushes' worth
+    added.flush()
+    for bound in ("0.1", "1.0", "10.0", "+Inf"):
+        shown = value("dockyard_test_added_up_seconds_bucket", le=bound)
+        assert shown == value("dockyard_test_one_by_one_seconds_bucket", le=bound), bound
+    assert value("dockyard_test_added_up_seconds_sum") == pytest.approx(sum(values))

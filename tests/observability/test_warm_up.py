@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from dockyard.app import prepare, prepare_database, warm_up
 from dockyard.config import load_config
-from dockyard.observability import batch
+from dockyard.observability import batch, http_metrics
 from dockyard.observability.batch import BatchedCounter, BatchedHistogram, LiveGauge
 
 
@@ -19,7 +19,10 @@ def _pending_work(batched: batch.Flushable) -> float:
     if isinstance(batched, BatchedHistogram):
         return sum(batched.counts)
     if isinstance(batched, BatchedCounter):
-        return batched._pending
+        return batched.pending
+    if isinstance(batched, http_metrics._Series):  # requests not yet added up, and its own
+        owned = [batched.duration, batched.shared.request_size, batched.shared.response_size]
+        return len(batched.ended) + sum(_pending_work(b) for b in owned)
     assert isinstance(batched, LiveGauge)
     return batched.value - batched._written
 
