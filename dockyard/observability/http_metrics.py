@@ -95,23 +95,26 @@ class _Series:
             answered = [size for size in sent if size != NO_RESPONSE]
             add_up(shared.response_size, answered)
             shared.sent.pending += sum(answered)
-        self.duration.flush()
-        for counter in self.requests.values():
-            counter.flush()
-        for owned in (self.shared.request_size, self.shared.response_size):
+        for owned in self._owned():
             owned.flush()
-        self.shared.received.flush()
-        self.shared.sent.flush()
 
     def drop(self) -> None:
         self.ended = []
-        self.duration.drop()
-        for counter in self.requests.values():
-            counter.drop()
-        for owned in (self.shared.request_size, self.shared.response_size):
+        for owned in self._owned():
             owned.drop()
-        self.shared.received.drop()
-        self.shared.sent.drop()
+
+    def _owned(self) -> list[batch.Flushable]:
+        """What this series adds to and writes out (the shared ones too: flushing them
+        twice writes nothing twice)."""
+        shared = self.shared
+        return [
+            self.duration,
+            *self.requests.values(),
+            shared.request_size,
+            shared.response_size,
+            shared.received,
+            shared.sent,
+        ]
 
 
 class _Children:
