@@ -148,15 +148,29 @@ class _Children:
         return found
 
 
+def _fields_readable() -> bool:
+    """Whether this aiohttp keeps a plain response's body and chunking in ``_body`` and
+    ``_chunked`` (all 3.x releases do), which :func:`body_bytes` then reads directly."""
+    probe = web.Response(body=b"ab")
+    return getattr(probe, "_body", None) == b"ab" and getattr(probe, "_chunked", None) is False
+
+
+FIELDS_READABLE = _fields_readable()
+
+
 def body_bytes(response: web.StreamResponse) -> int:
     """Bytes of a response's body (sendfile's are its Content-Length); a HEAD sends none.
 
-    A plain ``web.Response`` with bytes, the usual small answer, is measured directly:
-    its ``content_length`` property costs twice as much (an abstract-class check)."""
-    if type(response) is web.Response and not response.chunked:
-        body = response.body
-        if type(body) is bytes:
-            return len(body)
+    A plain ``web.Response`` with bytes, the usual small answer, is measured from its
+    fields: its ``body`` and ``chunked`` properties cost twice as much (some 130 ns of a
+    ``GET /v2/``), its ``content_length`` four times (an abstract-class check)."""
+    if type(response) is web.Response:
+        if FIELDS_READABLE:
+            body = response._body
+            if type(body) is bytes and not response._chunked:
+                return len(body)
+        elif not response.chunked and type(response.body) is bytes:
+            return len(response.body)
     length = response.content_length
     return length if length is not None else response.body_length
 

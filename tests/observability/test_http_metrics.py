@@ -127,3 +127,14 @@ def test_values_added_up_at_once_land_in_the_buckets_one_by_one_would() -> None:
         shown = value("dockyard_test_added_up_seconds_bucket", le=bound)
         assert shown == value("dockyard_test_one_by_one_seconds_bucket", le=bound), bound
     assert value("dockyard_test_added_up_seconds_sum") == pytest.approx(sum(values))
+
+
+@pytest.mark.parametrize("fields", [True, False])
+def test_a_plain_responses_body_is_measured_with_or_without_its_fields(
+    fields: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert http_metrics.FIELDS_READABLE  # this aiohttp: the fast path is the one taken
+    monkeypatch.setattr(http_metrics, "FIELDS_READABLE", fields)
+    assert http_metrics.body_bytes(web.Response(body=MANIFEST)) == len(MANIFEST)
+    assert http_metrics.body_bytes(web.Response(text="é")) == 2
+    assert http_metrics.body_bytes(web.Response()) == 0
