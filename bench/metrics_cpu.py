@@ -2,15 +2,16 @@
 
 ``bench.metrics_ab`` compares rates, and a rate on a shared two-core machine moves with
 the load by more than the few percent metrics cost. CPU time per request moves much less:
-here both servers run at once (the one not measured is idle), ``wrk`` loads one path of
-one and then the other, the order swapped each turn, and the CPU of each server's whole
-process tree (parent and workers, utime + stime from ``/proc``) is read before and after:
+here ``--copies`` servers per side (3 by default) run at once (those not measured are
+idle), ``wrk`` loads one path of each in turn, the order reversed each turn, and the CPU of
+each server's whole process tree (parent and workers, utime + stime from ``/proc``) is read
+before and after:
 
     python -m bench.metrics_cpu --path /v2/ --turns 6 --lock /work/bench.lock
 
-It prints each turn and the medians of each side, and their ratio off/on (below 1: metrics
-cost CPU). Only paths that need nothing stored first make sense (``/v2/``, an unknown
-manifest or blob).
+It prints each turn and, per side, the mean of its servers' medians, and their ratio
+off/on (below 1: metrics cost CPU). Only paths that need nothing stored first make sense
+(``/v2/``, an unknown manifest or blob).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Turn:
     requests: int
     seconds: float
     cpu_s: float
+    copy: int = 0  # which of the side's servers (``--copies``)
 
     @property
     def rate(self) -> float:
@@ -59,31 +61,48 @@ def requests_of(wrk_output: str) -> int:
     return int(found.group(1))
 
 
-def orders(turns: int) -> Iterator[tuple[str, str]]:
-    """Off then on, then on then off, and so on."""
+Side = tuple[str, int]  # (target, copy)
+
+
+def sides(copies: int) -> list[Side]:
+    """Every server, interleaved (off 0, on 0, off 1, on 1, ...): the start order, which
+    moves a server's CPU per request by itself, favours neither side."""
+    return [(target, copy) for copy in range(copies) for target in (DOCKYARD, DOCKYARD_METRICS)]
+
+
+def orders(turns: int, copies: int = 1) -> Iterator[list[Side]]:
+    """Every server in turn, the order reversed every other turn."""
+    every = sides(copies)
     for turn in range(turns):
-        yield (DOCKYARD, DOCKYARD_METRICS) if turn % 2 == 0 else (DOCKYARD_METRICS, DOCKYARD)
+        yield every if turn % 2 == 0 else every[::-1]
 
 
 def summary(turns: list[Turn]) -> dict[str, float]:
-    """Median rate and CPU per request of each side, and CPU off/on."""
+    """Rate and CPU per request of each side, and CPU off/on: the median of each server's
+    turns, averaged over the side's servers (two starts of the same code differ steadily
+    by up to 20 %, so several servers per side are what a few percent can be read from)."""
     found: dict[str, float] = {}
     for target, name in ((DOCKYARD, "off"), (DOCKYARD_METRICS, "on")):
-        mine = [turn for turn in turns if turn.target == target]
-        found[f"{name}_rate"] = statistics.median(turn.rate for turn in mine)
-        found[f"{name}_cpu_us"] = statistics.median(turn.cpu_us for turn in mine)
+        copies = sorted({turn.copy for turn in turns if turn.target == target})
+        rates, cpus = [], []
+        for copy in copies:
+            mine = [turn for turn in turns if turn.target == target and turn.copy == copy]
+            rates.append(statistics.median(turn.rate for turn in mine))
+            cpus.append(statistics.median(turn.cpu_us for turn in mine))
+        found[f"{name}_rate"] = statistics.mean(rates)
+        found[f"{name}_cpu_us"] = statistics.mean(cpus)
     found["cpu_off_on"] = found["off_cpu_us"] / found["on_cpu_us"]
     return found
 
 
-def measure(server: Server, target: str, path: str, args: argparse.Namespace) -> Turn:
+def measure(server: Server, side: Side, path: str, args: argparse.Namespace) -> Turn:
     wrk = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s"]
     before = cpu_seconds(server.pid)
     output = subprocess.run(
         [*wrk, server.url + path], capture_output=True, text=True, check=True
     ).stdout
     used = cpu_seconds(server.pid) - before
-    return Turn(target, requests_of(output), args.duration, used)
+    return Turn(side[0], requests_of(output), args.duration, used, side[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,15 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--copies", type=int, default=3, help="servers per side")
     parser.add_argument("--lock", default=None, help="hold this lock file while measuring")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (scripts/install-bench-deps.sh)")
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dockyard-cpu-")))
-        servers: dict[str, Server] = {}
-        for target in (DOCKYARD, DOCKYARD_METRICS):
-            work = root / target
+        servers: dict[Side, Server] = {}
+        for side in sides(args.copies):
+            target = side[0]
+            work = root / f"{target}-{side[1]}"
             work.mkdir()
             server = dockyard_server(
                 work / "store", work, work / "server.log", args.workers,
@@ -110,14 +131,17 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             server.start()
             stack.callback(server.stop)
-            servers[target] = server
+            servers[side] = server
         turns: list[Turn] = []
         with held(args.lock):
-            for order in orders(args.turns):
-                for target in order:
-                    turn = measure(servers[target], target, args.path, args)
+            for order in orders(args.turns, args.copies):
+                for side in order:
+                    turn = measure(servers[side], side, args.path, args)
                     turns.append(turn)
-                    log(f"{target}: {turn.rate:,.0f} req/s, {turn.cpu_us:.1f} CPU µs/request")
+                    log(
+                        f"{side[0]} #{side[1]}: {turn.rate:,.0f} req/s,"
+                        f" {turn.cpu_us:.1f} CPU µs/request"
+                    )
     found = summary(turns)
     print(
         f"{args.path}: off {found['off_rate']:,.0f} req/s {found['off_cpu_us']:.1f} µs/request;"
