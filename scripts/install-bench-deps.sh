@@ -8,12 +8,13 @@
 #   apache2-utils     ab, which regbench uses for HEAD request rates
 #   nginx             sendfile reference for "how fast can this machine serve a file"
 #   curl              second-opinion client for the big blob upload and download
+#   valgrind          callgrind, which bench.metrics_instructions counts instructions with
 #
 # Services are kept from starting during installation: the benchmark starts its own
 # docker-registry and nginx by hand, on private ports, and stops them when it is done.
 set -eu
 
-PACKAGES="docker-registry wrk apache2-utils nginx curl"
+PACKAGES="docker-registry wrk apache2-utils nginx curl valgrind"
 
 not_installed() {
     for pkg in $PACKAGES; do
