@@ -29,10 +29,16 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.servers import free_port, metrics_config, registry_config
 
+if TYPE_CHECKING:
+    from dockyard.config.model import Config
+
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 WARM_UP = 500
 STUB_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
 
@@ -86,26 +92,19 @@ async def store_image(client: Client) -> dict[str, bytes]:
         if b" 201 " not in answer.split(b"\r\n")[0]:
             raise RuntimeError(f"blob upload failed: {answer!r}")
     layer_digest, config_digest = digests
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config_digest,
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer_digest,
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
+    descriptors = {
+        "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": LAYER_TYPE, "digest": layer_digest, "size": len(layer)}],
+    }
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, **descriptors})
+    manifest_bytes = manifest.encode()
     answer = await client.send(
-        _request("PUT", "/v2/bench/app/manifests/latest", {"Content-Type": MANIFEST_TYPE}, manifest)
+        _request(
+            "PUT",
+            "/v2/bench/app/manifests/latest",
+            {"Content-Type": MANIFEST_TYPE},
+            manifest_bytes,
+        )
     )
     if b" 201 " not in answer.split(b"\r\n")[0]:
         raise RuntimeError(f"manifest push failed: {answer!r}")
@@ -160,11 +159,8 @@ async def run_stub(count: int) -> None:
 
 async def run_dockyard(metrics: bool, path: str, count: int) -> None:
     # Imported here: the metrics' directory must be named before the metrics library loads.
-    from aiohttp import web
-
-    from dockyard import app as application
     from dockyard.config.load import load_config
-    from dockyard.monitoring import MonitoringPlan, health_checks
+    from dockyard.monitoring import MonitoringPlan
     from dockyard.observability import batch
 
     work = Path(tempfile.mkdtemp(prefix="dockyard-inprocess-"))
@@ -175,7 +171,21 @@ async def run_dockyard(metrics: bool, path: str, count: int) -> None:
     (work / "config.yml").write_text(text)
     config = load_config(work / "config.yml").config
     monitor = MonitoringPlan.prepare(config)
-    batch.FLUSH_INTERVAL = 1e9
+    interval, batch.FLUSH_INTERVAL = batch.FLUSH_INTERVAL, 1e9
+    try:
+        await _serve_counted(config, port, path, count)
+    finally:
+        batch.FLUSH_INTERVAL = interval
+        monitor.close()
+
+
+async def _serve_counted(config: Config, port: int, path: str, count: int) -> None:
+    from aiohttp import web
+
+    from dockyard import app as application
+    from dockyard.monitoring import health_checks
+    from dockyard.observability import batch
+
     shared = application.prepare(config)
     await application.prepare_database(config)
     registry = await application.open_registry(config)
@@ -192,7 +202,6 @@ async def run_dockyard(metrics: bool, path: str, count: int) -> None:
     finally:
         await runner.cleanup()
         await registry.close()
-        monitor.close()
 
 
 def main(argv: list[str]) -> int:
